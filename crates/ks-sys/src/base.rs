@@ -1,0 +1,205 @@
+//! NT base types that the KS definitions are written in.
+//!
+//! With the `wdk` feature on a Windows host these are re-exported from `wdk-sys`, so ks-sys
+//! structures and wdk-sys structures are the same Rust types. Everywhere else ks-sys defines the
+//! same names with the same x64 layout, so the library and the sample driver build, run and are
+//! tested on any host. Only the re-export is chosen by `cfg`; no logic depends on it.
+//!
+//! Kernel objects that KS only passes by pointer (`IRP`, `FILE_OBJECT`, `DEVICE_OBJECT`, …) are
+//! opaque in the local definitions: nothing in ks-allocator reads their fields.
+
+#[cfg(all(windows, feature = "wdk"))]
+pub use wdk_sys::{
+    BOOLEAN, CM_RESOURCE_LIST, DEVICE_CAPABILITIES, DEVICE_OBJECT, DEVICE_POWER_STATE,
+    DRIVER_OBJECT, FILE_OBJECT, GUID, HANDLE, IO_STATUS_BLOCK, IRP, KDPC, KTIMER, LARGE_INTEGER,
+    LONG, LONGLONG, MDL, NTSTATUS, PCM_RESOURCE_LIST, PDEVICE_CAPABILITIES, PDEVICE_OBJECT,
+    PDRIVER_OBJECT, PFILE_OBJECT, PHANDLE, PIO_STATUS_BLOCK, PIRP, PKDPC, PKTIMER, PLONGLONG,
+    PMDL, POOL_FLAGS, POOL_TYPE, POWER_ACTION, PSECURITY_DESCRIPTOR, PUCHAR, PULONG,
+    PUNICODE_STRING, PVOID, PWCHAR, PWSTR, SIZE_T, SYSTEM_POWER_STATE, UCHAR, ULONG, ULONG_PTR,
+    ULONGLONG, UNICODE_STRING, USHORT, WCHAR,
+};
+
+#[cfg(not(all(windows, feature = "wdk")))]
+pub use local::*;
+
+/// Local definitions of the NT base types, used when wdk-sys is not available.
+#[cfg(not(all(windows, feature = "wdk")))]
+mod local {
+    use core::ffi::c_void;
+
+    /// An NT status code: negative values are errors, 0..=0x3FFFFFFF success, the rest
+    /// informational or warnings.
+    pub type NTSTATUS = i32;
+    /// 32-bit unsigned integer (LLP64 `unsigned long`).
+    pub type ULONG = u32;
+    /// Pointer to a [`ULONG`].
+    pub type PULONG = *mut ULONG;
+    /// 32-bit signed integer (LLP64 `long`).
+    pub type LONG = i32;
+    /// 16-bit unsigned integer.
+    pub type USHORT = u16;
+    /// 8-bit unsigned integer.
+    pub type UCHAR = u8;
+    /// Pointer to bytes.
+    pub type PUCHAR = *mut UCHAR;
+    /// 8-bit boolean: 0 is false, anything else true.
+    pub type BOOLEAN = u8;
+    /// 64-bit signed integer.
+    pub type LONGLONG = i64;
+    /// Pointer to a [`LONGLONG`].
+    pub type PLONGLONG = *mut LONGLONG;
+    /// 64-bit unsigned integer.
+    pub type ULONGLONG = u64;
+    /// Pointer-sized unsigned integer.
+    pub type ULONG_PTR = usize;
+    /// Pointer-sized size.
+    pub type SIZE_T = usize;
+    /// Untyped pointer.
+    pub type PVOID = *mut c_void;
+    /// Object handle.
+    pub type HANDLE = PVOID;
+    /// Pointer to a [`HANDLE`].
+    pub type PHANDLE = *mut HANDLE;
+    /// UTF-16 code unit.
+    pub type WCHAR = u16;
+    /// Pointer to UTF-16 code units.
+    pub type PWCHAR = *mut WCHAR;
+    /// Pointer to a NUL-terminated UTF-16 string.
+    pub type PWSTR = *mut WCHAR;
+    /// `POOL_TYPE` (a C enum): the kind of pool memory for legacy allocation routines.
+    pub type POOL_TYPE = i32;
+    /// `POOL_FLAGS` of `ExAllocatePool2` (a 64-bit mask).
+    pub type POOL_FLAGS = u64;
+    /// `DEVICE_POWER_STATE` (a C enum).
+    pub type DEVICE_POWER_STATE = i32;
+    /// `SYSTEM_POWER_STATE` (a C enum).
+    pub type SYSTEM_POWER_STATE = i32;
+    /// `POWER_ACTION` (a C enum).
+    pub type POWER_ACTION = i32;
+    /// Pointer to a security descriptor.
+    pub type PSECURITY_DESCRIPTOR = PVOID;
+
+    /// A globally unique identifier, laid out as in `guiddef.h`.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct GUID {
+        /// First 8 hex digits.
+        pub Data1: u32,
+        /// Next 4 hex digits.
+        pub Data2: u16,
+        /// Next 4 hex digits.
+        pub Data3: u16,
+        /// Last 16 hex digits, in string order.
+        pub Data4: [u8; 8],
+    }
+
+    /// A counted UTF-16 string.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug)]
+    pub struct UNICODE_STRING {
+        /// Length of the string in bytes, without any terminator.
+        pub Length: USHORT,
+        /// Size of the buffer in bytes.
+        pub MaximumLength: USHORT,
+        /// The code units.
+        pub Buffer: PWSTR,
+    }
+    /// Pointer to a [`UNICODE_STRING`].
+    pub type PUNICODE_STRING = *mut UNICODE_STRING;
+
+    /// A 64-bit signed integer as the `LARGE_INTEGER` union passes it.
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    pub union LARGE_INTEGER {
+        /// The whole 64-bit value.
+        pub QuadPart: LONGLONG,
+    }
+
+    ks_opaque! {
+        /// I/O request packet.
+        IRP,
+        /// Device object.
+        DEVICE_OBJECT,
+        /// Driver object.
+        DRIVER_OBJECT,
+        /// File object.
+        FILE_OBJECT,
+        /// Memory descriptor list.
+        MDL,
+        /// Kernel timer.
+        KTIMER,
+        /// Deferred procedure call object.
+        KDPC,
+        /// Hardware resource list of a PnP start.
+        CM_RESOURCE_LIST,
+        /// PnP device capabilities.
+        DEVICE_CAPABILITIES,
+        /// Status block of an I/O request.
+        IO_STATUS_BLOCK,
+    }
+
+    /// Pointer to an [`IRP`].
+    pub type PIRP = *mut IRP;
+    /// Pointer to a [`DEVICE_OBJECT`].
+    pub type PDEVICE_OBJECT = *mut DEVICE_OBJECT;
+    /// Pointer to a [`DRIVER_OBJECT`].
+    pub type PDRIVER_OBJECT = *mut DRIVER_OBJECT;
+    /// Pointer to a [`FILE_OBJECT`].
+    pub type PFILE_OBJECT = *mut FILE_OBJECT;
+    /// Pointer to an [`MDL`].
+    pub type PMDL = *mut MDL;
+    /// Pointer to a [`KTIMER`].
+    pub type PKTIMER = *mut KTIMER;
+    /// Pointer to a [`KDPC`].
+    pub type PKDPC = *mut KDPC;
+    /// Pointer to a [`CM_RESOURCE_LIST`].
+    pub type PCM_RESOURCE_LIST = *mut CM_RESOURCE_LIST;
+    /// Pointer to [`DEVICE_CAPABILITIES`].
+    pub type PDEVICE_CAPABILITIES = *mut DEVICE_CAPABILITIES;
+    /// Pointer to an [`IO_STATUS_BLOCK`].
+    pub type PIO_STATUS_BLOCK = *mut IO_STATUS_BLOCK;
+}
+
+// The base types the KS structures embed by value, checked in both configurations.
+const _: () = {
+    use core::mem::{align_of, size_of};
+    assert!(size_of::<GUID>() == 16 && align_of::<GUID>() == 4);
+    assert!(size_of::<UNICODE_STRING>() == 16 && align_of::<UNICODE_STRING>() == 8);
+    assert!(size_of::<LARGE_INTEGER>() == 8);
+    assert!(size_of::<NTSTATUS>() == 4 && size_of::<ULONG>() == 4 && size_of::<LONG>() == 4);
+    assert!(size_of::<BOOLEAN>() == 1 && size_of::<POOL_TYPE>() == 4);
+    assert!(size_of::<POOL_FLAGS>() == 8 && size_of::<HANDLE>() == size_of::<PVOID>());
+};
+
+/// `DWORD` of `windef.h` (used by the video format structures).
+pub type DWORD = u32;
+/// `WORD` of `windef.h`.
+pub type WORD = u16;
+/// `BOOL` of `windef.h` (mingw spells it `WINBOOL`): a 32-bit boolean.
+pub type WINBOOL = i32;
+/// A 100-nanosecond time value (`REFERENCE_TIME` of the DirectShow headers).
+pub type REFERENCE_TIME = LONGLONG;
+
+ks_struct! {
+    /// A rectangle in pixels (`RECT` of `windef.h`).
+    pub struct RECT (size 16, align 4) {
+        /// Left edge.
+        pub left: LONG => 0,
+        /// Top edge.
+        pub top: LONG => 4,
+        /// Right edge (exclusive).
+        pub right: LONG => 8,
+        /// Bottom edge (exclusive).
+        pub bottom: LONG => 12,
+    }
+}
+
+ks_struct! {
+    /// A width and height (`SIZE` of `windef.h`).
+    pub struct SIZE (size 8, align 4) {
+        /// Width.
+        pub cx: LONG => 0,
+        /// Height.
+        pub cy: LONG => 4,
+    }
+}
