@@ -1,1 +1,65 @@
-//! ks-allocator
+//! Frame allocation for Windows AVStream minidrivers.
+//!
+//! An AVStream pin moves data in *frames* that an allocator hands out and takes back, sized and
+//! aligned by the *framing* the pin declares. This crate gives a minidriver author, in `no_std`
+//! Rust without `alloc`:
+//!
+//! - [`framing`]: `const` framing declarations (the Rust `DECLARE_SIMPLE_FRAMING_EX`), a parser
+//!   for untrusted framing bytes and a validator that explains what is wrong;
+//! - [`Error`]: one error type carrying an `NTSTATUS`, for callbacks that return one.
+//!
+//! The raw ABI (`ks.h` structures, constants, GUIDs and imports) is the `ks_sys` crate.
+//!
+//! # Declaring a pin's framing
+//!
+//! A framing is plain data with the C layout, so it lives in a `static` and its address goes into
+//! the pin descriptor's `AllocatorFraming`:
+//!
+//! ```
+//! use ks_allocator::framing::{FramingEx, ItemFlags, MemoryType};
+//!
+//! /// Two frames of two pages in non-paged system memory, 8-byte aligned; preferences only,
+//! /// because the capture pin resizes them once it knows its format.
+//! static CAPTURE_FRAMING: FramingEx<1> = FramingEx::simple(
+//!     MemoryType::KERNEL_NONPAGED,
+//!     ItemFlags::SYSTEM_MEMORY.union(ItemFlags::PREFERENCES_ONLY),
+//!     2,
+//!     ks_sys::FILE_QUAD_ALIGNMENT,
+//!     2 * ks_sys::PAGE_SIZE,
+//!     2 * ks_sys::PAGE_SIZE,
+//! );
+//!
+//! // What `KSPIN_DESCRIPTOR_EX.AllocatorFraming` points at.
+//! let raw: *const ks_sys::KSALLOCATOR_FRAMING_EX = CAPTURE_FRAMING.as_raw();
+//! assert!(!raw.is_null());
+//!
+//! // The framing is valid, with nothing to warn about.
+//! let summary = CAPTURE_FRAMING.view().summary();
+//! assert_eq!((summary.errors, summary.warnings), (0, 0));
+//! ```
+//!
+//! # Reading a framing from untrusted bytes
+//!
+//! ```
+//! use ks_allocator::framing::{FramingExView, ParseError};
+//!
+//! let mut bytes = [0u8; 112];
+//! ks_allocator::framing::FramingEx::<1>::default().encode(&mut bytes)?;
+//! let view = FramingExView::parse(&bytes).expect("well-formed");
+//! assert_eq!(view.count(), 1);
+//!
+//! // A count the buffer cannot hold is a typed error, never an out-of-bounds read.
+//! bytes[0] = 2;
+//! assert_eq!(
+//!     FramingExView::parse(&bytes).unwrap_err(),
+//!     ParseError::Truncated { count: 2, len: 112, needed: 200 }
+//! );
+//! # Ok::<(), ks_allocator::Error>(())
+//! ```
+
+#![no_std]
+
+mod error;
+pub mod framing;
+
+pub use error::{Error, Result, from_result, to_result};

@@ -1,8 +1,6 @@
 //! Allocator framing and the allocator dispatch table (`ks.h`).
 
-use crate::{
-    GUID, KSPIN, NTSTATUS, PFILE_OBJECT, POOL_TYPE, PVOID, ULONG,
-};
+use crate::{GUID, KSPIN, NTSTATUS, PFILE_OBJECT, POOL_TYPE, PVOID, ULONG};
 
 ks_struct! {
     /// `KSALLOCATOR_FRAMING`: the 24-byte legacy framing.
@@ -227,4 +225,3 @@ ks_consts! {
     /// Newer SDKs only: `FileAlignment` holds a signed 2-D pitch (`FramePitch`).
     KSALLOCATOR_FLAG_2D_BUFFER_REQUIRED: ULONG = 0x0000_8000;
 }
-

@@ -78,4 +78,3 @@ ks_consts! {
     /// Not found.
     STATUS_NOT_FOUND: NTSTATUS = 0xC000_0225_u32.cast_signed();
 }
-

@@ -1,8 +1,6 @@
 //! Data formats, data ranges and the video format structures (`ks.h`, `ksmedia.h`).
 
-use crate::{
-    DWORD, GUID, LONG, LONGLONG, RECT, REFERENCE_TIME, SIZE, ULONG, WINBOOL, WORD,
-};
+use crate::{DWORD, GUID, LONG, LONGLONG, RECT, REFERENCE_TIME, SIZE, ULONG, WINBOOL, WORD};
 
 ks_struct! {
     /// `KSDATAFORMAT`: header of every data format. `KSDATARANGE` has the same layout.
@@ -207,4 +205,3 @@ ks_consts! {
     /// Exclusive use.
     KSPRIORITY_EXCLUSIVE: ULONG = 0xFFFF_FFFF;
 }
-

@@ -9,11 +9,11 @@
 
 use crate::{
     BOOLEAN, HANDLE, KSALLOCATOR_FRAMING_EX, KSDEVICE_DESCRIPTOR, KSFILTER_DESCRIPTOR,
-    KSOBJECT_BAG, KSPROPERTY_SET, KSSTREAM_POINTER_STATE, NTSTATUS, PDEVICE_OBJECT,
-    PDRIVER_OBJECT, PFNKSDEFAULTALLOCATE, PFNKSDEFAULTFREE, PFNKSDELETEALLOCATOR, PFNKSFREE,
-    PFNKSFILTERFACTORYPOWER, PFNKSINITIALIZEALLOCATOR, PFNKSSTREAMPOINTER, PHANDLE, PIRP,
-    PKSALLOCATOR_FRAMING, PKSALLOCATOR_FRAMING_EX, PKSDEVICE, PKSFILTER, PKSFILTERFACTORY,
-    PKSPIN, PKSSTREAM_POINTER, PSECURITY_DESCRIPTOR, PUNICODE_STRING, PVOID, PWSTR, ULONG,
+    KSOBJECT_BAG, KSPROPERTY_SET, KSSTREAM_POINTER_STATE, NTSTATUS, PDEVICE_OBJECT, PDRIVER_OBJECT,
+    PFNKSDEFAULTALLOCATE, PFNKSDEFAULTFREE, PFNKSDELETEALLOCATOR, PFNKSFILTERFACTORYPOWER,
+    PFNKSFREE, PFNKSINITIALIZEALLOCATOR, PFNKSSTREAMPOINTER, PHANDLE, PIRP, PKSALLOCATOR_FRAMING,
+    PKSALLOCATOR_FRAMING_EX, PKSDEVICE, PKSFILTER, PKSFILTERFACTORY, PKSPIN, PKSSTREAM_POINTER,
+    PSECURITY_DESCRIPTOR, PUNICODE_STRING, PVOID, PWSTR, ULONG,
 };
 
 ks_imports! {
@@ -153,9 +153,15 @@ ks_imports! {
 /// `STATUS_INSUFFICIENT_RESOURCES` if the copy cannot be allocated.
 pub unsafe fn KsEdit<T>(bag: KSOBJECT_BAG, item: *mut *mut T, tag: ULONG) -> NTSTATUS {
     const {
-        assert!(size_of::<T>() <= ULONG::MAX as usize, "KsEdit of an item larger than 4 GiB");
+        assert!(
+            size_of::<T>() <= ULONG::MAX as usize,
+            "KsEdit of an item larger than 4 GiB"
+        );
     }
-    #[allow(clippy::cast_possible_truncation, reason = "checked by the const assertion above")]
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "checked by the const assertion above"
+    )]
     let size = size_of::<T>() as ULONG;
     // SAFETY: the caller upholds `_KsEdit`'s contract; `item` has the layout of a `PVOID*`.
     unsafe { _KsEdit(bag, item.cast(), size, size, tag) }
@@ -182,5 +188,3 @@ pub unsafe fn KsEditSized(
     // SAFETY: the caller upholds `_KsEdit`'s contract.
     unsafe { _KsEdit(bag, item, new_size, old_size, tag) }
 }
-
-

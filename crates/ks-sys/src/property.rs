@@ -1,8 +1,6 @@
 //! Identifiers, property items and sets, automation tables (`ks.h`).
 
-use crate::{
-    GUID, NTSTATUS, PIRP, PVOID, ULONG,
-};
+use crate::{GUID, NTSTATUS, PIRP, PVOID, ULONG};
 
 ks_struct! {
     /// `KSIDENTIFIER`: a property, method, event, interface or medium identifier.
@@ -256,4 +254,3 @@ ks_consts! {
     /// `KSEVENT_STREAMALLOCATOR_FREEFRAME`.
     KSEVENT_STREAMALLOCATOR_FREEFRAME: ULONG = 1;
 }
-

@@ -1,8 +1,6 @@
 //! Stream headers and stream pointers (`ks.h`).
 
-use crate::{
-    KSPIN, LONGLONG, PUCHAR, PVOID, ULONG,
-};
+use crate::{KSPIN, LONGLONG, PUCHAR, PVOID, ULONG};
 
 ks_struct! {
     /// `KSTIME`: a time with a rational scale.
@@ -113,4 +111,3 @@ ks_consts! {
     /// Looped data.
     KSSTREAM_HEADER_OPTIONSF_LOOPEDDATA: ULONG = 0x8000_0000;
 }
-
