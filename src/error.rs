@@ -149,17 +149,8 @@ mod tests {
     fn errors_print_their_names() {
         extern crate std;
         use std::format;
-        assert_eq!(
-            format!("{:?}", Error::INVALID_PARAMETER),
-            "Error(STATUS_INVALID_PARAMETER)"
-        );
-        assert_eq!(
-            format!("{}", Error::BUFFER_TOO_SMALL),
-            "STATUS_BUFFER_TOO_SMALL (0xC0000023)"
-        );
-        assert_eq!(
-            format!("{}", Error::from_status(-2).unwrap()),
-            "NTSTATUS 0xFFFFFFFE"
-        );
+        assert_eq!(format!("{:?}", Error::INVALID_PARAMETER), "Error(STATUS_INVALID_PARAMETER)");
+        assert_eq!(format!("{}", Error::BUFFER_TOO_SMALL), "STATUS_BUFFER_TOO_SMALL (0xC0000023)");
+        assert_eq!(format!("{}", Error::from_status(-2).unwrap()), "NTSTATUS 0xFFFFFFFE");
     }
 }

@@ -19,37 +19,23 @@ fn root() -> PathBuf {
 
 fn corpus() -> Vec<Value> {
     let text = fs::read_to_string(root().join("tests/data/framings.json")).unwrap();
-    serde_json::from_str::<Value>(&text)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
+    serde_json::from_str::<Value>(&text).unwrap().as_array().unwrap().clone()
 }
 
 fn u32_of(value: &Value) -> u32 {
-    let number = value
-        .as_u64()
-        .or_else(|| value["value"].as_u64())
-        .unwrap_or_else(|| panic!("{value}"));
+    let number =
+        value.as_u64().or_else(|| value["value"].as_u64()).unwrap_or_else(|| panic!("{value}"));
     u32::try_from(number).unwrap()
 }
 
 fn guid_of(value: &Value) -> Guid {
-    let text: String = value["guid"]
-        .as_str()
-        .unwrap()
-        .chars()
-        .filter(|c| *c != '-')
-        .collect();
+    let text: String = value["guid"].as_str().unwrap().chars().filter(|c| *c != '-').collect();
     Guid::from_u128(u128::from_str_radix(&text, 16).unwrap())
 }
 
 fn range_of(value: &Value) -> FramingRange {
-    FramingRange::new(
-        u32_of(&value["MinFrameSize"]),
-        u32_of(&value["MaxFrameSize"]),
-    )
-    .with_stepping(u32_of(&value["Stepping"]))
+    FramingRange::new(u32_of(&value["MinFrameSize"]), u32_of(&value["MaxFrameSize"]))
+        .with_stepping(u32_of(&value["Stepping"]))
 }
 
 fn item_of(value: &Value) -> FramingItem {
@@ -72,12 +58,8 @@ fn item_of(value: &Value) -> FramingItem {
 
 /// The C bytes of a framing given in the corpus' JSON form.
 fn bytes_of(value: &Value) -> Vec<u8> {
-    let items: Vec<FramingItem> = value["FramingItem"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(item_of)
-        .collect();
+    let items: Vec<FramingItem> =
+        value["FramingItem"].as_array().unwrap().iter().map(item_of).collect();
     assert_eq!(u32_of(&value["CountItems"]) as usize, items.len());
     let compression = &value["OutputCompression"];
     let compression = Compression::new(
@@ -117,23 +99,15 @@ fn variants() -> Vec<(String, Vec<u8>)> {
         if let Some(others) = entry["runtime"]["other_formats"].as_object() {
             for (format, size) in others {
                 let mut resized = runtime.clone();
-                for pointer in [
-                    "/FramingItem/0/PhysicalRange",
-                    "/FramingItem/0/FramingRange/Range",
-                ] {
+                for pointer in ["/FramingItem/0/PhysicalRange", "/FramingItem/0/FramingRange/Range"]
+                {
                     let range = resized.pointer_mut(pointer).unwrap();
                     range["MinFrameSize"] = size.clone();
                     range["MaxFrameSize"] = size.clone();
                 }
                 let slug: String = format
                     .chars()
-                    .map(|c| {
-                        if c.is_ascii_alphanumeric() {
-                            c.to_ascii_lowercase()
-                        } else {
-                            '-'
-                        }
-                    })
+                    .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
                     .collect();
                 out.push((format!("{id}.runtime-{slug}.bin"), bytes_of(&resized)));
             }
@@ -145,11 +119,7 @@ fn variants() -> Vec<(String, Vec<u8>)> {
 #[test]
 fn every_corpus_framing_validates_without_errors() {
     let variants = variants();
-    assert!(
-        variants.len() >= 14,
-        "the corpus shrank: {}",
-        variants.len()
-    );
+    assert!(variants.len() >= 14, "the corpus shrank: {}", variants.len());
     for (name, bytes) in &variants {
         let view = FramingExView::parse(bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
         let mut errors = Vec::new();
@@ -177,10 +147,7 @@ fn declared_corpus_framings_are_exactly_declare_simple_framing_ex() {
     );
     let mut bytes = [0u8; 112];
     ours.encode(&mut bytes).unwrap();
-    let entry = corpus()
-        .into_iter()
-        .find(|e| e["id"] == "wds-avshws-capture")
-        .unwrap();
+    let entry = corpus().into_iter().find(|e| e["id"] == "wds-avshws-capture").unwrap();
     assert_eq!(bytes.as_slice(), bytes_of(&entry["declared"]).as_slice());
 }
 
@@ -195,9 +162,6 @@ fn sample_files_match_the_corpus() {
         }
         let committed = fs::read(&path)
             .unwrap_or_else(|e| panic!("{}: {e} (run with KSALLOC_BLESS=1)", path.display()));
-        assert_eq!(
-            committed, bytes,
-            "{name} differs from the corpus (run with KSALLOC_BLESS=1)"
-        );
+        assert_eq!(committed, bytes, "{name} differs from the corpus (run with KSALLOC_BLESS=1)");
     }
 }

@@ -57,10 +57,7 @@ b06900a0 c9062802 00000000 00000000
 
 fn golden_bytes() -> Vec<u8> {
     let hex: String = GOLDEN_HEX.split_whitespace().collect();
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-        .collect()
+    (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect()
 }
 
 static GOLDEN: FramingEx<1> = FramingEx::simple(
@@ -77,10 +74,7 @@ fn simple_framing_matches_the_golden_vector_byte_for_byte() {
     let golden = golden_bytes();
     assert_eq!(golden.len(), 112);
     let words: Vec<u8> = GOLDEN_WORDS.iter().flat_map(|w| w.to_le_bytes()).collect();
-    assert_eq!(
-        words, golden,
-        "the two transcriptions of section 2.17 agree"
-    );
+    assert_eq!(words, golden, "the two transcriptions of section 2.17 agree");
 
     // Encoded through the codec.
     let mut encoded = [0u8; 112];
@@ -108,13 +102,7 @@ fn raw_structures_convert_both_ways() {
     assert_eq!(raw_ex.CountItems, 1);
     assert_eq!(FramingItem::from_raw(&raw_ex.FramingItem[0]), item);
 
-    let legacy = Framing::request(
-        OptionFlags::SYSTEM_MEMORY,
-        PoolType::NON_PAGED,
-        4,
-        0x1000,
-        0x3F,
-    );
+    let legacy = Framing::request(OptionFlags::SYSTEM_MEMORY, PoolType::NON_PAGED, 4, 0x1000, 0x3F);
     assert_eq!(Framing::from_raw(&legacy.to_raw()), legacy);
     assert_eq!(Framing::parse(&legacy.to_bytes()), Ok(legacy));
     assert_eq!(legacy.options(), OptionFlags::SYSTEM_MEMORY);
@@ -152,10 +140,7 @@ fn multi_item_framings_build_and_round_trip() {
 
     let mut short = [0u8; 287];
     assert_eq!(framing.encode(&mut short), Err(Error::BUFFER_TOO_SMALL));
-    assert!(
-        short.iter().all(|b| *b == 0),
-        "a failed encode writes nothing"
-    );
+    assert!(short.iter().all(|b| *b == 0), "a failed encode writes nothing");
 }
 
 #[test]
@@ -172,20 +157,14 @@ fn ranges_honour_stepping() {
     let range = FramingRange::new(100, 200).with_stepping(25);
     assert!(range.contains(100) && range.contains(175) && range.contains(200));
     assert!(!range.contains(110) && !range.contains(99) && !range.contains(225));
-    assert!(
-        FramingRange::exact(64).contains(64),
-        "stepping 0 counts as 1"
-    );
+    assert!(FramingRange::exact(64).contains(64), "stepping 0 counts as 1");
 }
 
 mod parser {
     use super::*;
 
     fn header(count: u32) -> Vec<u8> {
-        [count, 0, 1, 1, 0, 0]
-            .iter()
-            .flat_map(|w| w.to_le_bytes())
-            .collect()
+        [count, 0, 1, 1, 0, 0].iter().flat_map(|w| w.to_le_bytes()).collect()
     }
 
     #[test]
@@ -196,23 +175,14 @@ mod parser {
                 ParseError::TooShort { len, needed: 24 }
             );
         }
-        assert_eq!(
-            Framing::parse(&[0; 23]),
-            Err(ParseError::TooShort {
-                len: 23,
-                needed: 24
-            })
-        );
+        assert_eq!(Framing::parse(&[0; 23]), Err(ParseError::TooShort { len: 23, needed: 24 }));
     }
 
     #[test]
     fn zero_items() {
         let mut bytes = header(0);
         bytes.resize(112, 0);
-        assert_eq!(
-            FramingExView::parse(&bytes).unwrap_err(),
-            ParseError::NoItems
-        );
+        assert_eq!(FramingExView::parse(&bytes).unwrap_err(), ParseError::NoItems);
     }
 
     #[test]
@@ -227,10 +197,7 @@ mod parser {
             );
         }
         // The largest count that fits is a truncation, not an overflow.
-        assert!(matches!(
-            FramingExView::parse(&header(max)),
-            Err(ParseError::Truncated { .. })
-        ));
+        assert!(matches!(FramingExView::parse(&header(max)), Err(ParseError::Truncated { .. })));
     }
 
     #[test]
@@ -239,11 +206,7 @@ mod parser {
         bytes.resize(199, 0);
         assert_eq!(
             FramingExView::parse(&bytes).unwrap_err(),
-            ParseError::Truncated {
-                count: 2,
-                len: 199,
-                needed: 200
-            }
+            ParseError::Truncated { count: 2, len: 199, needed: 200 }
         );
         bytes.push(0);
         assert_eq!(FramingExView::parse(&bytes).unwrap().count(), 2);
@@ -307,11 +270,7 @@ mod extended_rules {
         let mut findings = Vec::new();
         view.validate(|f| findings.push(f));
         assert_eq!(findings.len(), 2, "{findings:?}");
-        assert!(
-            findings
-                .iter()
-                .all(|f| f.severity == Severity::Warning && f.item.is_none())
-        );
+        assert!(findings.iter().all(|f| f.severity == Severity::Warning && f.item.is_none()));
         assert_eq!(findings[0].field, "PinFlags");
         assert_eq!(findings[1].field, "PinWeight");
     }
@@ -368,10 +327,7 @@ mod extended_rules {
             .with_flags(base().flags | ItemFlags::BUFFER_2D_REQUIRED)
             .with_alignment(1280 * 2);
         assert!(findings_of(item, Compression::IDENTITY).is_empty());
-        let f = findings_of(
-            item.with_alignment((-640i32).cast_unsigned()),
-            Compression::IDENTITY,
-        );
+        let f = findings_of(item.with_alignment((-640i32).cast_unsigned()), Compression::IDENTITY);
         assert_eq!(
             single(&f, "FramePitch", Severity::Warning),
             Problem::NonPositivePitch { pitch: -640 }
@@ -382,10 +338,7 @@ mod extended_rules {
     fn inverted_ranges_are_errors() {
         let range = FramingRange::new(200, 100);
         let f = findings_of(base().with_physical_range(range), Compression::IDENTITY);
-        assert_eq!(
-            single(&f, "PhysicalRange", Severity::Error),
-            Problem::InvertedRange { range }
-        );
+        assert_eq!(single(&f, "PhysicalRange", Severity::Error), Problem::InvertedRange { range });
         let f = findings_of(base().with_optimal_range(range), Compression::IDENTITY);
         assert_eq!(
             single(&f, "FramingRange.Range", Severity::Error),
@@ -420,9 +373,7 @@ mod extended_rules {
     fn optimal_range_outside_physical_warns() {
         let physical = FramingRange::new(0x1000, 0x2000);
         let optimal = FramingRange::new(0x1000, 0x3000);
-        let item = base()
-            .with_physical_range(physical)
-            .with_optimal_range(optimal);
+        let item = base().with_physical_range(physical).with_optimal_range(optimal);
         let f = findings_of(item, Compression::IDENTITY);
         assert_eq!(
             single(&f, "FramingRange.Range", Severity::Warning),
@@ -507,10 +458,7 @@ mod extended_rules {
         );
         let summary = framing.view().summary();
         assert_eq!((summary.errors, summary.warnings), (1, 0));
-        assert_eq!(
-            framing.view().check().map_err(Error::from),
-            Err(Error::INVALID_PARAMETER)
-        );
+        assert_eq!(framing.view().check().map_err(Error::from), Err(Error::INVALID_PARAMETER));
     }
 }
 
@@ -518,13 +466,7 @@ mod legacy_rules {
     use super::*;
 
     fn request() -> Framing {
-        Framing::request(
-            OptionFlags::SYSTEM_MEMORY,
-            PoolType::NON_PAGED,
-            2,
-            153_600,
-            0,
-        )
+        Framing::request(OptionFlags::SYSTEM_MEMORY, PoolType::NON_PAGED, 2, 153_600, 0)
     }
 
     fn findings(framing: Framing, role: LegacyRole) -> Vec<Finding> {
@@ -536,62 +478,31 @@ mod legacy_rules {
     #[test]
     fn a_plain_request_is_clean() {
         assert!(findings(request(), LegacyRole::Request).is_empty());
-        let uncapped = Framing {
-            frames: 0,
-            ..request()
-        };
-        assert!(
-            findings(uncapped, LegacyRole::Request).is_empty(),
-            "Frames 0 = no cap"
-        );
+        let uncapped = Framing { frames: 0, ..request() };
+        assert!(findings(uncapped, LegacyRole::Request).is_empty(), "Frames 0 = no cap");
     }
 
     #[test]
     fn requests_need_a_frame_size() {
-        let f = findings(
-            Framing {
-                frame_size: 0,
-                ..request()
-            },
-            LegacyRole::Request,
-        );
-        assert_eq!(
-            single(&f, "FrameSize", Severity::Error),
-            Problem::ZeroFrameSize
-        );
+        let f = findings(Framing { frame_size: 0, ..request() }, LegacyRole::Request);
+        assert_eq!(single(&f, "FrameSize", Severity::Error), Problem::ZeroFrameSize);
         // In a query, 0 means "no requirement".
         assert!(
-            findings(
-                Framing {
-                    frame_size: 0,
-                    flags: 0,
-                    ..request()
-                },
-                LegacyRole::Query
-            )
-            .is_empty()
+            findings(Framing { frame_size: 0, flags: 0, ..request() }, LegacyRole::Query)
+                .is_empty()
         );
     }
 
     #[test]
     fn option_bits_strict_and_lenient() {
-        let with_requirement_bit = Framing {
-            flags: 0x2 | 0x8,
-            ..request()
-        };
+        let with_requirement_bit = Framing { flags: 0x2 | 0x8, ..request() };
         let f = findings(with_requirement_bit, LegacyRole::Request);
         assert_eq!(
             single(&f, "OptionsFlags", Severity::Error),
             Problem::UnknownFlags { bits: 0x8 }
         );
         assert!(findings(with_requirement_bit, LegacyRole::RequestLenient).is_empty());
-        let f = findings(
-            Framing {
-                flags: 0x8000_0002,
-                ..request()
-            },
-            LegacyRole::RequestLenient,
-        );
+        let f = findings(Framing { flags: 0x8000_0002, ..request() }, LegacyRole::RequestLenient);
         assert_eq!(
             single(&f, "OptionsFlags", Severity::Error),
             Problem::UnknownFlags { bits: 0x8000_0000 }
@@ -607,61 +518,30 @@ mod legacy_rules {
             PoolType::NON_PAGED_NX_CACHE_ALIGNED,
         ] {
             assert!(
-                findings(
-                    Framing {
-                        pool_type: ok,
-                        ..request()
-                    },
-                    LegacyRole::Request
-                )
-                .is_empty(),
+                findings(Framing { pool_type: ok, ..request() }, LegacyRole::Request).is_empty(),
                 "{ok}"
             );
         }
-        let f = findings(
-            Framing {
-                pool_type: PoolType(2),
-                ..request()
-            },
-            LegacyRole::Request,
-        );
+        let f = findings(Framing { pool_type: PoolType(2), ..request() }, LegacyRole::Request);
         assert_eq!(
             single(&f, "PoolType", Severity::Error),
-            Problem::UnsupportedPoolType {
-                pool_type: PoolType(2)
-            }
+            Problem::UnsupportedPoolType { pool_type: PoolType(2) }
         );
     }
 
     #[test]
     fn alignment_in_requests_and_queries() {
-        let f = findings(
-            Framing {
-                file_alignment: 6,
-                ..request()
-            },
-            LegacyRole::Request,
-        );
+        let f = findings(Framing { file_alignment: 6, ..request() }, LegacyRole::Request);
         assert_eq!(
             single(&f, "FileAlignment", Severity::Error),
             Problem::NotAlignmentMask { value: 6 }
         );
-        let f = findings(
-            Framing {
-                file_alignment: 0x1FFF,
-                ..request()
-            },
-            LegacyRole::Request,
-        );
+        let f = findings(Framing { file_alignment: 0x1FFF, ..request() }, LegacyRole::Request);
         assert_eq!(
             single(&f, "FileAlignment", Severity::Error),
             Problem::AlignmentAbovePage { value: 0x1FFF }
         );
-        let query = Framing {
-            file_alignment: 0x1FFF,
-            flags: 0,
-            ..request()
-        };
+        let query = Framing { file_alignment: 0x1FFF, flags: 0, ..request() };
         let f = findings(query, LegacyRole::Query);
         assert_eq!(
             single(&f, "FileAlignment", Severity::Warning),
@@ -679,13 +559,7 @@ mod legacy_rules {
             0,
         );
         assert!(findings(query, LegacyRole::Query).is_empty());
-        let f = findings(
-            Framing {
-                flags: 0x40,
-                ..query
-            },
-            LegacyRole::Query,
-        );
+        let f = findings(Framing { flags: 0x40, ..query }, LegacyRole::Query);
         assert_eq!(
             single(&f, "RequirementsFlags", Severity::Error),
             Problem::UnknownFlags { bits: 0x40 }
@@ -694,13 +568,7 @@ mod legacy_rules {
 
     #[test]
     fn reserved_warns() {
-        let f = findings(
-            Framing {
-                reserved: 9,
-                ..request()
-            },
-            LegacyRole::Request,
-        );
+        let f = findings(Framing { reserved: 9, ..request() }, LegacyRole::Request);
         assert_eq!(
             single(&f, "Reserved", Severity::Warning),
             Problem::ReservedNotZero { value: 9 }

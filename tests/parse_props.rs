@@ -11,10 +11,7 @@ use proptest::prelude::*;
 /// What the parser must answer for `bytes`, computed independently of it.
 fn expected(bytes: &[u8]) -> Result<usize, ParseError> {
     if bytes.len() < 24 {
-        return Err(ParseError::TooShort {
-            len: bytes.len(),
-            needed: 24,
-        });
+        return Err(ParseError::TooShort { len: bytes.len(), needed: 24 });
     }
     let count = u32::from_le_bytes(bytes[..4].try_into().unwrap());
     if count == 0 {
@@ -26,11 +23,7 @@ fn expected(bytes: &[u8]) -> Result<usize, ParseError> {
     }
     let needed = usize::try_from(needed).unwrap();
     if bytes.len() < needed {
-        return Err(ParseError::Truncated {
-            count,
-            len: bytes.len(),
-            needed,
-        });
+        return Err(ParseError::Truncated { count, len: bytes.len(), needed });
     }
     Ok(needed)
 }
@@ -46,23 +39,16 @@ fn check(bytes: &[u8]) -> Result<(), TestCaseError> {
             prop_assert!(view.item(view.count()).is_none());
             let mut out = vec![0u8; needed];
             prop_assert_eq!(view.encode(&mut out), Ok(needed));
-            prop_assert_eq!(
-                &out[..],
-                &bytes[..needed],
-                "encode gives back the parsed bytes"
-            );
+            prop_assert_eq!(&out[..], &bytes[..needed], "encode gives back the parsed bytes");
             let mut findings = 0usize;
             view.validate(|_| findings += 1);
             let summary = view.summary();
             prop_assert_eq!(summary.errors + summary.warnings, findings);
         }
         (Err(got), Err(want)) => prop_assert_eq!(*got, want),
-        (got, want) => prop_assert!(
-            false,
-            "parse gave {:?}, expected {:?}",
-            got.map(|v| v.count()),
-            want
-        ),
+        (got, want) => {
+            prop_assert!(false, "parse gave {:?}, expected {:?}", got.map(|v| v.count()), want);
+        }
     }
     // The legacy parser on the same bytes.
     match Framing::parse(bytes) {
@@ -71,65 +57,39 @@ fn check(bytes: &[u8]) -> Result<(), TestCaseError> {
             prop_assert_eq!(&framing.to_bytes()[..], &bytes[..LEGACY_LEN]);
         }
         Err(error) => {
-            prop_assert_eq!(
-                error,
-                ParseError::TooShort {
-                    len: bytes.len(),
-                    needed: LEGACY_LEN
-                }
-            );
+            prop_assert_eq!(error, ParseError::TooShort { len: bytes.len(), needed: LEGACY_LEN });
         }
     }
     Ok(())
 }
 
 fn arb_range() -> impl Strategy<Value = FramingRange> {
-    (
-        any::<u32>(),
-        any::<u32>(),
-        prop_oneof![Just(0u32), Just(1), any::<u32>()],
-    )
+    (any::<u32>(), any::<u32>(), prop_oneof![Just(0u32), Just(1), any::<u32>()])
         .prop_map(|(a, b, s)| FramingRange::new(a.min(b), a.max(b)).with_stepping(s))
 }
 
 fn arb_item() -> impl Strategy<Value = FramingItem> {
-    (
-        any::<u128>(),
-        any::<u32>(),
-        any::<u32>(),
-        0u32..64,
-        0u32..13,
-        arb_range(),
-        arb_range(),
-    )
-        .prop_map(
-            |(guid, flags, frames, weight, align_bits, physical, optimal)| {
-                FramingItem::new(MemoryType(Guid::from_u128(guid)))
-                    .with_flags(ItemFlags::from_bits_retain(flags))
-                    .with_frames(frames)
-                    .with_alignment((1u32 << align_bits) - 1)
-                    .with_weight(weight)
-                    .with_physical_range(physical)
-                    .with_optimal_range(optimal)
-            },
-        )
+    (any::<u128>(), any::<u32>(), any::<u32>(), 0u32..64, 0u32..13, arb_range(), arb_range())
+        .prop_map(|(guid, flags, frames, weight, align_bits, physical, optimal)| {
+            FramingItem::new(MemoryType(Guid::from_u128(guid)))
+                .with_flags(ItemFlags::from_bits_retain(flags))
+                .with_frames(frames)
+                .with_alignment((1u32 << align_bits) - 1)
+                .with_weight(weight)
+                .with_physical_range(physical)
+                .with_optimal_range(optimal)
+        })
 }
 
 /// Encoded framings of 1 to 4 items.
 fn arb_framing_bytes() -> impl Strategy<Value = Vec<u8>> {
-    (
-        prop::collection::vec(arb_item(), 1..=4),
-        any::<(u32, u32, u32)>(),
-    )
-        .prop_map(|(items, (n, d, m))| {
+    (prop::collection::vec(arb_item(), 1..=4), any::<(u32, u32, u32)>()).prop_map(
+        |(items, (n, d, m))| {
             let compression = Compression::new(n, d, m);
             let mut out = Vec::new();
             for (index, item) in items.iter().enumerate() {
                 let mut one = [0u8; 112];
-                FramingEx::new([*item])
-                    .with_compression(compression)
-                    .encode(&mut one)
-                    .unwrap();
+                FramingEx::new([*item]).with_compression(compression).encode(&mut one).unwrap();
                 if index == 0 {
                     out.extend_from_slice(&one[..24]);
                 }
@@ -137,7 +97,8 @@ fn arb_framing_bytes() -> impl Strategy<Value = Vec<u8>> {
             }
             out[..4].copy_from_slice(&u32::try_from(items.len()).unwrap().to_le_bytes());
             out
-        })
+        },
+    )
 }
 
 proptest! {

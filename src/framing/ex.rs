@@ -25,30 +25,18 @@ pub struct FramingRange {
 
 impl FramingRange {
     /// Every size (`SetDontCareKsFramingRange`): 0 to `u32::MAX`, stepping 1.
-    pub const DONT_CARE: Self = Self {
-        min_frame_size: 0,
-        max_frame_size: u32::MAX,
-        stepping: 1,
-    };
+    pub const DONT_CARE: Self = Self { min_frame_size: 0, max_frame_size: u32::MAX, stepping: 1 };
 
     /// `min..=max` with stepping 1 (`SetKsFramingRange`).
     #[must_use]
     pub const fn new(min_frame_size: u32, max_frame_size: u32) -> Self {
-        Self {
-            min_frame_size,
-            max_frame_size,
-            stepping: 1,
-        }
+        Self { min_frame_size, max_frame_size, stepping: 1 }
     }
 
     /// Exactly one size, as the WDK capture samples write it at pin creation (stepping 0).
     #[must_use]
     pub const fn exact(size: u32) -> Self {
-        Self {
-            min_frame_size: size,
-            max_frame_size: size,
-            stepping: 0,
-        }
+        Self { min_frame_size: size, max_frame_size: size, stepping: 0 }
     }
 
     /// The same range with another stepping.
@@ -114,21 +102,13 @@ impl WeightedRange {
     /// `range` with both weights 0 (`SetKsFramingRangeWeighted`).
     #[must_use]
     pub const fn new(range: FramingRange) -> Self {
-        Self {
-            range,
-            in_place_weight: 0,
-            not_in_place_weight: 0,
-        }
+        Self { range, in_place_weight: 0, not_in_place_weight: 0 }
     }
 
     /// The same range with weights.
     #[must_use]
     pub const fn with_weights(self, in_place_weight: u32, not_in_place_weight: u32) -> Self {
-        Self {
-            in_place_weight,
-            not_in_place_weight,
-            ..self
-        }
+        Self { in_place_weight, not_in_place_weight, ..self }
     }
 
     /// From the raw structure.
@@ -167,20 +147,12 @@ pub struct Compression {
 
 impl Compression {
     /// No size change (`SetDefaultKsCompression`): {1, 1, 0}.
-    pub const IDENTITY: Self = Self {
-        numerator: 1,
-        denominator: 1,
-        constant_margin: 0,
-    };
+    pub const IDENTITY: Self = Self { numerator: 1, denominator: 1, constant_margin: 0 };
 
     /// A ratio with margin.
     #[must_use]
     pub const fn new(numerator: u32, denominator: u32, constant_margin: u32) -> Self {
-        Self {
-            numerator,
-            denominator,
-            constant_margin,
-        }
+        Self { numerator, denominator, constant_margin }
     }
 
     /// Whether this is the identity {1, 1, 0}.
@@ -201,10 +173,7 @@ impl Compression {
         if out > u32::MAX as u64 {
             return None;
         }
-        #[allow(
-            clippy::cast_possible_truncation,
-            reason = "checked against u32::MAX above"
-        )]
+        #[allow(clippy::cast_possible_truncation, reason = "checked against u32::MAX above")]
         Some(out as u32)
     }
 
@@ -328,46 +297,31 @@ impl FramingItem {
     /// With an alignment mask (`FILE_*_ALIGNMENT`, or `PAGE_SIZE - 1`).
     #[must_use]
     pub const fn with_alignment(self, file_alignment: u32) -> Self {
-        Self {
-            file_alignment,
-            ..self
-        }
+        Self { file_alignment, ..self }
     }
 
     /// With a memory-type weight.
     #[must_use]
     pub const fn with_weight(self, memory_type_weight: u32) -> Self {
-        Self {
-            memory_type_weight,
-            ..self
-        }
+        Self { memory_type_weight, ..self }
     }
 
     /// With a physical (hard) range.
     #[must_use]
     pub const fn with_physical_range(self, physical_range: FramingRange) -> Self {
-        Self {
-            physical_range,
-            ..self
-        }
+        Self { physical_range, ..self }
     }
 
     /// With an optimal range, weights 0.
     #[must_use]
     pub const fn with_optimal_range(self, range: FramingRange) -> Self {
-        Self {
-            framing_range: WeightedRange::new(range),
-            ..self
-        }
+        Self { framing_range: WeightedRange::new(range), ..self }
     }
 
     /// With an optimal range and its weights.
     #[must_use]
     pub const fn with_weighted_range(self, framing_range: WeightedRange) -> Self {
-        Self {
-            framing_range,
-            ..self
-        }
+        Self { framing_range, ..self }
     }
 
     /// With the physical and optimal ranges both set to exactly `size` (stepping 0), as a
@@ -572,10 +526,7 @@ impl<const N: usize> FramingEx<N> {
             assert!(N >= 1, "a framing needs at least one item");
             assert!(N <= super::MAX_ITEMS as usize, "too many framing items");
         }
-        #[allow(
-            clippy::cast_possible_truncation,
-            reason = "N <= MAX_ITEMS, checked above"
-        )]
+        #[allow(clippy::cast_possible_truncation, reason = "N <= MAX_ITEMS, checked above")]
         let count_items = N as u32;
         // INVARIANT: count_items is N, and N is in range by the assertions above.
         Self {
@@ -590,10 +541,7 @@ impl<const N: usize> FramingEx<N> {
     /// The same framing with an output compression (transform pins).
     #[must_use]
     pub const fn with_compression(self, output_compression: Compression) -> Self {
-        Self {
-            output_compression,
-            ..self
-        }
+        Self { output_compression, ..self }
     }
 
     /// The header fields.
@@ -648,7 +596,8 @@ impl<const N: usize> FramingEx<N> {
     ///
     /// # Errors
     ///
-    /// [`Error::BUFFER_TOO_SMALL`] if `out` is shorter; `out` is then left unchanged.
+    /// [`Error::BUFFER_TOO_SMALL`](crate::Error::BUFFER_TOO_SMALL) if `out` is shorter; `out` is then
+    /// left unchanged.
     pub fn encode(&self, out: &mut [u8]) -> crate::Result<usize> {
         self.view().encode(out)
     }

@@ -55,14 +55,7 @@ impl Framing {
         frame_size: u32,
         file_alignment: u32,
     ) -> Self {
-        Self {
-            flags: options.bits(),
-            pool_type,
-            frames,
-            frame_size,
-            file_alignment,
-            reserved: 0,
-        }
+        Self { flags: options.bits(), pool_type, frames, frame_size, file_alignment, reserved: 0 }
     }
 
     /// A legacy framing query reply (`KSPROPERTY_CONNECTION_ALLOCATORFRAMING`).
@@ -129,10 +122,7 @@ impl Framing {
     ///
     /// [`ParseError::TooShort`](super::ParseError::TooShort) if fewer than 24 bytes are given.
     pub fn parse(bytes: &[u8]) -> core::result::Result<Self, super::ParseError> {
-        let too_short = super::ParseError::TooShort {
-            len: bytes.len(),
-            needed: LEGACY_LEN,
-        };
+        let too_short = super::ParseError::TooShort { len: bytes.len(), needed: LEGACY_LEN };
         let mut reader = Reader::new(bytes);
         let mut next = || reader.u32().ok_or(too_short);
         Ok(Self {

@@ -13,10 +13,7 @@ pub const HEADER_LEN: usize = 24;
 /// Size of one `KS_FRAMING_ITEM`.
 pub const ITEM_LEN: usize = 88;
 /// The largest `CountItems` whose size `24 + 88 * CountItems` fits the 32-bit lengths KS uses.
-#[allow(
-    clippy::cast_possible_truncation,
-    reason = "the quotient is below u32::MAX"
-)]
+#[allow(clippy::cast_possible_truncation, reason = "the quotient is below u32::MAX")]
 pub const MAX_ITEMS: u32 = ((u32::MAX as usize - HEADER_LEN) / ITEM_LEN) as u32;
 
 /// The byte size of an extended framing with `count` items, `24 + 88 * count`, or `None` if it
@@ -24,10 +21,7 @@ pub const MAX_ITEMS: u32 = ((u32::MAX as usize - HEADER_LEN) / ITEM_LEN) as u32;
 #[must_use]
 pub const fn ex_len(count: u32) -> Option<u32> {
     // Both constants are small; the casts are exact.
-    #[allow(
-        clippy::cast_possible_truncation,
-        reason = "ITEM_LEN and HEADER_LEN are small"
-    )]
+    #[allow(clippy::cast_possible_truncation, reason = "ITEM_LEN and HEADER_LEN are small")]
     let (item, header) = (ITEM_LEN as u32, HEADER_LEN as u32);
     match count.checked_mul(item) {
         Some(items) => items.checked_add(header),
@@ -133,10 +127,7 @@ impl<'a> FramingExView<'a> {
     /// bounds.
     pub fn parse(bytes: &'a [u8]) -> core::result::Result<Self, ParseError> {
         let mut reader = Reader::new(bytes);
-        let too_short = ParseError::TooShort {
-            len: bytes.len(),
-            needed: HEADER_LEN,
-        };
+        let too_short = ParseError::TooShort { len: bytes.len(), needed: HEADER_LEN };
         let mut next = || reader.u32().ok_or(too_short);
         let header = FramingExHeader {
             count_items: next()?,
@@ -159,21 +150,13 @@ impl<'a> FramingExView<'a> {
             needed,
         })?;
         // INVARIANT: `body` is exactly `count * ITEM_LEN` bytes.
-        Ok(Self {
-            header,
-            items: Items::Bytes(body),
-            trailing: bytes.len() - needed,
-        })
+        Ok(Self { header, items: Items::Bytes(body), trailing: bytes.len() - needed })
     }
 
     /// A view of items already in memory.
     pub(crate) fn from_items(header: FramingExHeader, items: &'a [FramingItem]) -> Self {
         debug_assert_eq!(header.count_items as usize, items.len());
-        Self {
-            header,
-            items: Items::Owned(items),
-            trailing: 0,
-        }
+        Self { header, items: Items::Owned(items), trailing: 0 }
     }
 
     /// The header.

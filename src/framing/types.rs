@@ -26,10 +26,7 @@ impl Guid {
 
     /// The GUID whose canonical string form is the hex digits of `value`.
     #[must_use]
-    #[allow(
-        clippy::cast_possible_truncation,
-        reason = "each field takes its own bits"
-    )]
+    #[allow(clippy::cast_possible_truncation, reason = "each field takes its own bits")]
     pub const fn from_u128(value: u128) -> Self {
         Self {
             data1: (value >> 96) as u32,
@@ -51,47 +48,20 @@ impl Guid {
     /// Copies a raw `GUID`.
     #[must_use]
     pub const fn from_raw(raw: &ks_sys::GUID) -> Self {
-        Self {
-            data1: raw.Data1,
-            data2: raw.Data2,
-            data3: raw.Data3,
-            data4: raw.Data4,
-        }
+        Self { data1: raw.Data1, data2: raw.Data2, data3: raw.Data3, data4: raw.Data4 }
     }
 
     /// The raw `GUID`.
     #[must_use]
     pub const fn to_raw(self) -> ks_sys::GUID {
-        ks_sys::GUID {
-            Data1: self.data1,
-            Data2: self.data2,
-            Data3: self.data3,
-            Data4: self.data4,
-        }
+        ks_sys::GUID { Data1: self.data1, Data2: self.data2, Data3: self.data3, Data4: self.data4 }
     }
 
     /// The GUID as its 16 bytes in memory (Windows byte order: the first three fields little
     /// endian, the last eight bytes as written).
     #[must_use]
     pub const fn from_le_bytes(bytes: [u8; 16]) -> Self {
-        let [
-            a0,
-            a1,
-            a2,
-            a3,
-            b0,
-            b1,
-            c0,
-            c1,
-            d0,
-            d1,
-            d2,
-            d3,
-            d4,
-            d5,
-            d6,
-            d7,
-        ] = bytes;
+        let [a0, a1, a2, a3, b0, b1, c0, c1, d0, d1, d2, d3, d4, d5, d6, d7] = bytes;
         Self {
             data1: u32::from_le_bytes([a0, a1, a2, a3]),
             data2: u16::from_le_bytes([b0, b1]),
@@ -107,9 +77,7 @@ impl Guid {
         let [b0, b1] = self.data2.to_le_bytes();
         let [c0, c1] = self.data3.to_le_bytes();
         let [d0, d1, d2, d3, d4, d5, d6, d7] = self.data4;
-        [
-            a0, a1, a2, a3, b0, b1, c0, c1, d0, d1, d2, d3, d4, d5, d6, d7,
-        ]
+        [a0, a1, a2, a3, b0, b1, c0, c1, d0, d1, d2, d3, d4, d5, d6, d7]
     }
 
     /// Whether this is the null GUID.
@@ -317,10 +285,7 @@ mod tests {
     fn guids_print_in_canonical_form_and_round_trip() {
         let guid = Guid::from_u128(0x4A6D_5FC4_7895_11D1_B069_00A0_C906_2802);
         assert_eq!(guid.to_string(), "4A6D5FC4-7895-11D1-B069-00A0C9062802");
-        assert_eq!(
-            format!("{guid:?}"),
-            "{4A6D5FC4-7895-11D1-B069-00A0C9062802}"
-        );
+        assert_eq!(format!("{guid:?}"), "{4A6D5FC4-7895-11D1-B069-00A0C9062802}");
         assert_eq!(Guid::from_raw(&guid.to_raw()), guid);
         assert_eq!(Guid::from_le_bytes(guid.to_le_bytes()), guid);
         assert_eq!(guid.to_le_bytes()[..4], [0xC4, 0x5F, 0x6D, 0x4A]);
@@ -330,10 +295,7 @@ mod tests {
     #[test]
     fn memory_and_bus_types_have_readable_names() {
         assert_eq!(MemoryType::KERNEL_NONPAGED.to_string(), "KernelNonPaged");
-        assert_eq!(
-            MemoryType::KERNEL_NONPAGED.c_name(),
-            Some("KSMEMORY_TYPE_KERNEL_NONPAGED")
-        );
+        assert_eq!(MemoryType::KERNEL_NONPAGED.c_name(), Some("KSMEMORY_TYPE_KERNEL_NONPAGED"));
         assert_eq!(MemoryType::DONT_CARE.to_string(), "DontCare");
         assert!(MemoryType::DONT_CARE.is_wildcard());
         let vendor = MemoryType(Guid::from_u128(0x1234));

@@ -180,11 +180,9 @@ impl fmt::Display for Finding {
             Severity::Warning => "warning",
         };
         match self.item {
-            Some(item) => write!(
-                f,
-                "{severity}: FramingItem[{item}].{}: {}",
-                self.field, self.problem
-            ),
+            Some(item) => {
+                write!(f, "{severity}: FramingItem[{item}].{}: {}", self.field, self.problem)
+            }
             None => write!(f, "{severity}: {}: {}", self.field, self.problem),
         }
     }
@@ -218,8 +216,7 @@ impl Summary {
     ///
     /// The first error as [`FramingError::Invalid`].
     pub fn into_result(self) -> Result<(), FramingError> {
-        self.first_error
-            .map_or(Ok(()), |finding| Err(FramingError::Invalid(finding)))
+        self.first_error.map_or(Ok(()), |finding| Err(FramingError::Invalid(finding)))
     }
 }
 
@@ -296,21 +293,11 @@ struct Sink<'f, F: FnMut(Finding)> {
 
 impl<F: FnMut(Finding)> Sink<'_, F> {
     fn error(&mut self, field: &'static str, problem: Problem) {
-        (self.report)(Finding {
-            severity: Severity::Error,
-            item: self.item,
-            field,
-            problem,
-        });
+        (self.report)(Finding { severity: Severity::Error, item: self.item, field, problem });
     }
 
     fn warning(&mut self, field: &'static str, problem: Problem) {
-        (self.report)(Finding {
-            severity: Severity::Warning,
-            item: self.item,
-            field,
-            problem,
-        });
+        (self.report)(Finding { severity: Severity::Warning, item: self.item, field, problem });
     }
 
     fn reserved(&mut self, field: &'static str, value: u32) {
@@ -353,10 +340,7 @@ impl FramingExView<'_> {
     /// Reports every finding of rules (A) to `report`, header first, then each item in order.
     pub fn validate(&self, mut report: impl FnMut(Finding)) {
         let header = self.header();
-        let mut sink = Sink {
-            report: &mut report,
-            item: None,
-        };
+        let mut sink = Sink { report: &mut report, item: None };
         sink.reserved("PinFlags", header.pin_flags);
         sink.reserved("PinWeight", header.pin_weight);
         let compression = header.output_compression;
@@ -368,10 +352,7 @@ impl FramingExView<'_> {
         }
         if compression.numerator != 0 && compression.denominator != 0 && !compression.is_identity()
         {
-            sink.warning(
-                "OutputCompression",
-                Problem::NonIdentityCompression { compression },
-            );
+            sink.warning("OutputCompression", Problem::NonIdentityCompression { compression });
         }
 
         for (index, item) in self.items().enumerate() {
@@ -408,14 +389,8 @@ impl FramingExView<'_> {
                 );
             }
             for (field, value) in [
-                (
-                    "FramingRange.InPlaceWeight",
-                    item.framing_range.in_place_weight,
-                ),
-                (
-                    "FramingRange.NotInPlaceWeight",
-                    item.framing_range.not_in_place_weight,
-                ),
+                ("FramingRange.InPlaceWeight", item.framing_range.in_place_weight),
+                ("FramingRange.NotInPlaceWeight", item.framing_range.not_in_place_weight),
             ] {
                 if value != 0 {
                     sink.warning(field, Problem::UnsupportedWeight { value });
@@ -445,10 +420,7 @@ impl FramingExView<'_> {
 impl Framing {
     /// Reports every finding of rules (B) or (C), depending on `role`, to `report`.
     pub fn validate(&self, role: LegacyRole, mut report: impl FnMut(Finding)) {
-        let mut sink = Sink {
-            report: &mut report,
-            item: None,
-        };
+        let mut sink = Sink { report: &mut report, item: None };
         match role {
             LegacyRole::Request | LegacyRole::RequestLenient => {
                 let valid = if role == LegacyRole::Request {
@@ -477,12 +449,7 @@ impl Framing {
             }
         }
         if !is_allocator_pool_type(self.pool_type) {
-            sink.error(
-                "PoolType",
-                Problem::UnsupportedPoolType {
-                    pool_type: self.pool_type,
-                },
-            );
+            sink.error("PoolType", Problem::UnsupportedPoolType { pool_type: self.pool_type });
         }
         sink.reserved("Reserved", self.reserved);
     }

@@ -153,15 +153,9 @@ ks_imports! {
 /// `STATUS_INSUFFICIENT_RESOURCES` if the copy cannot be allocated.
 pub unsafe fn KsEdit<T>(bag: KSOBJECT_BAG, item: *mut *mut T, tag: ULONG) -> NTSTATUS {
     const {
-        assert!(
-            size_of::<T>() <= ULONG::MAX as usize,
-            "KsEdit of an item larger than 4 GiB"
-        );
+        assert!(size_of::<T>() <= ULONG::MAX as usize, "KsEdit of an item larger than 4 GiB");
     }
-    #[allow(
-        clippy::cast_possible_truncation,
-        reason = "checked by the const assertion above"
-    )]
+    #[allow(clippy::cast_possible_truncation, reason = "checked by the const assertion above")]
     let size = size_of::<T>() as ULONG;
     // SAFETY: the caller upholds `_KsEdit`'s contract; `item` has the layout of a `PVOID*`.
     unsafe { _KsEdit(bag, item.cast(), size, size, tag) }

@@ -129,11 +129,8 @@ pub const CONSTANTS: &[&[ConstValue]] = &[
 pub const GUIDS: &[&[GuidValue]] = guids::ALL_GUIDS;
 
 /// Every callback type (`PFN*`) ks-sys defines.
-pub const CALLBACKS: &[&[Prototype]] = &[
-    allocator::ALLOCATOR_CALLBACKS,
-    property::PROPERTY_CALLBACKS,
-    avstream::AVSTREAM_CALLBACKS,
-];
+pub const CALLBACKS: &[&[Prototype]] =
+    &[allocator::ALLOCATOR_CALLBACKS, property::PROPERTY_CALLBACKS, avstream::AVSTREAM_CALLBACKS];
 
 /// Every routine ks-sys imports from ks.sys.
 pub const IMPORTS: &[Prototype] = imports::KS_IMPORTS;

@@ -31,36 +31,16 @@ const FIELDS_NOT_IN_ORACLE: &[(&str, &str, &str)] = &[(
 
 /// Oracle fields that ks-sys models through another member: `(type, field, reason)`.
 const ORACLE_FIELDS_MODELLED_OTHERWISE: &[(&str, &str, &str)] = &[
-    (
-        "KSALLOCATOR_FRAMING",
-        "RequirementsFlags",
-        "union alias of OptionsFlags (one u32)",
-    ),
-    (
-        "KSIDENTIFIER",
-        "Alignment",
-        "LONGLONG union member that only aligns; repr(align(8))",
-    ),
-    (
-        "KSDATAFORMAT",
-        "Alignment",
-        "LONGLONG union member that only aligns; repr(align(8))",
-    ),
+    ("KSALLOCATOR_FRAMING", "RequirementsFlags", "union alias of OptionsFlags (one u32)"),
+    ("KSIDENTIFIER", "Alignment", "LONGLONG union member that only aligns; repr(align(8))"),
+    ("KSDATAFORMAT", "Alignment", "LONGLONG union member that only aligns; repr(align(8))"),
     (
         "KSPIN_DESCRIPTOR",
         "Reserved",
         "union alias of ConstrainedDataRangesCount/ConstrainedDataRanges",
     ),
-    (
-        "KSPROPERTY_ITEM",
-        "GetSupported",
-        "BOOLEAN union alias of GetPropertyHandler",
-    ),
-    (
-        "KSPROPERTY_ITEM",
-        "SetSupported",
-        "BOOLEAN union alias of SetPropertyHandler",
-    ),
+    ("KSPROPERTY_ITEM", "GetSupported", "BOOLEAN union alias of GetPropertyHandler"),
+    ("KSPROPERTY_ITEM", "SetSupported", "BOOLEAN union alias of SetPropertyHandler"),
     ("KSSTREAM_POINTER_OFFSET", "Mappings", "union alias of Data"),
 ];
 
@@ -70,60 +50,24 @@ const CONSTANTS_NOT_IN_ORACLE: &[(&str, &str)] = &[
         "KSALLOCATOR_REQUIREMENTF_SYSTEM_MEMORY_CUSTOM_ALLOCATION",
         "newer SDK; value from windows-sys metadata",
     ),
-    (
-        "KSALLOCATOR_FLAG_ENABLE_CACHED_MDL",
-        "newer SDK; value from windows-sys metadata",
-    ),
-    (
-        "KSALLOCATOR_FLAG_2D_BUFFER_REQUIRED",
-        "newer SDK; value from windows-sys metadata",
-    ),
-    (
-        "KSPROPERTY_TYPE_HIGHPRIORITY",
-        "newer SDK; value from windows-sys metadata",
-    ),
-    (
-        "KSPROPERTY_TYPE_FSFILTERSCOPE",
-        "newer SDK; value from windows-sys metadata",
-    ),
-    (
-        "KSPROPERTY_TYPE_COPYPAYLOAD",
-        "newer SDK; value from windows-sys metadata",
-    ),
-    (
-        "KSFILTER_FLAG_PRIORITIZE_REFERENCEGUID",
-        "newer SDK; value from windows-sys metadata",
-    ),
-    (
-        "KSDEVICE_DESCRIPTOR_VERSION_2",
-        "newer SDK; value from windows-sys metadata",
-    ),
-    (
-        "KSDEVICE_FLAG_ENABLE_REMOTE_WAKEUP",
-        "newer SDK; value from windows-sys metadata",
-    ),
-    (
-        "KSDEVICE_FLAG_LOWPOWER_PASSTHROUGH",
-        "newer SDK; value from windows-sys metadata",
-    ),
-    (
-        "KSDEVICE_FLAG_ENABLE_QUERYINTERFACE",
-        "newer SDK; value from windows-sys metadata",
-    ),
-    (
-        "PAGE_SIZE",
-        "wdm.h; not a KS header value (4 KiB on x64 and ARM64)",
-    ),
+    ("KSALLOCATOR_FLAG_ENABLE_CACHED_MDL", "newer SDK; value from windows-sys metadata"),
+    ("KSALLOCATOR_FLAG_2D_BUFFER_REQUIRED", "newer SDK; value from windows-sys metadata"),
+    ("KSPROPERTY_TYPE_HIGHPRIORITY", "newer SDK; value from windows-sys metadata"),
+    ("KSPROPERTY_TYPE_FSFILTERSCOPE", "newer SDK; value from windows-sys metadata"),
+    ("KSPROPERTY_TYPE_COPYPAYLOAD", "newer SDK; value from windows-sys metadata"),
+    ("KSFILTER_FLAG_PRIORITIZE_REFERENCEGUID", "newer SDK; value from windows-sys metadata"),
+    ("KSDEVICE_DESCRIPTOR_VERSION_2", "newer SDK; value from windows-sys metadata"),
+    ("KSDEVICE_FLAG_ENABLE_REMOTE_WAKEUP", "newer SDK; value from windows-sys metadata"),
+    ("KSDEVICE_FLAG_LOWPOWER_PASSTHROUGH", "newer SDK; value from windows-sys metadata"),
+    ("KSDEVICE_FLAG_ENABLE_QUERYINTERFACE", "newer SDK; value from windows-sys metadata"),
+    ("PAGE_SIZE", "wdm.h; not a KS header value (4 KiB on x64 and ARM64)"),
     ("NonPagedPool", "POOL_TYPE enumerator of wdm.h"),
     ("PagedPool", "POOL_TYPE enumerator of wdm.h"),
     ("NonPagedPoolMustSucceed", "POOL_TYPE enumerator of wdm.h"),
     ("NonPagedPoolCacheAligned", "POOL_TYPE enumerator of wdm.h"),
     ("PagedPoolCacheAligned", "POOL_TYPE enumerator of wdm.h"),
     ("NonPagedPoolNx", "POOL_TYPE enumerator of wdm.h"),
-    (
-        "NonPagedPoolNxCacheAligned",
-        "POOL_TYPE enumerator of wdm.h",
-    ),
+    ("NonPagedPoolNxCacheAligned", "POOL_TYPE enumerator of wdm.h"),
     ("STATUS_SUCCESS", "ntstatus.h"),
     ("STATUS_PENDING", "ntstatus.h"),
     ("STATUS_MORE_ENTRIES", "ntstatus.h"),
@@ -144,32 +88,15 @@ const CONSTANTS_NOT_IN_ORACLE: &[(&str, &str)] = &[
 
 /// GUIDs the oracle lacks, with the reason.
 const GUIDS_NOT_IN_ORACLE: &[(&str, &str)] = &[
-    (
-        "GUID_BUS_TYPE_PCI",
-        "wdmguid.h, outside the oracle's scope; value from spec section 2.12",
-    ),
-    (
-        "GUID_BUS_TYPE_USB",
-        "wdmguid.h, outside the oracle's scope; value from spec section 2.12",
-    ),
-    (
-        "GUID_BUS_TYPE_1394",
-        "wdmguid.h, outside the oracle's scope; value from spec section 2.12",
-    ),
-    (
-        "GUID_BUS_TYPE_AVC",
-        "wdmguid.h, outside the oracle's scope; value from spec section 2.12",
-    ),
-    (
-        "KSCATEGORY_SENSOR_CAMERA",
-        "newer SDK; value from windows-sys metadata",
-    ),
+    ("GUID_BUS_TYPE_PCI", "wdmguid.h, outside the oracle's scope; value from spec section 2.12"),
+    ("GUID_BUS_TYPE_USB", "wdmguid.h, outside the oracle's scope; value from spec section 2.12"),
+    ("GUID_BUS_TYPE_1394", "wdmguid.h, outside the oracle's scope; value from spec section 2.12"),
+    ("GUID_BUS_TYPE_AVC", "wdmguid.h, outside the oracle's scope; value from spec section 2.12"),
+    ("KSCATEGORY_SENSOR_CAMERA", "newer SDK; value from windows-sys metadata"),
 ];
 
 fn data(name: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name);
     let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
@@ -192,10 +119,8 @@ fn compare_type(ours: &TypeLayout, oracle: &Value) -> Vec<String> {
     let mut problems = Vec::new();
     let name = ours.name;
     if as_usize(&oracle["sizeof"]) != ours.size {
-        problems.push(format!(
-            "{name}: size {} but the oracle says {}",
-            ours.size, oracle["sizeof"]
-        ));
+        problems
+            .push(format!("{name}: size {} but the oracle says {}", ours.size, oracle["sizeof"]));
     }
     if as_usize(&oracle["alignof"]) != ours.align {
         problems.push(format!(
@@ -265,10 +190,7 @@ fn every_structure_matches_the_oracle() {
             .find(|f| f["path"] == field)
             .map(|f| as_usize(&f["size"]))
     };
-    assert_eq!(
-        field_size("KS_VIDEOINFOHEADER", "rcSource"),
-        Some(size_of::<ks_sys::RECT>())
-    );
+    assert_eq!(field_size("KS_VIDEOINFOHEADER", "rcSource"), Some(size_of::<ks_sys::RECT>()));
     assert_eq!(
         field_size("KS_VIDEO_STREAM_CONFIG_CAPS", "InputSize"),
         Some(size_of::<ks_sys::SIZE>())
@@ -281,44 +203,20 @@ fn allowances_are_all_still_needed() {
     let abi = data("ks-abi.json");
     let names: BTreeSet<&str> = ks_sys::TYPES.iter().map(|t| t.name).collect();
     for (ty, _) in TYPES_NOT_IN_ORACLE {
-        assert!(
-            names.contains(ty),
-            "{ty} is allowed but ks-sys does not define it"
-        );
-        assert!(
-            abi["types"].get(*ty).is_none(),
-            "{ty} is in the oracle now: check it"
-        );
+        assert!(names.contains(ty), "{ty} is allowed but ks-sys does not define it");
+        assert!(abi["types"].get(*ty).is_none(), "{ty} is in the oracle now: check it");
     }
-    let constants: BTreeSet<&str> = ks_sys::CONSTANTS
-        .iter()
-        .flat_map(|t| t.iter())
-        .map(|c| c.name)
-        .collect();
+    let constants: BTreeSet<&str> =
+        ks_sys::CONSTANTS.iter().flat_map(|t| t.iter()).map(|c| c.name).collect();
     for (name, _) in CONSTANTS_NOT_IN_ORACLE {
-        assert!(
-            constants.contains(name),
-            "{name} is allowed but ks-sys does not define it"
-        );
-        assert!(
-            abi["constants"].get(*name).is_none(),
-            "{name} is in the oracle now: check it"
-        );
+        assert!(constants.contains(name), "{name} is allowed but ks-sys does not define it");
+        assert!(abi["constants"].get(*name).is_none(), "{name} is in the oracle now: check it");
     }
-    let guids: BTreeSet<&str> = ks_sys::GUIDS
-        .iter()
-        .flat_map(|t| t.iter())
-        .map(|g| g.name)
-        .collect();
+    let guids: BTreeSet<&str> =
+        ks_sys::GUIDS.iter().flat_map(|t| t.iter()).map(|g| g.name).collect();
     for (name, _) in GUIDS_NOT_IN_ORACLE {
-        assert!(
-            guids.contains(name),
-            "{name} is allowed but ks-sys does not define it"
-        );
-        assert!(
-            abi["guids"].get(*name).is_none(),
-            "{name} is in the oracle now: check it"
-        );
+        assert!(guids.contains(name), "{name} is allowed but ks-sys does not define it");
+        assert!(abi["guids"].get(*name).is_none(), "{name} is in the oracle now: check it");
     }
 }
 
@@ -327,10 +225,7 @@ fn type_aliases_match_the_oracle() {
     let abi = data("ks-abi.json");
     for (alias, target) in ks_sys::TYPE_ALIASES {
         let oracle = &abi["types"][*alias];
-        let ours = ks_sys::TYPES
-            .iter()
-            .find(|t| t.name == *target)
-            .expect("alias target");
+        let ours = ks_sys::TYPES.iter().find(|t| t.name == *target).expect("alias target");
         let aliased = oracle["alias_of"].as_str().unwrap_or(alias);
         assert!(
             aliased == *target || oracle["kind"] == abi["types"][*target]["kind"],
@@ -338,12 +233,7 @@ fn type_aliases_match_the_oracle() {
         );
         // Compared under the target's name, whose union allowances apply to the alias too.
         let problems = compare_type(ours, oracle);
-        report(
-            &problems
-                .iter()
-                .map(|p| format!("as {alias}: {p}"))
-                .collect::<Vec<_>>(),
-        );
+        report(&problems.iter().map(|p| format!("as {alias}: {p}")).collect::<Vec<_>>());
     }
 }
 
@@ -353,11 +243,7 @@ fn every_constant_matches_the_oracle() {
     let mut problems = Vec::new();
     let mut seen = BTreeSet::new();
     for constant in ks_sys::CONSTANTS.iter().flat_map(|t| t.iter()) {
-        assert!(
-            seen.insert(constant.name),
-            "{} is defined twice",
-            constant.name
-        );
+        assert!(seen.insert(constant.name), "{} is defined twice", constant.name);
         match abi["constants"].get(constant.name) {
             Some(oracle) => {
                 let value = oracle["value"]
@@ -385,9 +271,7 @@ fn every_guid_matches_the_oracle() {
     let abi = data("ks-abi.json");
     let mut problems = Vec::new();
     for guid in ks_sys::GUIDS.iter().flat_map(|t| t.iter()) {
-        let oracle = abi["guids"]
-            .get(guid.name)
-            .or_else(|| abi["guid_equivalents"].get(guid.name));
+        let oracle = abi["guids"].get(guid.name).or_else(|| abi["guid_equivalents"].get(guid.name));
         match oracle {
             Some(oracle) => {
                 let text = oracle["rust_u128"].as_str().expect("rust_u128");
@@ -449,10 +333,8 @@ fn compare_prototype(ours: &Prototype, params: &[(String, usize)], ret: usize) -
         }
     }
     if ours.ret_size != ret {
-        problems.push(format!(
-            "{name}: returns {} bytes but the header returns {ret}",
-            ours.ret_size
-        ));
+        problems
+            .push(format!("{name}: returns {} bytes but the header returns {ret}", ours.ret_size));
     }
     problems
 }
@@ -460,9 +342,7 @@ fn compare_prototype(ours: &Prototype, params: &[(String, usize)], ret: usize) -
 #[test]
 fn every_callback_type_matches_its_typedef() {
     let protos = data("ks-prototypes.json");
-    let typedefs = protos["callback_typedefs"]
-        .as_array()
-        .expect("callback_typedefs");
+    let typedefs = protos["callback_typedefs"].as_array().expect("callback_typedefs");
     let mut problems = Vec::new();
     for ours in ks_sys::CALLBACKS.iter().flat_map(|t| t.iter()) {
         let Some(theirs) = typedefs.iter().find(|t| t["name"] == ours.name) else {
@@ -474,12 +354,7 @@ fn every_callback_type_matches_its_typedef() {
         let params: Vec<(String, usize)> = names
             .iter()
             .zip(canon)
-            .map(|(p, c)| {
-                (
-                    p[1].as_str().unwrap().to_owned(),
-                    canonical_size(c.as_str().unwrap()),
-                )
-            })
+            .map(|(p, c)| (p[1].as_str().unwrap().to_owned(), canonical_size(c.as_str().unwrap())))
             .collect();
         let ret = canonical_size(theirs["return_canonical"].as_str().unwrap());
         problems.extend(compare_prototype(ours, &params, ret));
@@ -498,10 +373,8 @@ fn every_import_matches_its_prototype_and_is_exported() {
             continue;
         };
         if theirs["in_libks_a"] != true || theirs["inline_in_header"] == true {
-            problems.push(format!(
-                "{}: not an export of ks.sys; it must not be imported",
-                ours.name
-            ));
+            problems
+                .push(format!("{}: not an export of ks.sys; it must not be imported", ours.name));
         }
         let params: Vec<(String, usize)> = theirs["params_detail"]
             .as_array()
@@ -520,43 +393,22 @@ fn every_import_matches_its_prototype_and_is_exported() {
 #[test]
 fn the_layout_checker_catches_a_changed_offset() {
     let abi = data("ks-abi.json");
-    let framing = ks_sys::TYPES
-        .iter()
-        .find(|t| t.name == "KS_FRAMING_ITEM")
-        .unwrap();
+    let framing = ks_sys::TYPES.iter().find(|t| t.name == "KS_FRAMING_ITEM").unwrap();
     assert!(compare_type(framing, &abi["types"]["KS_FRAMING_ITEM"]).is_empty());
 
     let mut fields = framing.fields.to_vec();
     fields[5].offset += 4; // Frames moved from 44 to 48
-    let moved = TypeLayout {
-        fields: Box::leak(fields.into_boxed_slice()),
-        ..*framing
-    };
+    let moved = TypeLayout { fields: Box::leak(fields.into_boxed_slice()), ..*framing };
     let problems = compare_type(&moved, &abi["types"]["KS_FRAMING_ITEM"]);
     assert_eq!(problems.len(), 1, "{problems:?}");
-    assert!(
-        problems[0].contains("KS_FRAMING_ITEM.Frames"),
-        "{problems:?}"
-    );
+    assert!(problems[0].contains("KS_FRAMING_ITEM.Frames"), "{problems:?}");
 
-    let bigger = TypeLayout {
-        size: framing.size + 8,
-        ..*framing
-    };
-    assert_eq!(
-        compare_type(&bigger, &abi["types"]["KS_FRAMING_ITEM"]).len(),
-        1
-    );
+    let bigger = TypeLayout { size: framing.size + 8, ..*framing };
+    assert_eq!(compare_type(&bigger, &abi["types"]["KS_FRAMING_ITEM"]).len(), 1);
 
-    let fewer = TypeLayout {
-        fields: &framing.fields[..9],
-        ..*framing
-    };
+    let fewer = TypeLayout { fields: &framing.fields[..9], ..*framing };
     let problems = compare_type(&fewer, &abi["types"]["KS_FRAMING_ITEM"]);
-    assert_eq!(
-        problems,
-        ["KS_FRAMING_ITEM.FramingRange: in the oracle but not in ks-sys"]
-    );
+    assert_eq!(problems, ["KS_FRAMING_ITEM.FramingRange: in the oracle but not in ks-sys"]);
 }
 
 /// Every `pub struct` in the sources is either in [`ks_sys::TYPES`] or declared opaque, so no
@@ -582,10 +434,8 @@ fn every_structure_in_the_sources_is_checked() {
                 in_local = true;
             }
             if let Some(rest) = trimmed.strip_prefix("pub struct ") {
-                let name: String = rest
-                    .chars()
-                    .take_while(|c| c.is_alphanumeric() || *c == '_')
-                    .collect();
+                let name: String =
+                    rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
                 // The local NT base types stand in for wdk-sys; they are checked by assertions
                 // in base.rs that hold in both configurations. The layout module's own record
                 // types are not C types.
@@ -596,8 +446,5 @@ fn every_structure_in_the_sources_is_checked() {
             }
         }
     }
-    assert!(
-        missing.is_empty(),
-        "structures not in ks_sys::TYPES: {missing:?}"
-    );
+    assert!(missing.is_empty(), "structures not in ks_sys::TYPES: {missing:?}");
 }

@@ -64,10 +64,7 @@ pub fn decode(kind: Kind, bytes: &[u8], out: &mut String) -> Result<u8, String> 
             }
         }
     }
-    let errors = findings
-        .iter()
-        .filter(|f| f.severity == Severity::Error)
-        .count();
+    let errors = findings.iter().filter(|f| f.severity == Severity::Error).count();
     let warnings = findings.len() - errors;
     let verdict = if errors == 0 { "valid" } else { "INVALID" };
     let _ = writeln!(
@@ -79,11 +76,7 @@ pub fn decode(kind: Kind, bytes: &[u8], out: &mut String) -> Result<u8, String> 
     for finding in &findings {
         let _ = writeln!(out, "{finding}");
     }
-    Ok(if errors == 0 {
-        EXIT_VALID
-    } else {
-        EXIT_INVALID
-    })
+    Ok(if errors == 0 { EXIT_VALID } else { EXIT_INVALID })
 }
 
 fn plural(n: usize) -> &'static str {
@@ -124,46 +117,35 @@ fn flag_names<'a>(
 fn item_flags(flags: ItemFlags) -> String {
     let requirement_bits =
         RequirementFlags::all().bits() & !ks_sys::KSALLOCATOR_FLAG_PARTIAL_READ_SUPPORT;
-    flag_names(
-        flags.bits(),
-        flags.iter_names().map(|(n, f)| (n, f.bits())),
-        |name, bit| {
-            if bit & requirement_bits != 0 {
-                format!("KSALLOCATOR_REQUIREMENTF_{name}")
-            } else if bit == ItemFlags::BUFFER_2D_REQUIRED.bits() {
-                "KSALLOCATOR_FLAG_2D_BUFFER_REQUIRED".to_owned()
-            } else {
-                format!("KSALLOCATOR_FLAG_{name}")
-            }
-        },
-    )
+    flag_names(flags.bits(), flags.iter_names().map(|(n, f)| (n, f.bits())), |name, bit| {
+        if bit & requirement_bits != 0 {
+            format!("KSALLOCATOR_REQUIREMENTF_{name}")
+        } else if bit == ItemFlags::BUFFER_2D_REQUIRED.bits() {
+            "KSALLOCATOR_FLAG_2D_BUFFER_REQUIRED".to_owned()
+        } else {
+            format!("KSALLOCATOR_FLAG_{name}")
+        }
+    })
 }
 
 fn requirement_flags(bits: u32) -> String {
     let flags = RequirementFlags::from_bits_retain(bits);
-    flag_names(
-        bits,
-        flags.iter_names().map(|(n, f)| (n, f.bits())),
-        |name, _| format!("KSALLOCATOR_REQUIREMENTF_{name}"),
-    )
+    flag_names(bits, flags.iter_names().map(|(n, f)| (n, f.bits())), |name, _| {
+        format!("KSALLOCATOR_REQUIREMENTF_{name}")
+    })
 }
 
 fn option_flags(bits: u32) -> String {
     let flags = OptionFlags::from_bits_retain(bits);
-    flag_names(
-        bits,
-        flags.iter_names().map(|(n, f)| (n, f.bits())),
-        |name, _| format!("KSALLOCATOR_OPTIONF_{name}"),
-    )
+    flag_names(bits, flags.iter_names().map(|(n, f)| (n, f.bits())), |name, _| {
+        format!("KSALLOCATOR_OPTIONF_{name}")
+    })
 }
 
 fn memory_type(value: MemoryType) -> String {
     match value.c_name() {
         Some(c_name) => format!("{value} ({c_name} {{{}}})", value.0),
-        None => format!(
-            "{{{}}} (not a KSMEMORY_TYPE_* GUID: device-specific memory)",
-            value.0
-        ),
+        None => format!("{{{}}} (not a KSMEMORY_TYPE_* GUID: device-specific memory)", value.0),
     }
 }
 
@@ -197,10 +179,7 @@ fn alignment(value: u32) -> String {
 }
 
 fn range(range: FramingRange) -> String {
-    format!(
-        "{}..={} stepping {}",
-        range.min_frame_size, range.max_frame_size, range.stepping
-    )
+    format!("{}..={} stepping {}", range.min_frame_size, range.max_frame_size, range.stepping)
 }
 
 fn render_item(index: usize, item: &FramingItem, out: &mut String) {
@@ -219,18 +198,8 @@ fn render_item(index: usize, item: &FramingItem, out: &mut String) {
     field(out, 4, "MemoryTypeWeight", item.memory_type_weight);
     field(out, 4, "PhysicalRange", range(item.physical_range));
     field(out, 4, "FramingRange", range(item.framing_range.range));
-    field(
-        out,
-        4,
-        "  InPlaceWeight",
-        item.framing_range.in_place_weight,
-    );
-    field(
-        out,
-        4,
-        "  NotInPlaceWeight",
-        item.framing_range.not_in_place_weight,
-    );
+    field(out, 4, "  InPlaceWeight", item.framing_range.in_place_weight);
+    field(out, 4, "  NotInPlaceWeight", item.framing_range.not_in_place_weight);
 }
 
 fn render_ex(view: &FramingExView<'_>, out: &mut String) {
@@ -243,22 +212,14 @@ fn render_ex(view: &FramingExView<'_>, out: &mut String) {
         plural(count)
     );
     field(out, 2, "CountItems", header.count_items);
-    field(
-        out,
-        2,
-        "PinFlags",
-        format_args!("{:#010x}", header.pin_flags),
-    );
+    field(out, 2, "PinFlags", format_args!("{:#010x}", header.pin_flags));
     let c = header.output_compression;
     let identity = if c.is_identity() { " (identity)" } else { "" };
     field(
         out,
         2,
         "OutputCompression",
-        format_args!(
-            "{}/{} + {}{identity}",
-            c.numerator, c.denominator, c.constant_margin
-        ),
+        format_args!("{}/{} + {}{identity}", c.numerator, c.denominator, c.constant_margin),
     );
     field(out, 2, "PinWeight", header.pin_weight);
     for (index, item) in view.items().enumerate() {
@@ -268,25 +229,16 @@ fn render_ex(view: &FramingExView<'_>, out: &mut String) {
 
 fn render_legacy(framing: &Framing, role: LegacyRole, out: &mut String) {
     let (what, flags_name, flags) = match role {
-        LegacyRole::Query => (
-            "legacy property value",
-            "RequirementsFlags",
-            requirement_flags(framing.flags),
-        ),
-        LegacyRole::Request | LegacyRole::RequestLenient => (
-            "allocator create request",
-            "OptionsFlags",
-            option_flags(framing.flags),
-        ),
+        LegacyRole::Query => {
+            ("legacy property value", "RequirementsFlags", requirement_flags(framing.flags))
+        }
+        LegacyRole::Request | LegacyRole::RequestLenient => {
+            ("allocator create request", "OptionsFlags", option_flags(framing.flags))
+        }
     };
     let _ = writeln!(out, "KSALLOCATOR_FRAMING ({what}): {LEGACY_LEN} bytes");
     field(out, 2, flags_name, flags);
-    field(
-        out,
-        2,
-        "PoolType",
-        format_args!("{} ({})", framing.pool_type.0, framing.pool_type),
-    );
+    field(out, 2, "PoolType", format_args!("{} ({})", framing.pool_type.0, framing.pool_type));
     field(out, 2, "Frames", framing.frames);
     field(out, 2, "FrameSize", framing.frame_size);
     field(out, 2, "FileAlignment", alignment(framing.file_alignment));

@@ -82,9 +82,7 @@ fn main() -> ExitCode {
             let kind = if args.legacy {
                 decode::Kind::Legacy
             } else if args.request {
-                decode::Kind::Request {
-                    lenient: args.lenient,
-                }
+                decode::Kind::Request { lenient: args.lenient }
             } else {
                 decode::Kind::Extended
             };

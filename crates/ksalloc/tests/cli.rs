@@ -10,11 +10,7 @@ use std::{
 fn ksalloc(args: &[&str], stdin: Option<&[u8]>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ksalloc"))
         .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -148,11 +144,7 @@ fn unparsable_input_gives_status_2_with_the_reason() {
             avshws()[..111].to_vec(),
             "CountItems 1 needs 112 bytes (24 + 88 * 1) but the buffer holds 111",
         ),
-        (
-            "overflow",
-            words(&[u32::MAX, 0, 1, 1, 0, 0]),
-            "CountItems 4294967295 overflows",
-        ),
+        ("overflow", words(&[u32::MAX, 0, 1, 1, 0, 0]), "CountItems 4294967295 overflows"),
     ];
     for (name, bytes, reason) in cases {
         let path = scratch(name, &bytes);
@@ -160,10 +152,7 @@ fn unparsable_input_gives_status_2_with_the_reason() {
         assert_eq!(output.status.code(), Some(2), "{name}");
         let stderr = text(&output.stderr);
         assert!(stderr.contains(reason), "{name}: {stderr}");
-        assert!(
-            output.stdout.is_empty(),
-            "{name}: nothing is printed for unparsable input"
-        );
+        assert!(output.stdout.is_empty(), "{name}: nothing is printed for unparsable input");
     }
     let output = ksalloc(&["framing", "decode", "/nonexistent/framing.bin"], None);
     assert_eq!(output.status.code(), Some(2));
@@ -186,10 +175,7 @@ fn legacy_and_request_framings() {
             .contains("RequirementsFlags        0x00000002 KSALLOCATOR_REQUIREMENTF_SYSTEM_MEMORY"),
         "{stdout}"
     );
-    assert!(
-        stdout.contains("PoolType                 0 (NonPagedPool)"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("PoolType                 0 (NonPagedPool)"), "{stdout}");
 
     let output = ksalloc(&["framing", "decode", "--request", "-"], Some(&query));
     let stdout = text(&output.stdout);
@@ -204,20 +190,10 @@ fn legacy_and_request_framings() {
     let output = ksalloc(&["framing", "decode", "--request", "-"], Some(&bad));
     let stdout = text(&output.stdout);
     assert_eq!(output.status.code(), Some(1), "{stdout}");
-    assert!(
-        stdout.contains("error: OptionsFlags: has undefined bits 0x00000008"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("error: OptionsFlags: has undefined bits 0x00000008"), "{stdout}");
     assert!(stdout.contains("error: FrameSize: is 0"), "{stdout}");
-    let output = ksalloc(
-        &["framing", "decode", "--request", "--lenient", "-"],
-        Some(&bad),
-    );
-    assert_eq!(
-        output.status.code(),
-        Some(1),
-        "FrameSize 0 is still an error"
-    );
+    let output = ksalloc(&["framing", "decode", "--request", "--lenient", "-"], Some(&bad));
+    assert_eq!(output.status.code(), Some(1), "FrameSize 0 is still an error");
     assert!(!text(&output.stdout).contains("OptionsFlags: has undefined"));
 
     let output = ksalloc(&["framing", "decode", "--legacy", "-"], Some(&query[..20]));
@@ -230,10 +206,7 @@ fn legacy_and_request_framings() {
 
 #[test]
 fn conflicting_options_are_usage_errors() {
-    let output = ksalloc(
-        &["framing", "decode", "--legacy", "--request", "-"],
-        Some(&[]),
-    );
+    let output = ksalloc(&["framing", "decode", "--legacy", "--request", "-"], Some(&[]));
     assert_eq!(output.status.code(), Some(2));
     let output = ksalloc(&["framing", "decode", "--lenient", "-"], Some(&[]));
     assert_eq!(output.status.code(), Some(2));
