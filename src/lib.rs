@@ -63,3 +63,8 @@ mod error;
 pub mod framing;
 
 pub use error::{Error, Result, from_result, to_result};
+
+/// The Rust examples of README.md, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
