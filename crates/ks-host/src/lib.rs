@@ -1,14 +1,43 @@
 //! User-mode stand-in for the kernel routines that `ks-allocator` imports.
 //!
 //! The library and the sample driver talk to the kernel only through `ks_sys` imports. This
-//! crate will define those imports in user mode (pool allocation with tags and leak tracking,
-//! a per-thread IRQL with Driver-Verifier-style checks, `DbgPrint` capture, the AVStream object
-//! model the sample driver needs), each following the documented contract of the routine it
-//! replaces, so the same code runs and is tested on any host.
+//! crate defines those imports in an ordinary process, each following the documented contract
+//! of the routine it replaces, so the same driver code runs and is tested on any host:
 //!
-//! **Status: skeleton.** It defines no routine yet: nothing the library calls today needs the
-//! kernel. Routines arrive with the code that imports them (frame pools and the allocator
-//! dispatch table first). A routine this crate does not define fails to link in a host build
-//! instead of being faked.
+//! - [`pool`]: `ExAllocatePool2`, `ExAllocatePoolWithTag`, `ExFreePoolWithTag` with tags, the
+//!   pool's alignment rules, leak accounting ([`pool::live`]) and a failure schedule like Driver
+//!   Verifier's low-resources simulation;
+//! - [`irql`]: an IRQL per thread, raised and lowered by tests, checked by every routine here
+//!   ([`verifier`] collects the violations);
+//! - [`debug`]: `DbgPrintEx` output, captured;
+//! - `MmGetSystemRoutineAddress` for the routines above, with a switch to pretend a routine does
+//!   not exist ([`routines`]);
+//! - [`ks`]: enough of `KsCreateDefaultAllocatorEx` to drive an allocator's callbacks the way
+//!   ks.sys does.
+//!
+//! A routine that ks-sys declares but this crate does not define fails to link in a host build:
+//! it is absent, not faked.
+//!
+//! Link this crate into every host binary and test that runs driver code (`extern crate
+//! ks_host;` is enough). Tests that check accounting take a [`Session`], which serialises them
+//! and checks for leaks and violations at the end.
 
-#![forbid(unsafe_code)]
+#![allow(non_snake_case, reason = "the kernel routines and their parameters keep their C names")]
+
+mod session;
+
+pub mod debug;
+pub mod irql;
+pub mod ks;
+pub mod pool;
+pub mod routines;
+pub mod verifier;
+
+pub use session::Session;
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+/// Locks a host-state mutex; a panic in another test does not poison the host for the rest.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}

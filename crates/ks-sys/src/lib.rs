@@ -37,6 +37,7 @@ mod consts;
 mod format;
 mod guids;
 mod imports;
+mod ntoskrnl;
 mod property;
 mod stream;
 
@@ -47,6 +48,7 @@ pub use consts::*;
 pub use format::*;
 pub use guids::*;
 pub use imports::*;
+pub use ntoskrnl::*;
 pub use property::*;
 pub use stream::*;
 
@@ -123,6 +125,7 @@ pub const CONSTANTS: &[&[ConstValue]] = &[
     avstream::OBJECT_FLAGS,
     consts::ALIGNMENTS,
     consts::NT_CONSTANTS,
+    ntoskrnl::NT_POOL_AND_DEBUG,
 ];
 
 /// Every GUID constant ks-sys defines.
@@ -134,3 +137,12 @@ pub const CALLBACKS: &[&[Prototype]] =
 
 /// Every routine ks-sys imports from ks.sys.
 pub const IMPORTS: &[Prototype] = imports::KS_IMPORTS;
+
+/// Every routine ks-sys imports from ntoskrnl.exe (`wdm.h`); `DbgPrintEx`'s variadic tail is not
+/// recorded.
+pub const NT_IMPORTS: &[Prototype] = &[
+    ntoskrnl::NT_IMPORTS[0],
+    ntoskrnl::NT_IMPORTS[1],
+    ntoskrnl::NT_IMPORTS[2],
+    ntoskrnl::DBGPRINTEX_PROTOTYPE,
+];

@@ -84,6 +84,18 @@ const CONSTANTS_NOT_IN_ORACLE: &[(&str, &str)] = &[
     ("STATUS_INVALID_DEVICE_STATE", "ntstatus.h"),
     ("STATUS_INVALID_BUFFER_SIZE", "ntstatus.h"),
     ("STATUS_NOT_FOUND", "ntstatus.h"),
+    ("POOL_FLAG_UNINITIALIZED", "wdm.h POOL_FLAGS (Microsoft Learn, POOL_FLAGS page)"),
+    ("POOL_FLAG_CACHE_ALIGNED", "wdm.h POOL_FLAGS (Microsoft Learn, POOL_FLAGS page)"),
+    ("POOL_FLAG_NON_PAGED", "wdm.h POOL_FLAGS (Microsoft Learn, POOL_FLAGS page)"),
+    ("POOL_FLAG_PAGED", "wdm.h POOL_FLAGS (Microsoft Learn, POOL_FLAGS page)"),
+    ("PASSIVE_LEVEL", "wdm.h IRQL"),
+    ("APC_LEVEL", "wdm.h IRQL"),
+    ("DISPATCH_LEVEL", "wdm.h IRQL"),
+    ("DPFLTR_IHVSTREAMING_ID", "dpfilter.h component id"),
+    ("DPFLTR_ERROR_LEVEL", "dpfilter.h level"),
+    ("DPFLTR_WARNING_LEVEL", "dpfilter.h level"),
+    ("DPFLTR_TRACE_LEVEL", "dpfilter.h level"),
+    ("DPFLTR_INFO_LEVEL", "dpfilter.h level"),
 ];
 
 /// GUIDs the oracle lacks, with the reason.
@@ -447,4 +459,24 @@ fn every_structure_in_the_sources_is_checked() {
         }
     }
     assert!(missing.is_empty(), "structures not in ks_sys::TYPES: {missing:?}");
+}
+
+/// The ntoskrnl imports are outside the KS oracle; they are checked against the prototypes
+/// Microsoft documents (wdm.h): parameter names and sizes, return size.
+#[test]
+fn every_ntoskrnl_import_matches_its_documented_prototype() {
+    let documented: &[(&str, &[(&str, usize)], usize)] = &[
+        ("ExAllocatePoolWithTag", &[("PoolType", 4), ("NumberOfBytes", 8), ("Tag", 4)], 8),
+        ("ExFreePoolWithTag", &[("P", 8), ("Tag", 4)], 0),
+        ("MmGetSystemRoutineAddress", &[("SystemRoutineName", 8)], 8),
+        ("DbgPrintEx", &[("ComponentId", 4), ("Level", 4), ("Format", 8)], 4),
+    ];
+    assert_eq!(ks_sys::NT_IMPORTS.len(), documented.len());
+    let mut problems = Vec::new();
+    for (ours, (name, params, ret)) in ks_sys::NT_IMPORTS.iter().zip(documented) {
+        assert_eq!(ours.name, *name);
+        let params: Vec<(String, usize)> = params.iter().map(|(n, s)| ((*n).to_owned(), *s)).collect();
+        problems.extend(compare_prototype(ours, &params, *ret));
+    }
+    report(&problems);
 }

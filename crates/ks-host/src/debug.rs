@@ -1,0 +1,54 @@
+//! `DbgPrintEx` output, captured.
+//!
+//! The routine itself is C (`csrc/dbgprint.c`, variadic); it formats the message and hands the
+//! text to [`ks_host_debug_output`], which records it here. Set the environment variable
+//! `KS_HOST_ECHO=1` to also print every message to standard error.
+
+use std::{ffi::c_char, sync::Mutex};
+
+/// One `DbgPrintEx` message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DebugRecord {
+    /// `ComponentId` (`DPFLTR_*_ID`).
+    pub component: u32,
+    /// `Level` (`DPFLTR_*_LEVEL`).
+    pub level: u32,
+    /// The formatted text, at most 511 bytes, as the kernel truncates it.
+    pub text: String,
+}
+
+static OUTPUT: Mutex<Vec<DebugRecord>> = Mutex::new(Vec::new());
+
+/// Receives the text `DbgPrintEx` formatted.
+///
+/// # Safety
+///
+/// Only the C `DbgPrintEx` calls it, with `text` pointing at `length` readable bytes.
+// SAFETY: no other symbol of a host process is named `ks_host_debug_output`; the C file declares
+// it with exactly this signature.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ks_host_debug_output(component: u32, level: u32, text: *const c_char, length: usize) {
+    let bytes = if text.is_null() || length == 0 {
+        &[][..]
+    } else {
+        // SAFETY: the C caller passes its buffer and the number of bytes it formatted into it.
+        unsafe { std::slice::from_raw_parts(text.cast::<u8>(), length) }
+    };
+    let text = String::from_utf8_lossy(bytes).into_owned();
+    if std::env::var_os("KS_HOST_ECHO").is_some() {
+        eprint!("{text}");
+    }
+    crate::lock(&OUTPUT).push(DebugRecord { component, level, text });
+}
+
+/// Every message so far.
+#[must_use]
+pub fn output() -> Vec<DebugRecord> {
+    crate::lock(&OUTPUT).clone()
+}
+
+/// Every message so far; the record is emptied.
+#[must_use]
+pub fn take_output() -> Vec<DebugRecord> {
+    std::mem::take(&mut *crate::lock(&OUTPUT))
+}

@@ -1,0 +1,222 @@
+//! Allocator objects: the part of ks.sys that drives a `KSALLOCATOR_DISPATCH`-style allocator.
+//!
+//! [`AllocatorCreateRequest`] stands for the `IRP_MJ_CREATE` of an allocator (what
+//! `KsCreateAllocator` sends to a pin): its parameters are the 24-byte `KSALLOCATOR_FRAMING`.
+//! A driver hands its IRP to `KsCreateDefaultAllocatorEx` with its callbacks, exactly as it
+//! would on Windows; the host validates the request, calls `InitializeAllocator` at
+//! PASSIVE_LEVEL and, on success, attaches an [`AllocatorObject`] to the request. The object
+//! offers what the allocator's clients use: the function-table `AllocateFrame`/`FreeFrame`
+//! (with the `Frames` cap enforced by the wrapper, NULL beyond it), the status property, and
+//! close, which calls `DeleteAllocator`.
+//!
+//! The default pool allocator of ks.sys (all callbacks NULL) is not modelled:
+//! `KsCreateDefaultAllocatorEx` returns `STATUS_NOT_IMPLEMENTED` for it.
+
+use std::ptr::NonNull;
+
+use ks_sys::{
+    KSALLOCATOR_FRAMING, KSSTREAMALLOCATOR_STATUS, NTSTATUS, PAGE_SIZE, PASSIVE_LEVEL, PFNKSDEFAULTALLOCATE,
+    PFNKSDEFAULTFREE, PFNKSDELETEALLOCATOR, PFNKSINITIALIZEALLOCATOR, PIRP, PVOID, STATUS_INVALID_PARAMETER,
+    STATUS_NOT_IMPLEMENTED, STATUS_SUCCESS,
+};
+
+const IRP_MAGIC: u64 = u64::from_le_bytes(*b"KsHostIr");
+
+/// What `PIRP` points at in the host.
+#[repr(C)]
+struct HostIrp {
+    magic: u64,
+    parameters: Vec<u8>,
+    object: Option<AllocatorObject>,
+}
+
+/// An allocator create request (`IRP_MJ_CREATE` on a pin with the allocator object class).
+pub struct AllocatorCreateRequest {
+    irp: Box<HostIrp>,
+}
+
+impl AllocatorCreateRequest {
+    /// A request carrying `framing` as its parameters, as `KsCreateAllocator` builds it.
+    #[must_use]
+    pub fn new(framing: &KSALLOCATOR_FRAMING) -> Self {
+        let mut parameters = Vec::with_capacity(24);
+        for word in [
+            framing.OptionsFlags,
+            framing.PoolType.cast_unsigned(),
+            framing.Frames,
+            framing.FrameSize,
+            framing.FileAlignment,
+            framing.Reserved,
+        ] {
+            parameters.extend_from_slice(&word.to_le_bytes());
+        }
+        Self::with_parameters(&parameters)
+    }
+
+    /// A request with arbitrary parameter bytes (to test malformed requests).
+    #[must_use]
+    pub fn with_parameters(parameters: &[u8]) -> Self {
+        Self { irp: Box::new(HostIrp { magic: IRP_MAGIC, parameters: parameters.to_vec(), object: None }) }
+    }
+
+    /// The IRP to hand to the driver's create handler.
+    pub fn irp(&mut self) -> PIRP {
+        std::ptr::from_mut::<HostIrp>(&mut self.irp).cast()
+    }
+
+    /// The allocator object created for this request, if `KsCreateDefaultAllocatorEx` succeeded.
+    pub fn allocator(&mut self) -> Option<&mut AllocatorObject> {
+        self.irp.object.as_mut()
+    }
+}
+
+/// An allocator object created by `KsCreateDefaultAllocatorEx`.
+pub struct AllocatorObject {
+    context: PVOID,
+    allocate: PFNKSDEFAULTALLOCATE,
+    free: PFNKSDEFAULTFREE,
+    delete: PFNKSDELETEALLOCATOR,
+    framing: KSALLOCATOR_FRAMING,
+    allocated: u32,
+    closed: bool,
+}
+
+impl AllocatorObject {
+    /// The function-table `AllocateFrame`: a frame from `DefaultAllocate`, or `None` when the
+    /// allocator returns NULL or `Frames` frames are already out (the wrapper's cap).
+    pub fn allocate_frame(&mut self) -> Option<NonNull<u8>> {
+        if self.closed || (self.framing.Frames != 0 && self.allocated >= self.framing.Frames) {
+            return None;
+        }
+        let allocate = self.allocate?;
+        // SAFETY: `allocate` and `context` come from a successful KsCreateDefaultAllocatorEx and
+        // the object is not closed, so the context is live.
+        let frame = NonNull::new(unsafe { allocate(self.context) }.cast::<u8>())?;
+        self.allocated += 1;
+        Some(frame)
+    }
+
+    /// The function-table `FreeFrame`: hands `frame` to `DefaultFree`.
+    pub fn free_frame(&mut self, frame: NonNull<u8>) {
+        if self.closed {
+            crate::verifier::report("FreeFrame", "frame freed after the allocator was closed".to_owned());
+            return;
+        }
+        if let Some(free) = self.free {
+            // SAFETY: as in `allocate_frame`; the callback validates the frame itself.
+            unsafe { free(self.context, frame.as_ptr().cast()) };
+        }
+        self.allocated = self.allocated.saturating_sub(1);
+    }
+
+    /// `KSPROPERTY_STREAMALLOCATOR_STATUS`: the creation framing and the frames out.
+    #[must_use]
+    pub fn status(&self) -> KSSTREAMALLOCATOR_STATUS {
+        KSSTREAMALLOCATOR_STATUS { Framing: self.framing, AllocatedFrames: self.allocated, Reserved: 0 }
+    }
+
+    /// `IRP_MJ_CLOSE` of the allocator: calls `DeleteAllocator` (PASSIVE_LEVEL). Later calls do
+    /// nothing; no Allocate or Free reaches the callbacks after it.
+    pub fn close(&mut self) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        crate::verifier::require_irql_at_most("DeleteAllocator", PASSIVE_LEVEL);
+        if let Some(delete) = self.delete {
+            // SAFETY: the context came from InitializeAllocator and is deleted exactly once.
+            unsafe { delete(self.context) };
+        }
+    }
+}
+
+impl Drop for AllocatorObject {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Reads the 24-byte framing from the request parameters and checks it as ks.sys does:
+/// at least 24 bytes, `FrameSize` not 0, only `KSALLOCATOR_OPTIONF_VALID` option bits,
+/// `FileAlignment` at most `PAGE_SIZE - 1`.
+fn validate(parameters: &[u8]) -> Result<KSALLOCATOR_FRAMING, NTSTATUS> {
+    let words: Vec<u32> = parameters
+        .chunks_exact(4)
+        .take(6)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    let [options, pool_type, frames, frame_size, alignment, reserved] = words[..] else {
+        return Err(STATUS_INVALID_PARAMETER);
+    };
+    let framing = KSALLOCATOR_FRAMING {
+        OptionsFlags: options,
+        PoolType: pool_type.cast_signed(),
+        Frames: frames,
+        FrameSize: frame_size,
+        FileAlignment: alignment,
+        Reserved: reserved,
+    };
+    if frame_size == 0 || options & !ks_sys::KSALLOCATOR_OPTIONF_VALID != 0 || alignment > PAGE_SIZE - 1 {
+        return Err(STATUS_INVALID_PARAMETER);
+    }
+    Ok(framing)
+}
+
+/// `KsCreateDefaultAllocatorEx`: creates an allocator object for an allocator create request,
+/// with frames from the given callbacks. PASSIVE_LEVEL.
+///
+/// Validates the request, calls `InitializeAllocator(InitializeContext, &framing, &context)` and
+/// returns its status; on success the object is attached to the request. Neither completes the
+/// IRP.
+///
+/// # Safety
+///
+/// `Irp` comes from [`AllocatorCreateRequest::irp`] and the request outlives the call; the
+/// callbacks follow their `KSALLOCATOR_DISPATCH` contracts.
+// SAFETY: no other symbol of a host process is named `KsCreateDefaultAllocatorEx`; ks-sys declares
+// it with exactly this signature.
+#[unsafe(no_mangle)]
+pub unsafe extern "system" fn KsCreateDefaultAllocatorEx(
+    Irp: PIRP,
+    InitializeContext: PVOID,
+    DefaultAllocate: PFNKSDEFAULTALLOCATE,
+    DefaultFree: PFNKSDEFAULTFREE,
+    InitializeAllocator: PFNKSINITIALIZEALLOCATOR,
+    DeleteAllocator: PFNKSDELETEALLOCATOR,
+) -> NTSTATUS {
+    const ROUTINE: &str = "KsCreateDefaultAllocatorEx";
+    crate::verifier::require_irql_at_most(ROUTINE, PASSIVE_LEVEL);
+    let irp = Irp.cast::<HostIrp>();
+    // SAFETY: the caller passes the IRP of a live AllocatorCreateRequest (this function's
+    // contract); the magic check catches a foreign pointer in tests.
+    let Some(irp) = (unsafe { irp.as_mut() }).filter(|irp| irp.magic == IRP_MAGIC) else {
+        crate::verifier::report(ROUTINE, "not an allocator create request IRP".to_owned());
+        return STATUS_INVALID_PARAMETER;
+    };
+    let mut framing = match validate(&irp.parameters) {
+        Ok(framing) => framing,
+        Err(status) => return status,
+    };
+    let Some(initialize) = InitializeAllocator else {
+        return STATUS_NOT_IMPLEMENTED;
+    };
+    if DefaultAllocate.is_none() {
+        return STATUS_NOT_IMPLEMENTED;
+    }
+    let mut context: PVOID = std::ptr::null_mut();
+    // SAFETY: `framing` is a live local copy; `context` is a live local out-parameter.
+    let status = unsafe { initialize(InitializeContext, &raw mut framing, &raw mut context) };
+    if status != STATUS_SUCCESS {
+        return status;
+    }
+    irp.object = Some(AllocatorObject {
+        context,
+        allocate: DefaultAllocate,
+        free: DefaultFree,
+        delete: DeleteAllocator,
+        framing,
+        allocated: 0,
+        closed: false,
+    });
+    STATUS_SUCCESS
+}

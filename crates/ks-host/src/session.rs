@@ -1,0 +1,69 @@
+//! A test's exclusive use of the host, with a leak and violation check at the end.
+
+use std::sync::{Mutex, MutexGuard};
+
+static SESSION: Mutex<()> = Mutex::new(());
+
+/// Exclusive use of the host's global state for one test.
+///
+/// Beginning a session waits for any other session to end, then clears the pool accounting,
+/// the failure schedule, the debug output, the violations and the hidden routines. Ending it
+/// (drop) checks that no pool allocation is outstanding and no violation was recorded, and
+/// panics with a report naming each leaked tag and size otherwise (unless the test is already
+/// panicking). Call [`Session::take_violations`] for violations a test provokes on purpose.
+pub struct Session {
+    _exclusive: MutexGuard<'static, ()>,
+}
+
+impl Session {
+    /// Begins a session.
+    #[must_use]
+    pub fn begin() -> Self {
+        let exclusive = crate::lock(&SESSION);
+        reset_all();
+        Self { _exclusive: exclusive }
+    }
+
+    /// Outstanding pool allocations.
+    #[must_use]
+    pub fn live(&self) -> crate::pool::Live {
+        crate::pool::live()
+    }
+
+    /// Violations so far; the record is emptied.
+    #[must_use]
+    pub fn take_violations(&self) -> Vec<crate::verifier::Violation> {
+        crate::verifier::take_violations()
+    }
+
+    /// Debug output so far; the record is emptied.
+    #[must_use]
+    pub fn take_output(&self) -> Vec<crate::debug::DebugRecord> {
+        crate::debug::take_output()
+    }
+}
+
+fn reset_all() -> (crate::pool::Live, Vec<crate::verifier::Violation>) {
+    let leaked = crate::pool::reset();
+    let violations = crate::verifier::take_violations();
+    let _ = crate::debug::take_output();
+    crate::routines::unhide_all();
+    (leaked, violations)
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let (leaked, violations) = reset_all();
+        if std::thread::panicking() {
+            return;
+        }
+        let mut problems = Vec::new();
+        if !leaked.is_empty() {
+            problems.push(format!("pool memory leaked: {leaked}"));
+        }
+        for violation in violations {
+            problems.push(format!("violation: {violation}"));
+        }
+        assert!(problems.is_empty(), "ks-host session ended with:\n  {}", problems.join("\n  "));
+    }
+}

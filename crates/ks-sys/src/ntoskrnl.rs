@@ -1,0 +1,81 @@
+//! The ntoskrnl routines and constants the library uses besides KS: pool allocation, routine
+//! lookup and debug output (`wdm.h`, `dpfilter.h`).
+//!
+//! `ExAllocatePool2` is deliberately *not* imported: a driver that imports it does not load on
+//! Windows before 10 version 2004. The library looks it up with `MmGetSystemRoutineAddress` and
+//! falls back to `ExAllocatePoolWithTag`, as Microsoft documents for drivers that support older
+//! versions; [`PFN_EX_ALLOCATE_POOL2`] is its type.
+
+use core::ffi::c_char;
+
+use crate::{POOL_FLAGS, POOL_TYPE, PUNICODE_STRING, PVOID, SIZE_T, ULONG};
+
+/// Interrupt request level.
+pub type KIRQL = u8;
+/// Pointer to a constant NUL-terminated ANSI string.
+pub type PCSTR = *const c_char;
+
+/// The type of `ExAllocatePool2(Flags, NumberOfBytes, Tag)`, as `MmGetSystemRoutineAddress`
+/// returns it. IRQL <= DISPATCH_LEVEL (<= APC_LEVEL for paged pool).
+pub type PFN_EX_ALLOCATE_POOL2 =
+    Option<unsafe extern "system" fn(Flags: POOL_FLAGS, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID>;
+
+ks_imports! {
+    NT_IMPORTS;
+    /// Allocates pool memory of a `POOL_TYPE` (not zeroed). Deprecated in favour of
+    /// `ExAllocatePool2`, which it stands in for on older Windows. IRQL <= DISPATCH_LEVEL
+    /// (<= APC_LEVEL for paged pool).
+    pub fn ExAllocatePoolWithTag(PoolType: POOL_TYPE, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID;
+    /// Frees pool memory allocated with the same tag. IRQL <= DISPATCH_LEVEL (<= APC_LEVEL for
+    /// paged pool).
+    pub fn ExFreePoolWithTag(P: PVOID, Tag: ULONG);
+    /// The address of an exported kernel routine, or NULL. PASSIVE_LEVEL.
+    pub fn MmGetSystemRoutineAddress(SystemRoutineName: PUNICODE_STRING) -> PVOID;
+}
+
+unsafe extern "C" {
+    /// Sends a printf-style message to the kernel debugger, filtered by component and level.
+    /// IRQL <= DIRQL (only non-Unicode formats above PASSIVE_LEVEL). At most 512 bytes are
+    /// transmitted per call.
+    pub fn DbgPrintEx(ComponentId: ULONG, Level: ULONG, Format: PCSTR, ...) -> ULONG;
+}
+
+/// `DbgPrintEx`'s prototype for the conformance test (the variadic tail is not recorded).
+pub(crate) const DBGPRINTEX_PROTOTYPE: crate::layout::Prototype = crate::layout::Prototype {
+    name: "DbgPrintEx",
+    params: &[
+        crate::layout::ParamLayout { name: "ComponentId", size: 4 },
+        crate::layout::ParamLayout { name: "Level", size: 4 },
+        crate::layout::ParamLayout { name: "Format", size: size_of::<PCSTR>() },
+    ],
+    ret_size: size_of::<ULONG>(),
+};
+
+ks_consts! {
+    NT_POOL_AND_DEBUG, "A `POOL_FLAG_*` bit, an IRQL, or a `DbgPrintEx` component or level.";
+    /// Do not zero the allocation.
+    POOL_FLAG_UNINITIALIZED: POOL_FLAGS = 0x0000_0002;
+    /// Cache-aligned allocation.
+    POOL_FLAG_CACHE_ALIGNED: POOL_FLAGS = 0x0000_0008;
+    /// Non-paged, non-executable pool.
+    POOL_FLAG_NON_PAGED: POOL_FLAGS = 0x0000_0040;
+    /// Paged pool.
+    POOL_FLAG_PAGED: POOL_FLAGS = 0x0000_0100;
+    /// Normal thread execution.
+    PASSIVE_LEVEL: KIRQL = 0;
+    /// Asynchronous procedure calls are masked.
+    APC_LEVEL: KIRQL = 1;
+    /// DPCs and the dispatcher are masked; no paging, no waiting.
+    DISPATCH_LEVEL: KIRQL = 2;
+    /// Component id for streaming drivers' debug output.
+    DPFLTR_IHVSTREAMING_ID: ULONG = 81;
+    /// Error messages.
+    DPFLTR_ERROR_LEVEL: ULONG = 0;
+    /// Warnings.
+    DPFLTR_WARNING_LEVEL: ULONG = 1;
+    /// Trace messages.
+    DPFLTR_TRACE_LEVEL: ULONG = 2;
+    /// Informational messages.
+    DPFLTR_INFO_LEVEL: ULONG = 3;
+}
+
