@@ -59,10 +59,19 @@
 
 #![no_std]
 
+#[cfg(loom)]
+extern crate std;
+
+pub mod dispatch;
 mod error;
 pub mod framing;
+pub mod pool;
+mod sync;
+mod system;
 
+pub use dispatch::{DEFAULT_DISPATCH, DefaultAllocator, PinAllocator, dispatch_table};
 pub use error::{Error, Result, from_result, to_result};
+pub use pool::{FramePool, PoolConfig, PoolStats};
 
 /// The Rust examples of README.md, compiled and run as doc tests.
 #[cfg(doctest)]

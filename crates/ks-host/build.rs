@@ -7,7 +7,11 @@
 
 fn main() {
     println!("cargo::rerun-if-changed=csrc/dbgprint.c");
-    cc::Build::new().file("csrc/dbgprint.c").warnings(true).cargo_metadata(false).compile("kshost_dbgprint");
+    cc::Build::new()
+        .file("csrc/dbgprint.c")
+        .warnings(true)
+        .cargo_metadata(false)
+        .compile("kshost_dbgprint");
     let out_dir = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");
     println!("cargo::rustc-link-search=native={out_dir}");
     println!("cargo::rustc-link-lib=static:-bundle=kshost_dbgprint");

@@ -27,7 +27,12 @@ static OUTPUT: Mutex<Vec<DebugRecord>> = Mutex::new(Vec::new());
 // SAFETY: no other symbol of a host process is named `ks_host_debug_output`; the C file declares
 // it with exactly this signature.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn ks_host_debug_output(component: u32, level: u32, text: *const c_char, length: usize) {
+pub unsafe extern "C" fn ks_host_debug_output(
+    component: u32,
+    level: u32,
+    text: *const c_char,
+    length: usize,
+) {
     let bytes = if text.is_null() || length == 0 {
         &[][..]
     } else {

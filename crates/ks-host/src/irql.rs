@@ -40,7 +40,10 @@ impl Drop for IrqlGuard {
 pub fn raise(level: KIRQL) -> IrqlGuard {
     let previous = current();
     if level < previous {
-        crate::verifier::report("KeRaiseIrql", format!("raise from {previous} to lower level {level}"));
+        crate::verifier::report(
+            "KeRaiseIrql",
+            format!("raise from {previous} to lower level {level}"),
+        );
         return IrqlGuard { previous };
     }
     IRQL.with(|irql| irql.set(level));

@@ -15,9 +15,9 @@
 use std::ptr::NonNull;
 
 use ks_sys::{
-    KSALLOCATOR_FRAMING, KSSTREAMALLOCATOR_STATUS, NTSTATUS, PAGE_SIZE, PASSIVE_LEVEL, PFNKSDEFAULTALLOCATE,
-    PFNKSDEFAULTFREE, PFNKSDELETEALLOCATOR, PFNKSINITIALIZEALLOCATOR, PIRP, PVOID, STATUS_INVALID_PARAMETER,
-    STATUS_NOT_IMPLEMENTED, STATUS_SUCCESS,
+    KSALLOCATOR_FRAMING, KSSTREAMALLOCATOR_STATUS, NTSTATUS, PAGE_SIZE, PASSIVE_LEVEL,
+    PFNKSDEFAULTALLOCATE, PFNKSDEFAULTFREE, PFNKSDELETEALLOCATOR, PFNKSINITIALIZEALLOCATOR, PIRP,
+    PVOID, STATUS_INVALID_PARAMETER, STATUS_NOT_IMPLEMENTED, STATUS_SUCCESS,
 };
 
 const IRP_MAGIC: u64 = u64::from_le_bytes(*b"KsHostIr");
@@ -56,7 +56,13 @@ impl AllocatorCreateRequest {
     /// A request with arbitrary parameter bytes (to test malformed requests).
     #[must_use]
     pub fn with_parameters(parameters: &[u8]) -> Self {
-        Self { irp: Box::new(HostIrp { magic: IRP_MAGIC, parameters: parameters.to_vec(), object: None }) }
+        Self {
+            irp: Box::new(HostIrp {
+                magic: IRP_MAGIC,
+                parameters: parameters.to_vec(),
+                object: None,
+            }),
+        }
     }
 
     /// The IRP to hand to the driver's create handler.
@@ -99,7 +105,10 @@ impl AllocatorObject {
     /// The function-table `FreeFrame`: hands `frame` to `DefaultFree`.
     pub fn free_frame(&mut self, frame: NonNull<u8>) {
         if self.closed {
-            crate::verifier::report("FreeFrame", "frame freed after the allocator was closed".to_owned());
+            crate::verifier::report(
+                "FreeFrame",
+                "frame freed after the allocator was closed".to_owned(),
+            );
             return;
         }
         if let Some(free) = self.free {
@@ -112,7 +121,11 @@ impl AllocatorObject {
     /// `KSPROPERTY_STREAMALLOCATOR_STATUS`: the creation framing and the frames out.
     #[must_use]
     pub fn status(&self) -> KSSTREAMALLOCATOR_STATUS {
-        KSSTREAMALLOCATOR_STATUS { Framing: self.framing, AllocatedFrames: self.allocated, Reserved: 0 }
+        KSSTREAMALLOCATOR_STATUS {
+            Framing: self.framing,
+            AllocatedFrames: self.allocated,
+            Reserved: 0,
+        }
     }
 
     /// `IRP_MJ_CLOSE` of the allocator: calls `DeleteAllocator` (PASSIVE_LEVEL). Later calls do
@@ -156,7 +169,10 @@ fn validate(parameters: &[u8]) -> Result<KSALLOCATOR_FRAMING, NTSTATUS> {
         FileAlignment: alignment,
         Reserved: reserved,
     };
-    if frame_size == 0 || options & !ks_sys::KSALLOCATOR_OPTIONF_VALID != 0 || alignment > PAGE_SIZE - 1 {
+    if frame_size == 0
+        || options & !ks_sys::KSALLOCATOR_OPTIONF_VALID != 0
+        || alignment > PAGE_SIZE - 1
+    {
         return Err(STATUS_INVALID_PARAMETER);
     }
     Ok(framing)

@@ -76,7 +76,10 @@ fn with_state<R>(f: impl FnOnce(&mut PoolState) -> R) -> R {
 /// A pool tag as the four characters a debugger shows (`'KsAf'` for `0x6641734B`).
 #[must_use]
 pub fn tag_name(tag: ULONG) -> String {
-    tag.to_le_bytes().iter().map(|&b| if (0x20..=0x7E).contains(&b) { b as char } else { '?' }).collect()
+    tag.to_le_bytes()
+        .iter()
+        .map(|&b| if (0x20..=0x7E).contains(&b) { b as char } else { '?' })
+        .collect()
 }
 
 /// Pool usage of one tag.
@@ -241,7 +244,11 @@ fn allocate(routine: &'static str, kind: PoolKind, bytes: usize, tag: ULONG, zer
 /// it with `MmGetSystemRoutineAddress`, as drivers that also run on Windows before 10 version
 /// 2004 must.
 #[must_use]
-pub extern "system" fn ExAllocatePool2(Flags: POOL_FLAGS, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID {
+pub extern "system" fn ExAllocatePool2(
+    Flags: POOL_FLAGS,
+    NumberOfBytes: SIZE_T,
+    Tag: ULONG,
+) -> PVOID {
     const ROUTINE: &str = "ExAllocatePool2";
     let kinds = Flags & (POOL_FLAG_NON_PAGED | POOL_FLAG_PAGED | 0x80);
     let kind = match kinds {
@@ -249,7 +256,8 @@ pub extern "system" fn ExAllocatePool2(Flags: POOL_FLAGS, NumberOfBytes: SIZE_T,
         POOL_FLAG_PAGED => PoolKind::Paged,
         _ => return std::ptr::null_mut(),
     };
-    let known_required = POOL_FLAG_NON_PAGED | POOL_FLAG_PAGED | POOL_FLAG_UNINITIALIZED | POOL_FLAG_CACHE_ALIGNED;
+    let known_required =
+        POOL_FLAG_NON_PAGED | POOL_FLAG_PAGED | POOL_FLAG_UNINITIALIZED | POOL_FLAG_CACHE_ALIGNED;
     if Flags & 0xFFFF_FFFF & !known_required != 0 || !valid_tag(Tag) {
         return std::ptr::null_mut();
     }
@@ -261,12 +269,17 @@ pub extern "system" fn ExAllocatePool2(Flags: POOL_FLAGS, NumberOfBytes: SIZE_T,
 // with exactly this signature.
 #[unsafe(no_mangle)]
 #[must_use]
-pub extern "system" fn ExAllocatePoolWithTag(PoolType: POOL_TYPE, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID {
+pub extern "system" fn ExAllocatePoolWithTag(
+    PoolType: POOL_TYPE,
+    NumberOfBytes: SIZE_T,
+    Tag: ULONG,
+) -> PVOID {
     const ROUTINE: &str = "ExAllocatePoolWithTag";
     let kind = match PoolType {
-        ks_sys::NonPagedPool | ks_sys::NonPagedPoolNx | ks_sys::NonPagedPoolCacheAligned | ks_sys::NonPagedPoolNxCacheAligned => {
-            PoolKind::NonPaged
-        }
+        ks_sys::NonPagedPool
+        | ks_sys::NonPagedPoolNx
+        | ks_sys::NonPagedPoolCacheAligned
+        | ks_sys::NonPagedPoolNxCacheAligned => PoolKind::NonPaged,
         ks_sys::PagedPool | ks_sys::PagedPoolCacheAligned => PoolKind::Paged,
         other => {
             verifier::report(ROUTINE, format!("unsupported POOL_TYPE {other}"));
@@ -291,10 +304,17 @@ pub extern "system" fn ExFreePoolWithTag(P: PVOID, Tag: ULONG) {
         Some(Ok(record))
     });
     match removed {
-        None => verifier::report(ROUTINE, format!("{P:p} is not a live pool allocation (never allocated, or freed twice)")),
+        None => verifier::report(
+            ROUTINE,
+            format!("{P:p} is not a live pool allocation (never allocated, or freed twice)"),
+        ),
         Some(Err(record)) => verifier::report(
             ROUTINE,
-            format!("{P:p} was allocated with tag {} but freed with tag {}", tag_name(record.tag), tag_name(Tag)),
+            format!(
+                "{P:p} was allocated with tag {} but freed with tag {}",
+                tag_name(record.tag),
+                tag_name(Tag)
+            ),
         ),
         Some(Ok(record)) => {
             let max_irql = if record.kind == PoolKind::Paged { APC_LEVEL } else { DISPATCH_LEVEL };

@@ -38,7 +38,9 @@ fn address_of(name: &str) -> PVOID {
 // SAFETY: no other symbol of a host process is named `MmGetSystemRoutineAddress`; ks-sys declares
 // it with exactly this signature.
 #[unsafe(no_mangle)]
-pub unsafe extern "system" fn MmGetSystemRoutineAddress(SystemRoutineName: PUNICODE_STRING) -> PVOID {
+pub unsafe extern "system" fn MmGetSystemRoutineAddress(
+    SystemRoutineName: PUNICODE_STRING,
+) -> PVOID {
     const ROUTINE: &str = "MmGetSystemRoutineAddress";
     crate::verifier::require_irql_at_most(ROUTINE, PASSIVE_LEVEL);
     if SystemRoutineName.is_null() {

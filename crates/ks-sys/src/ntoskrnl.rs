@@ -17,8 +17,9 @@ pub type PCSTR = *const c_char;
 
 /// The type of `ExAllocatePool2(Flags, NumberOfBytes, Tag)`, as `MmGetSystemRoutineAddress`
 /// returns it. IRQL <= DISPATCH_LEVEL (<= APC_LEVEL for paged pool).
-pub type PFN_EX_ALLOCATE_POOL2 =
-    Option<unsafe extern "system" fn(Flags: POOL_FLAGS, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID>;
+pub type PFN_EX_ALLOCATE_POOL2 = Option<
+    unsafe extern "system" fn(Flags: POOL_FLAGS, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID,
+>;
 
 ks_imports! {
     NT_IMPORTS;
@@ -78,4 +79,3 @@ ks_consts! {
     /// Informational messages.
     DPFLTR_INFO_LEVEL: ULONG = 3;
 }
-

@@ -465,7 +465,8 @@ fn every_structure_in_the_sources_is_checked() {
 /// Microsoft documents (wdm.h): parameter names and sizes, return size.
 #[test]
 fn every_ntoskrnl_import_matches_its_documented_prototype() {
-    let documented: &[(&str, &[(&str, usize)], usize)] = &[
+    type Documented<'a> = (&'a str, &'a [(&'a str, usize)], usize);
+    let documented: &[Documented<'_>] = &[
         ("ExAllocatePoolWithTag", &[("PoolType", 4), ("NumberOfBytes", 8), ("Tag", 4)], 8),
         ("ExFreePoolWithTag", &[("P", 8), ("Tag", 4)], 0),
         ("MmGetSystemRoutineAddress", &[("SystemRoutineName", 8)], 8),
@@ -475,7 +476,8 @@ fn every_ntoskrnl_import_matches_its_documented_prototype() {
     let mut problems = Vec::new();
     for (ours, (name, params, ret)) in ks_sys::NT_IMPORTS.iter().zip(documented) {
         assert_eq!(ours.name, *name);
-        let params: Vec<(String, usize)> = params.iter().map(|(n, s)| ((*n).to_owned(), *s)).collect();
+        let params: Vec<(String, usize)> =
+            params.iter().map(|(n, s)| ((*n).to_owned(), *s)).collect();
         problems.extend(compare_prototype(ours, &params, *ret));
     }
     report(&problems);
