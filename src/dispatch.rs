@@ -62,6 +62,12 @@ pub const CONTEXT_TAG: u32 = u32::from_le_bytes(*b"KsAc");
 pub struct AllocatorOwner(*mut c_void);
 
 impl AllocatorOwner {
+    /// An owner from a raw pointer (what KS passes).
+    #[must_use]
+    pub const fn from_ptr(owner: *mut c_void) -> Self {
+        Self(owner)
+    }
+
     /// The raw pointer.
     #[must_use]
     pub const fn as_ptr(self) -> *mut c_void {

@@ -315,6 +315,9 @@ impl<M: FrameMemory> FramePool<M> {
         if capacity == 0 || capacity > MAX_FRAMES {
             return Err(Error::INVALID_PARAMETER);
         }
+        if (cap as usize).checked_mul(stride).is_none_or(|span| span > MAX_REGION_BYTES) {
+            return Err(Error::INVALID_PARAMETER);
+        }
         let words = (capacity as usize).div_ceil(64);
         let (layout, bitmap_offset, uses_offset) = Self::layout(words, capacity as usize)?;
 
