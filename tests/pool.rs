@@ -76,7 +76,7 @@ fn frames_are_distinct_whole_and_aligned_for_every_mask() {
                     // The whole frame belongs to the consumer: fill it (ASan checks the bounds).
                     // SAFETY: the pool handed out `size` writable bytes at `frame`.
                     unsafe {
-                        frame.as_ptr().write_bytes(u8::try_from(n % 251).unwrap(), size as usize)
+                        frame.as_ptr().write_bytes(u8::try_from(n % 251).unwrap(), size as usize);
                     };
                     spans.push((address, address + size as usize));
                 }

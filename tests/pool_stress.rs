@@ -1,0 +1,195 @@
+//! Several threads at DISPATCH_LEVEL on one pool: frames allocated on one thread and freed on
+//! another, and both threads allocating and freeing. A frame must never be handed out twice,
+//! and the counters must balance at the end.
+
+extern crate ks_host;
+
+use std::{
+    collections::HashMap,
+    ptr::NonNull,
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        mpsc,
+    },
+    thread,
+};
+
+use ks_allocator::{
+    FramePool, PoolConfig,
+    framing::{Framing, OptionFlags, PoolType},
+    pool::{FRAME_TAG, SystemMemory},
+};
+use ks_host::Session;
+
+const FRAMES: u32 = 8;
+
+/// Operations per thread; fewer in unoptimised builds.
+fn rounds() -> usize {
+    if cfg!(debug_assertions) { 60_000 } else { 600_000 }
+}
+
+/// A pool and, per frame, a flag "handed out" that every allocation sets and every free clears,
+/// each checking the previous value.
+struct Checked {
+    pool: FramePool,
+    index: HashMap<usize, usize>,
+    out: Vec<AtomicBool>,
+    failed: AtomicU64,
+}
+
+impl Checked {
+    fn new(frames: u32) -> Self {
+        let framing =
+            Framing::request(OptionFlags::SYSTEM_MEMORY, PoolType::NON_PAGED, frames, 4096, 0x3F);
+        let pool =
+            FramePool::new(&framing, SystemMemory::non_paged(FRAME_TAG), PoolConfig::DEFAULT)
+                .unwrap();
+        let all: Vec<NonNull<u8>> = std::iter::from_fn(|| pool.allocate()).collect();
+        let index = all.iter().enumerate().map(|(i, f)| (f.as_ptr() as usize, i)).collect();
+        for frame in all {
+            pool.free(frame).unwrap();
+        }
+        let out = (0..frames).map(|_| AtomicBool::new(false)).collect();
+        // The `from_fn` above ended on one failed allocation.
+        Self { pool, index, out, failed: AtomicU64::new(1) }
+    }
+
+    fn allocate(&self) -> Option<NonNull<u8>> {
+        let Some(frame) = self.pool.allocate() else {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+            return None;
+        };
+        let slot = self.index[&(frame.as_ptr() as usize)];
+        assert!(!self.out[slot].swap(true, Ordering::AcqRel), "frame {slot} handed out twice");
+        // Touch the frame: the consumer owns all of it.
+        // SAFETY: the pool handed out 4096 writable bytes.
+        unsafe { frame.as_ptr().write_bytes(u8::try_from(slot).unwrap(), 4096) };
+        Some(frame)
+    }
+
+    fn free(&self, frame: NonNull<u8>) {
+        let slot = self.index[&(frame.as_ptr() as usize)];
+        // SAFETY: we own the frame until it is freed below.
+        let first = unsafe { frame.as_ptr().read() };
+        assert_eq!(usize::from(first), slot, "frame {slot} was written by someone else");
+        assert!(self.out[slot].swap(false, Ordering::AcqRel), "frame {slot} freed while not out");
+        self.pool.free(frame).unwrap();
+    }
+
+    fn check_balanced(&self) {
+        let stats = self.pool.stats();
+        assert_eq!(stats.frames_outstanding, 0);
+        assert_eq!(stats.frames_free, FRAMES);
+        assert_eq!(stats.allocations, stats.frees);
+        assert_eq!(stats.failed_allocations, self.failed.load(Ordering::Relaxed));
+        assert_eq!(stats.bad_frees.total(), 0);
+        assert!(stats.high_water <= FRAMES);
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Frame(NonNull<u8>);
+// SAFETY: a frame is plain memory handed from the producer to the consumer.
+unsafe impl Send for Frame {}
+
+impl Frame {
+    /// Taking `self` makes a closure capture the whole (sendable) `Frame`.
+    fn get(self) -> NonNull<u8> {
+        self.0
+    }
+}
+
+#[test]
+fn frames_allocated_on_one_thread_are_freed_on_another() {
+    let _host = Session::begin();
+    let checked = Checked::new(FRAMES);
+    let (to_consumer, from_producer) = mpsc::sync_channel::<Frame>(4);
+    thread::scope(|scope| {
+        scope.spawn(|| {
+            let _dispatch = ks_host::irql::raise(ks_sys::DISPATCH_LEVEL);
+            let mut sent = 0;
+            while sent < rounds() {
+                match checked.allocate() {
+                    Some(frame) => {
+                        to_consumer.send(Frame(frame)).unwrap();
+                        sent += 1;
+                    }
+                    None => thread::yield_now(),
+                }
+            }
+            drop(to_consumer);
+        });
+        scope.spawn(|| {
+            let _dispatch = ks_host::irql::raise(ks_sys::DISPATCH_LEVEL);
+            let mut received = 0;
+            for Frame(frame) in from_producer {
+                checked.free(frame);
+                received += 1;
+            }
+            assert_eq!(received, rounds());
+        });
+    });
+    checked.check_balanced();
+    // The frames `Checked::new` took once to learn their addresses, then every round.
+    assert_eq!(checked.pool.stats().allocations, u64::from(FRAMES) + rounds() as u64);
+}
+
+#[test]
+fn threads_allocate_and_free_concurrently() {
+    let _host = Session::begin();
+    let checked = Checked::new(FRAMES);
+    let threads = thread::available_parallelism().map_or(2, usize::from).clamp(2, 4);
+    thread::scope(|scope| {
+        for seed in 0..threads {
+            let checked = &checked;
+            scope.spawn(move || {
+                let _dispatch = ks_host::irql::raise(ks_sys::DISPATCH_LEVEL);
+                let mut held = Vec::new();
+                let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ seed as u64;
+                for _ in 0..rounds() {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    // Hold up to three frames, so threads keep running the pool dry.
+                    if held.len() < 3 && !state.is_multiple_of(3) {
+                        if let Some(frame) = checked.allocate() {
+                            held.push(frame);
+                        }
+                    } else if let Some(frame) = held.pop() {
+                        checked.free(frame);
+                    }
+                }
+                for frame in held {
+                    checked.free(frame);
+                }
+            });
+        }
+    });
+    checked.check_balanced();
+}
+
+#[test]
+fn racing_double_frees_free_exactly_once() {
+    let _host = Session::begin();
+    let checked = Checked::new(FRAMES);
+    let rounds = rounds() / 20;
+    for _ in 0..rounds {
+        let frame = checked.pool.allocate().unwrap();
+        let frame = Frame(frame);
+        let results: Vec<bool> = thread::scope(|scope| {
+            let handles: Vec<_> = (0..2)
+                .map(|_| {
+                    let pool = &checked.pool;
+                    scope.spawn(move || pool.free(frame.get()).is_ok())
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(results.iter().filter(|ok| **ok).count(), 1, "exactly one free wins");
+    }
+    let stats = checked.pool.stats();
+    assert_eq!(stats.bad_frees.double, rounds as u64);
+    assert_eq!(stats.frames_free, FRAMES);
+    // Reports are rate limited in release builds and go to the host's capture in debug builds.
+    let _ = ks_host::debug::take_output();
+}
