@@ -223,25 +223,29 @@ impl Region {
 
 /// The pool's bookkeeping, at the start of one non-paged block followed by the free map
 /// (`words` `AtomicU64`) and the per-frame use counters (`capacity` `AtomicU64`).
+///
+/// `repr(C)` keeps what every Allocate and Free reads (stride, divider, array offsets, region 0)
+/// together at the start, in the first two cache lines.
+#[repr(C)]
 struct Header<M> {
-    memory: ManuallyDrop<M>,
-    block_bytes: usize,
+    stride: usize,
+    divider: ExactDivider,
     bitmap_offset: usize,
     uses_offset: usize,
     words: usize,
+    capacity: u32,
+    high_water: AtomicU32,
+    regions: [Region; MAX_REGIONS],
+    memory: ManuallyDrop<M>,
+    block_bytes: usize,
     owner: usize,
     frame_size: usize,
-    stride: usize,
     align_mask: usize,
     /// `Frames` of the framing; 0 = uncapped.
     cap: u32,
-    capacity: u32,
-    divider: ExactDivider,
-    regions: [Region; MAX_REGIONS],
     region_count: AtomicU32,
     frames_total: AtomicU32,
     growing: AtomicBool,
-    high_water: AtomicU32,
     failed: AtomicU64,
     bad_foreign: AtomicU64,
     bad_interior: AtomicU64,
@@ -475,19 +479,17 @@ impl<M: FrameMemory> FramePool<M> {
             while current != 0 {
                 let bit = current.trailing_zeros();
                 let mask = 1u64 << bit;
+                // Only the one bit of the result is looked at, so this is a single `lock btr`
+                // on x86-64 rather than a compare-exchange loop.
                 // ORDERING: Acquire pairs with the Release `fetch_or` of the free (or of the
                 // region's publication), so the previous owner's writes and the region fields
                 // happen before our use of the frame.
-                let previous = word.fetch_and(!mask, Ordering::Acquire);
-                if previous & mask != 0 {
-                    #[allow(
-                        clippy::cast_possible_truncation,
-                        reason = "word_index < MAX_FRAMES / 64"
-                    )]
+                if word.fetch_and(!mask, Ordering::Acquire) & mask != 0 {
+                    #[allow(clippy::cast_possible_truncation, reason = "word_index < MAX_FRAMES / 64")]
                     return Some(word_index as u32 * 64 + bit);
                 }
-                // Another CPU took it; go on with what the word holds now.
-                current = previous & !mask;
+                // Another CPU took it; look again.
+                current = word.load(Ordering::Relaxed);
             }
         }
         None
@@ -525,11 +527,23 @@ impl<M: FrameMemory> FramePool<M> {
     #[inline]
     fn frame_address(&self, index: u32) -> Option<usize> {
         let header = self.header();
+        // Region 0 (frames 0..count) exists from creation on and never changes: the common
+        // case, and the only one for a capped pool.
+        let [first, ..] = &header.regions;
+        // ORDERING: region 0 was written before the pool was shared.
+        if index < first.count.load(Ordering::Relaxed) {
+            return Some(first.base.load(Ordering::Relaxed) + index as usize * header.stride);
+        }
+        self.frame_address_in_grown_regions(index)
+    }
+
+    #[cold]
+    fn frame_address_in_grown_regions(&self, index: u32) -> Option<usize> {
+        let header = self.header();
         // ORDERING: Acquire pairs with the Release in `add_region`.
         let regions = header.region_count.load(Ordering::Acquire) as usize;
-        header.regions.iter().take(regions).find_map(|region| {
-            let first = region.first.load(Ordering::Relaxed);
-            let offset = index.checked_sub(first)?;
+        header.regions.iter().take(regions).skip(1).find_map(|region| {
+            let offset = index.checked_sub(region.first.load(Ordering::Relaxed))?;
             if offset >= region.count.load(Ordering::Relaxed) {
                 return None;
             }
@@ -541,27 +555,45 @@ impl<M: FrameMemory> FramePool<M> {
     #[inline]
     fn index_of(&self, address: usize) -> core::result::Result<u32, BadFree> {
         let header = self.header();
-        // ORDERING: Acquire pairs with the Release in `add_region`.
-        let regions = header.region_count.load(Ordering::Acquire) as usize;
-        for region in header.regions.iter().take(regions) {
-            let count = region.count.load(Ordering::Relaxed);
-            let offset = address.wrapping_sub(region.base.load(Ordering::Relaxed));
-            if offset >= count as usize * header.stride {
-                continue;
-            }
-            // NO-OVERFLOW: offset < count * stride <= MAX_REGION_BYTES = u32::MAX.
-            #[allow(clippy::cast_possible_truncation, reason = "see NO-OVERFLOW above")]
-            let (quotient, exact) = header.divider.divide(offset as u32);
-            let frame = region.first.load(Ordering::Relaxed) + quotient;
-            if !exact {
-                return Err(BadFree::Interior {
-                    frame,
-                    offset: offset - quotient as usize * header.stride,
-                });
-            }
-            return Ok(frame);
+        let [first, ..] = &header.regions;
+        // ORDERING: region 0 was written before the pool was shared.
+        if let Some(result) = self.index_in(first, address) {
+            return result;
         }
-        Err(BadFree::Foreign { address })
+        self.index_in_grown_regions(address)
+    }
+
+    #[cold]
+    fn index_in_grown_regions(&self, address: usize) -> core::result::Result<u32, BadFree> {
+        // ORDERING: Acquire pairs with the Release in `add_region`.
+        let regions = self.header().region_count.load(Ordering::Acquire) as usize;
+        self.header()
+            .regions
+            .iter()
+            .take(regions)
+            .skip(1)
+            .find_map(|region| self.index_in(region, address))
+            .unwrap_or(Err(BadFree::Foreign { address }))
+    }
+
+    /// The frame of `region` that `address` starts, why it starts none although it points into
+    /// the region, or `None` if it points outside the region.
+    #[inline]
+    fn index_in(&self, region: &Region, address: usize) -> Option<core::result::Result<u32, BadFree>> {
+        let header = self.header();
+        let count = region.count.load(Ordering::Relaxed);
+        let offset = address.wrapping_sub(region.base.load(Ordering::Relaxed));
+        if offset >= count as usize * header.stride {
+            return None;
+        }
+        // NO-OVERFLOW: offset < count * stride <= MAX_REGION_BYTES = u32::MAX.
+        #[allow(clippy::cast_possible_truncation, reason = "see NO-OVERFLOW above")]
+        let (quotient, exact) = header.divider.divide(offset as u32);
+        let frame = region.first.load(Ordering::Relaxed) + quotient;
+        if !exact {
+            return Some(Err(BadFree::Interior { frame, offset: offset - quotient as usize * header.stride }));
+        }
+        Some(Ok(frame))
     }
 
     /// Hands out a frame, or `None` at once when none is free (and the pool cannot grow).

@@ -1,0 +1,500 @@
+//! Frame pool benchmarks: our pool against what a driver author would use instead, in one run,
+//! reported as ratios to a bare compare-and-swap pair and to our pool.
+//!
+//! Scenarios:
+//! - (a) one thread, allocate + free pairs on a warm 8-frame pool, 4 KiB and 1 MiB frames;
+//! - (b) the capture pattern: a producer thread allocates and hands frames through a small ring
+//!   to a consumer thread that frees them (time per frame);
+//! - (c) two threads both doing pairs on one pool (time per pair, both threads together);
+//! - (d) create a pool, take and touch every frame, free them, destroy the pool.
+//!
+//! Contenders: our `FramePool` called directly and through the `KSALLOCATOR_DISPATCH` function
+//! pointers; `crossbeam_queue::ArrayQueue` as a free list; the `heapless` object pool (a Treiber
+//! stack); a `Mutex<Vec>` free list; a Treiber stack on a 128-bit CAS (the model of the
+//! interlocked SLIST behind Windows lookaside lists); `std::alloc` of an aligned frame; and a
+//! bare CAS pair on one word, the floor.
+//!
+//! Run with `cargo bench --bench pool`; the table is printed at the end.
+
+extern crate ks_host;
+
+use std::{
+    alloc::Layout,
+    fmt::Write as _,
+    hint::black_box,
+    path::PathBuf,
+    ptr::NonNull,
+    sync::{
+        Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    thread,
+    time::{Duration, Instant},
+};
+
+use criterion::Criterion;
+use crossbeam_queue::ArrayQueue;
+use ks_allocator::{
+    DEFAULT_DISPATCH, FramePool, PoolConfig,
+    framing::{Framing, OptionFlags, PoolType},
+    pool::{FRAME_TAG, SystemMemory},
+};
+use portable_atomic::AtomicU128;
+
+const FRAMES: usize = 8;
+const SIZES: [(usize, &str); 2] = [(4096, "4KiB"), (1 << 20, "1MiB")];
+
+/// A free list of frames, as each contender provides one.
+trait FreeList: Sync {
+    fn take(&self) -> Option<NonNull<u8>>;
+    fn give(&self, frame: NonNull<u8>);
+}
+
+fn framing(frame_size: usize) -> Framing {
+    Framing::request(OptionFlags::SYSTEM_MEMORY, PoolType::NON_PAGED, FRAMES as u32, frame_size as u32, 0xFFF)
+}
+
+/// Frames for the contenders that only manage a list: one aligned block.
+struct Frames {
+    block: NonNull<u8>,
+    layout: Layout,
+    size: usize,
+}
+
+// SAFETY: `Frames` owns its block; the free lists hand its frames to one owner at a time.
+unsafe impl Send for Frames {}
+// SAFETY: as above; `Frames` itself is never mutated after creation.
+unsafe impl Sync for Frames {}
+
+impl Frames {
+    fn new(size: usize) -> Self {
+        let layout = Layout::from_size_align(size * FRAMES, 4096).unwrap();
+        // SAFETY: non-zero size.
+        let block = NonNull::new(unsafe { std::alloc::alloc_zeroed(layout) }).unwrap();
+        Self { block, layout, size }
+    }
+    fn all(&self) -> impl Iterator<Item = NonNull<u8>> + '_ {
+        (0..FRAMES).map(|i| NonNull::new(self.block.as_ptr().wrapping_add(i * self.size)).unwrap())
+    }
+}
+
+impl Drop for Frames {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout.
+        unsafe { std::alloc::dealloc(self.block.as_ptr(), self.layout) };
+    }
+}
+
+struct Ours(FramePool);
+impl FreeList for Ours {
+    #[inline]
+    fn take(&self) -> Option<NonNull<u8>> {
+        self.0.allocate()
+    }
+    #[inline]
+    fn give(&self, frame: NonNull<u8>) {
+        let _ = self.0.free(frame);
+    }
+}
+
+struct ViaDispatch(usize);
+impl ViaDispatch {
+    fn new(frame_size: usize) -> Self {
+        let mut raw = framing(frame_size).to_raw();
+        let mut context = std::ptr::null_mut();
+        // SAFETY: what ks.sys passes.
+        let status = unsafe { DEFAULT_DISPATCH.InitializeAllocator.unwrap()(std::ptr::null_mut(), &raw mut raw, &raw mut context) };
+        assert_eq!(status, 0);
+        Self(context as usize)
+    }
+}
+impl FreeList for ViaDispatch {
+    #[inline]
+    fn take(&self) -> Option<NonNull<u8>> {
+        let allocate = DEFAULT_DISPATCH.Allocate.unwrap();
+        // SAFETY: a live context.
+        NonNull::new(unsafe { allocate(self.0 as *mut _) }.cast())
+    }
+    #[inline]
+    fn give(&self, frame: NonNull<u8>) {
+        let free = DEFAULT_DISPATCH.Free.unwrap();
+        // SAFETY: a live context and one of its frames.
+        unsafe { free(self.0 as *mut _, frame.as_ptr().cast()) };
+    }
+}
+impl Drop for ViaDispatch {
+    fn drop(&mut self) {
+        // SAFETY: a live context, deleted once.
+        unsafe { DEFAULT_DISPATCH.DeleteAllocator.unwrap()(self.0 as *mut _) };
+    }
+}
+
+struct Queue(ArrayQueue<usize>, #[allow(dead_code)] Frames);
+impl Queue {
+    fn new(size: usize) -> Self {
+        let frames = Frames::new(size);
+        let queue = ArrayQueue::new(FRAMES);
+        frames.all().for_each(|f| queue.push(f.as_ptr() as usize).unwrap());
+        Self(queue, frames)
+    }
+}
+impl FreeList for Queue {
+    #[inline]
+    fn take(&self) -> Option<NonNull<u8>> {
+        self.0.pop().and_then(|a| NonNull::new(a as *mut u8))
+    }
+    #[inline]
+    fn give(&self, frame: NonNull<u8>) {
+        let _ = self.0.push(frame.as_ptr() as usize);
+    }
+}
+
+struct MutexVec(Mutex<Vec<usize>>, #[allow(dead_code)] Frames);
+impl MutexVec {
+    fn new(size: usize) -> Self {
+        let frames = Frames::new(size);
+        let list = frames.all().map(|f| f.as_ptr() as usize).collect();
+        Self(Mutex::new(list), frames)
+    }
+}
+impl FreeList for MutexVec {
+    #[inline]
+    fn take(&self) -> Option<NonNull<u8>> {
+        self.0.lock().unwrap().pop().and_then(|a| NonNull::new(a as *mut u8))
+    }
+    #[inline]
+    fn give(&self, frame: NonNull<u8>) {
+        self.0.lock().unwrap().push(frame.as_ptr() as usize);
+    }
+}
+
+/// A Treiber stack whose head is (pointer, tag) in one 128-bit word, with the link stored in the
+/// free frame itself: how `InterlockedPushEntrySList` / `InterlockedPopEntrySList` work.
+struct Slist(AtomicU128, #[allow(dead_code)] Frames);
+impl Slist {
+    fn new(size: usize) -> Self {
+        let frames = Frames::new(size);
+        let list = Self(AtomicU128::new(0), Frames { block: frames.block, layout: frames.layout, size: frames.size });
+        std::mem::forget(frames);
+        let all: Vec<_> = list.1.all().collect();
+        all.into_iter().for_each(|f| list.give(f));
+        list
+    }
+    fn link(frame: u64) -> &'static AtomicU64 {
+        // SAFETY: frames are 4096-aligned blocks of this benchmark that live as long as the list;
+        // the first word of a free frame is its link.
+        unsafe { &*(frame as *const AtomicU64) }
+    }
+}
+impl FreeList for Slist {
+    #[inline]
+    fn take(&self) -> Option<NonNull<u8>> {
+        let mut head = self.0.load(Ordering::Acquire);
+        loop {
+            let (frame, tag) = (head as u64, (head >> 64) as u64);
+            if frame == 0 {
+                return None;
+            }
+            let next = Self::link(frame).load(Ordering::Relaxed);
+            let new = u128::from(next) | (u128::from(tag.wrapping_add(1)) << 64);
+            match self.0.compare_exchange_weak(head, new, Ordering::Acquire, Ordering::Acquire) {
+                Ok(_) => return NonNull::new(frame as *mut u8),
+                Err(now) => head = now,
+            }
+        }
+    }
+    #[inline]
+    fn give(&self, frame: NonNull<u8>) {
+        let address = frame.as_ptr() as u64;
+        let mut head = self.0.load(Ordering::Relaxed);
+        loop {
+            Self::link(address).store(head as u64, Ordering::Relaxed);
+            let new = u128::from(address) | (((head >> 64) + 1) << 64);
+            match self.0.compare_exchange_weak(head, new, Ordering::Release, Ordering::Relaxed) {
+                Ok(_) => return,
+                Err(now) => head = now,
+            }
+        }
+    }
+}
+
+/// The heapless pool of frame slot numbers (the macro takes no documentation).
+mod heapless_frames {
+    #![allow(missing_docs)]
+    heapless::object_pool!(HeaplessFrames: usize);
+}
+use heapless::pool::object::ObjectPool as _;
+use heapless_frames::HeaplessFrames;
+
+/// The heapless object pool holding frame addresses (its blocks are global, made once).
+struct Heapless {
+    frames: Frames,
+}
+impl Heapless {
+    fn new(size: usize) -> Self {
+        use heapless::pool::object::ObjectBlock;
+        static MANAGED: std::sync::Once = std::sync::Once::new();
+        let frames = Frames::new(size);
+        MANAGED.call_once(|| {
+            for slot in 0..FRAMES {
+                let block: &'static mut ObjectBlock<usize> = Box::leak(Box::new(ObjectBlock::new(slot)));
+                HeaplessFrames.manage(block);
+            }
+        });
+        Self { frames }
+    }
+}
+thread_local! {
+    static HELD: std::cell::RefCell<Vec<heapless::pool::object::Object<HeaplessFrames>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+impl FreeList for Heapless {
+    #[inline]
+    fn take(&self) -> Option<NonNull<u8>> {
+        let object = HeaplessFrames.request()?;
+        // The object's value names a frame slot; keep the object until `give`.
+        let frame = self.frames.block.as_ptr().wrapping_add(*object * self.frames.size);
+        HELD.with(|held| held.borrow_mut().push(object));
+        NonNull::new(frame)
+    }
+    #[inline]
+    fn give(&self, _frame: NonNull<u8>) {
+        HELD.with(|held| drop(held.borrow_mut().pop()));
+    }
+}
+
+struct StdAlloc(Layout);
+impl FreeList for StdAlloc {
+    #[inline]
+    fn take(&self) -> Option<NonNull<u8>> {
+        // SAFETY: non-zero size.
+        NonNull::new(unsafe { std::alloc::alloc(self.0) })
+    }
+    #[inline]
+    fn give(&self, frame: NonNull<u8>) {
+        // SAFETY: allocated by `take` with this layout.
+        unsafe { std::alloc::dealloc(frame.as_ptr(), self.0) };
+    }
+}
+
+/// The floor: one successful compare-and-swap to take, one to give back.
+struct CasPair(AtomicU64);
+impl FreeList for CasPair {
+    #[inline]
+    fn take(&self) -> Option<NonNull<u8>> {
+        let current = self.0.load(Ordering::Relaxed);
+        let _ = self.0.compare_exchange(current, current.wrapping_add(1), Ordering::Acquire, Ordering::Relaxed);
+        NonNull::new(std::ptr::from_ref(&self.0).cast_mut().cast())
+    }
+    #[inline]
+    fn give(&self, _frame: NonNull<u8>) {
+        let current = self.0.load(Ordering::Relaxed);
+        let _ = self.0.compare_exchange(current, current.wrapping_add(1), Ordering::Release, Ordering::Relaxed);
+    }
+}
+
+fn ours(size: usize) -> Ours {
+    Ours(FramePool::new(&framing(size), SystemMemory::non_paged(FRAME_TAG), PoolConfig::DEFAULT).unwrap())
+}
+
+/// Every contender for frames of `size`, named.
+fn contenders(size: usize) -> Vec<(&'static str, Box<dyn FreeList>)> {
+    vec![
+        ("cas-pair", Box::new(CasPair(AtomicU64::new(0)))),
+        ("ours", Box::new(ours(size))),
+        ("ours-dispatch", Box::new(ViaDispatch::new(size))),
+        ("array-queue", Box::new(Queue::new(size))),
+        ("heapless", Box::new(Heapless::new(size))),
+        ("mutex-vec", Box::new(MutexVec::new(size))),
+        ("slist-cas128", Box::new(Slist::new(size))),
+        ("std-alloc", Box::new(StdAlloc(Layout::from_size_align(size, 4096).unwrap()))),
+    ]
+}
+
+fn single_thread(c: &mut Criterion) {
+    for (size, label) in SIZES {
+        let mut group = c.benchmark_group(format!("a-pair-{label}"));
+        for (name, list) in contenders(size) {
+            group.bench_function(name, |b| {
+                b.iter(|| {
+                    let frame = list.take().unwrap();
+                    black_box(frame);
+                    list.give(frame);
+                });
+            });
+        }
+        group.finish();
+    }
+}
+
+fn producer_consumer(c: &mut Criterion) {
+    let mut group = c.benchmark_group("b-producer-consumer");
+    for (name, list) in contenders(4096) {
+        if name == "heapless" {
+            // Its objects are held per thread here, so frames cannot cross threads.
+            continue;
+        }
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let ring = ArrayQueue::<usize>::new(4);
+                let list = &*list;
+                let start = Instant::now();
+                thread::scope(|scope| {
+                    scope.spawn(|| {
+                        for _ in 0..iters {
+                            let frame = loop {
+                                if let Some(frame) = list.take() {
+                                    break frame;
+                                }
+                                std::hint::spin_loop();
+                            };
+                            let mut address = frame.as_ptr() as usize;
+                            while let Err(back) = ring.push(address) {
+                                address = back;
+                                std::hint::spin_loop();
+                            }
+                        }
+                    });
+                    scope.spawn(|| {
+                        for _ in 0..iters {
+                            let address = loop {
+                                if let Some(address) = ring.pop() {
+                                    break address;
+                                }
+                                std::hint::spin_loop();
+                            };
+                            list.give(NonNull::new(address as *mut u8).unwrap());
+                        }
+                    });
+                });
+                start.elapsed()
+            });
+        });
+    }
+    group.finish();
+}
+
+fn two_threads(c: &mut Criterion) {
+    let mut group = c.benchmark_group("c-two-threads");
+    for (name, list) in contenders(4096) {
+        let list = &*list;
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let per_thread = iters.div_ceil(2);
+                let start = Instant::now();
+                thread::scope(|scope| {
+                    for _ in 0..2 {
+                        scope.spawn(|| {
+                            for _ in 0..per_thread {
+                                if let Some(frame) = list.take() {
+                                    black_box(frame);
+                                    list.give(frame);
+                                }
+                            }
+                        });
+                    }
+                });
+                start.elapsed()
+            });
+        });
+    }
+    group.finish();
+}
+
+fn touch(frame: NonNull<u8>, size: usize) {
+    for page in (0..size).step_by(4096) {
+        // SAFETY: `frame` has `size` writable bytes.
+        unsafe { frame.as_ptr().add(page).write_volatile(1) };
+    }
+}
+
+fn lifecycle(c: &mut Criterion) {
+    let mut group = c.benchmark_group("d-create-touch-destroy");
+    let size = 4096;
+    group.bench_function("ours", |b| {
+        b.iter(|| {
+            let pool = ours(size);
+            let frames: Vec<_> = std::iter::from_fn(|| pool.take()).collect();
+            frames.iter().for_each(|f| touch(*f, size));
+            frames.into_iter().for_each(|f| pool.give(f));
+        });
+    });
+    group.bench_function("ours-dispatch", |b| {
+        b.iter(|| {
+            let pool = ViaDispatch::new(size);
+            let frames: Vec<_> = std::iter::from_fn(|| pool.take()).collect();
+            frames.iter().for_each(|f| touch(*f, size));
+            frames.into_iter().for_each(|f| pool.give(f));
+        });
+    });
+    group.bench_function("array-queue", |b| {
+        b.iter(|| {
+            let list = Queue::new(size);
+            let frames: Vec<_> = std::iter::from_fn(|| list.take()).collect();
+            frames.iter().for_each(|f| touch(*f, size));
+            frames.into_iter().for_each(|f| list.give(f));
+        });
+    });
+    group.bench_function("mutex-vec", |b| {
+        b.iter(|| {
+            let list = MutexVec::new(size);
+            let frames: Vec<_> = std::iter::from_fn(|| list.take()).collect();
+            frames.iter().for_each(|f| touch(*f, size));
+            frames.into_iter().for_each(|f| list.give(f));
+        });
+    });
+    group.bench_function("std-alloc", |b| {
+        let list = StdAlloc(Layout::from_size_align(size, 4096).unwrap());
+        b.iter(|| {
+            let frames: Vec<_> = (0..FRAMES).map(|_| list.take().unwrap()).collect();
+            frames.iter().for_each(|f| touch(*f, size));
+            frames.into_iter().for_each(|f| list.give(f));
+        });
+    });
+    group.finish();
+}
+
+/// Reads criterion's mean estimate (ns) for `group/name`.
+fn estimate(group: &str, name: &str) -> Option<f64> {
+    let dir = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);
+    let path = dir.join("criterion").join(group).join(name).join("new/estimates.json");
+    let text = std::fs::read_to_string(path).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    json["mean"]["point_estimate"].as_f64()
+}
+
+fn report() {
+    let names = ["cas-pair", "ours", "ours-dispatch", "array-queue", "heapless", "mutex-vec", "slist-cas128", "std-alloc"];
+    let groups = ["a-pair-4KiB", "a-pair-1MiB", "b-producer-consumer", "c-two-threads", "d-create-touch-destroy"];
+    let mut out = String::new();
+    writeln!(out, "\n{:<24} {:<14} {:>10} {:>9} {:>9}", "scenario", "contender", "ns/op", "x CAS", "x ours").unwrap();
+    for group in groups {
+        let floor = estimate("a-pair-4KiB", "cas-pair");
+        let ours = estimate(group, "ours");
+        for name in names {
+            let Some(ns) = estimate(group, name) else { continue };
+            let ratio = |base: Option<f64>| base.map_or_else(|| "-".to_owned(), |b| format!("{:.2}", ns / b));
+            writeln!(out, "{group:<24} {name:<14} {ns:>10.2} {:>9} {:>9}", ratio(floor), ratio(ours)).unwrap();
+        }
+    }
+    if let (Some(one), Some(two)) = (estimate("a-pair-4KiB", "ours"), estimate("c-two-threads", "ours")) {
+        writeln!(out, "\nours: two contending threads keep {:.2}x of single-thread throughput", one / two).unwrap();
+    }
+    if let (Some(ours), Some(queue)) = (estimate("b-producer-consumer", "ours"), estimate("b-producer-consumer", "array-queue")) {
+        writeln!(out, "ours: producer/consumer throughput is {:.2}x that of ArrayQueue", queue / ours).unwrap();
+    }
+    println!("{out}");
+}
+
+fn main() {
+    let mut criterion = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(30)
+        .configure_from_args();
+    single_thread(&mut criterion);
+    producer_consumer(&mut criterion);
+    two_threads(&mut criterion);
+    lifecycle(&mut criterion);
+    criterion.final_summary();
+    report();
+}
