@@ -223,7 +223,6 @@ mod heapless_frames {
     #![allow(missing_docs)]
     heapless::object_pool!(HeaplessFrames: usize);
 }
-use heapless::pool::object::ObjectPool as _;
 use heapless_frames::HeaplessFrames;
 
 /// The heapless object pool holding frame addresses (its blocks are global, made once).

@@ -11,7 +11,7 @@
 ///
 /// # Invariants
 ///
-/// `divisor >= 1`; for `divisor >= 2`, `magic == ceil(2^64 / divisor)`.
+/// `divisor >= 2` and `magic == ceil(2^64 / divisor)`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ExactDivider {
     divisor: u64,
@@ -19,23 +19,19 @@ pub(crate) struct ExactDivider {
 }
 
 impl ExactDivider {
-    /// A divider by `divisor`, or `None` for 0 or a divisor above `u32::MAX`.
+    /// A divider by `divisor`, or `None` for a divisor below 2 (for 2^64 / 1 does not fit the
+    /// magic) or above `u32::MAX`.
     pub(crate) const fn new(divisor: u64) -> Option<Self> {
-        if divisor == 0 || divisor > u32::MAX as u64 {
+        if divisor < 2 || divisor > u32::MAX as u64 {
             return None;
         }
-        // For divisor 1 the magic would be 2^64; `divide` handles 1 on its own.
-        let magic = if divisor == 1 { 0 } else { u64::MAX / divisor + 1 };
         // INVARIANT: u64::MAX / d + 1 == ceil(2^64 / d) for every d >= 2.
-        Some(Self { divisor, magic })
+        Some(Self { divisor, magic: u64::MAX / divisor + 1 })
     }
 
     /// `(n / divisor, n % divisor == 0)` for any 32-bit `n`.
     #[inline]
     pub(crate) const fn divide(self, n: u32) -> (u32, bool) {
-        if self.divisor == 1 {
-            return (n, true);
-        }
         let n = n as u64;
         let product = self.magic as u128 * n as u128;
         #[allow(
@@ -64,7 +60,6 @@ mod tests {
     #[test]
     fn matches_hardware_division_on_edges() {
         let divisors = [
-            1,
             2,
             3,
             7,
@@ -89,6 +84,7 @@ mod tests {
             check(divisor, u32::MAX);
         }
         assert!(ExactDivider::new(0).is_none());
+        assert!(ExactDivider::new(1).is_none());
         assert!(ExactDivider::new(u64::from(u32::MAX) + 1).is_none());
     }
 
@@ -102,8 +98,8 @@ mod tests {
             state
         };
         for _ in 0..200_000 {
-            let divisor = next() % u64::from(u32::MAX) + 1;
-            let divisor = if next() % 2 == 0 { divisor % 70_000 + 1 } else { divisor };
+            let divisor = next() % (u64::from(u32::MAX) - 1) + 2;
+            let divisor = if next() % 2 == 0 { divisor % 70_000 + 2 } else { divisor };
             #[allow(clippy::cast_possible_truncation, reason = "a random 32-bit value")]
             let n = next() as u32;
             check(divisor, n);

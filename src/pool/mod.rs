@@ -207,6 +207,8 @@ struct Region {
     first: AtomicU32,
     /// Frames in the region.
     count: AtomicU32,
+    /// `count * stride`: the bytes the frames span.
+    span: AtomicUsize,
 }
 
 impl Region {
@@ -217,6 +219,7 @@ impl Region {
             block_bytes: AtomicUsize::new(0),
             first: AtomicU32::new(0),
             count: AtomicU32::new(0),
+            span: AtomicUsize::new(0),
         }
     }
 }
@@ -312,7 +315,9 @@ impl<M: FrameMemory> FramePool<M> {
         framing.check(LegacyRole::RequestLenient).map_err(|_| Error::INVALID_PARAMETER)?;
         let frame_size = framing.frame_size as usize;
         let align_mask = framing.file_alignment as usize;
-        let stride = align_up(frame_size, align_mask).ok_or(Error::INVALID_PARAMETER)?;
+        // A stride of at least 2 keeps the exact divider's magic in 64 bits; a 1-byte frame
+        // simply gets a spare byte.
+        let stride = align_up(frame_size, align_mask).ok_or(Error::INVALID_PARAMETER)?.max(2);
         let divider = ExactDivider::new(stride as u64).ok_or(Error::INVALID_PARAMETER)?;
         let cap = framing.frames;
         let capacity = if cap == 0 { config.ceiling } else { cap };
@@ -450,6 +455,7 @@ impl<M: FrameMemory> FramePool<M> {
         region.block_bytes.store(block_bytes, Ordering::Relaxed);
         region.first.store(first, Ordering::Relaxed);
         region.count.store(count, Ordering::Relaxed);
+        region.span.store(span, Ordering::Relaxed);
         #[allow(clippy::cast_possible_truncation, reason = "index < MAX_REGIONS")]
         // ORDERING: Release pairs with the Acquire loads in `frame_address` and `index_of`.
         header.region_count.store(index as u32 + 1, Ordering::Release);
@@ -581,12 +587,11 @@ impl<M: FrameMemory> FramePool<M> {
     #[inline]
     fn index_in(&self, region: &Region, address: usize) -> Option<core::result::Result<u32, BadFree>> {
         let header = self.header();
-        let count = region.count.load(Ordering::Relaxed);
         let offset = address.wrapping_sub(region.base.load(Ordering::Relaxed));
-        if offset >= count as usize * header.stride {
+        if offset >= region.span.load(Ordering::Relaxed) {
             return None;
         }
-        // NO-OVERFLOW: offset < count * stride <= MAX_REGION_BYTES = u32::MAX.
+        // NO-OVERFLOW: offset < span = count * stride <= MAX_REGION_BYTES = u32::MAX.
         #[allow(clippy::cast_possible_truncation, reason = "see NO-OVERFLOW above")]
         let (quotient, exact) = header.divider.divide(offset as u32);
         let frame = region.first.load(Ordering::Relaxed) + quotient;
