@@ -51,7 +51,9 @@ trait FreeList: Sync {
 }
 
 fn framing(frame_size: usize) -> Framing {
-    Framing::request(OptionFlags::SYSTEM_MEMORY, PoolType::NON_PAGED, FRAMES as u32, frame_size as u32, 0xFFF)
+    let frames = u32::try_from(FRAMES).unwrap();
+    let frame_size = u32::try_from(frame_size).unwrap();
+    Framing::request(OptionFlags::SYSTEM_MEMORY, PoolType::NON_PAGED, frames, frame_size, 0xFFF)
 }
 
 /// Frames for the contenders that only manage a list: one aligned block.
@@ -103,7 +105,13 @@ impl ViaDispatch {
         let mut raw = framing(frame_size).to_raw();
         let mut context = std::ptr::null_mut();
         // SAFETY: what ks.sys passes.
-        let status = unsafe { DEFAULT_DISPATCH.InitializeAllocator.unwrap()(std::ptr::null_mut(), &raw mut raw, &raw mut context) };
+        let status = unsafe {
+            DEFAULT_DISPATCH.InitializeAllocator.unwrap()(
+                std::ptr::null_mut(),
+                &raw mut raw,
+                &raw mut context,
+            )
+        };
         assert_eq!(status, 0);
         Self(context as usize)
     }
@@ -174,10 +182,15 @@ struct Slist(AtomicU128, #[allow(dead_code)] Frames);
 impl Slist {
     fn new(size: usize) -> Self {
         let frames = Frames::new(size);
-        let list = Self(AtomicU128::new(0), Frames { block: frames.block, layout: frames.layout, size: frames.size });
+        let list = Self(
+            AtomicU128::new(0),
+            Frames { block: frames.block, layout: frames.layout, size: frames.size },
+        );
         std::mem::forget(frames);
         let all: Vec<_> = list.1.all().collect();
-        all.into_iter().for_each(|f| list.give(f));
+        for frame in all {
+            list.give(frame);
+        }
         list
     }
     fn link(frame: u64) -> &'static AtomicU64 {
@@ -191,6 +204,7 @@ impl FreeList for Slist {
     fn take(&self) -> Option<NonNull<u8>> {
         let mut head = self.0.load(Ordering::Acquire);
         loop {
+            #[allow(clippy::cast_possible_truncation, reason = "splitting the 128-bit head")]
             let (frame, tag) = (head as u64, (head >> 64) as u64);
             if frame == 0 {
                 return None;
@@ -208,6 +222,7 @@ impl FreeList for Slist {
         let address = frame.as_ptr() as u64;
         let mut head = self.0.load(Ordering::Relaxed);
         loop {
+            #[allow(clippy::cast_possible_truncation, reason = "the pointer half of the head")]
             Self::link(address).store(head as u64, Ordering::Relaxed);
             let new = u128::from(address) | (((head >> 64) + 1) << 64);
             match self.0.compare_exchange_weak(head, new, Ordering::Release, Ordering::Relaxed) {
@@ -236,7 +251,8 @@ impl Heapless {
         let frames = Frames::new(size);
         MANAGED.call_once(|| {
             for slot in 0..FRAMES {
-                let block: &'static mut ObjectBlock<usize> = Box::leak(Box::new(ObjectBlock::new(slot)));
+                let block: &'static mut ObjectBlock<usize> =
+                    Box::leak(Box::new(ObjectBlock::new(slot)));
                 HeaplessFrames.manage(block);
             }
         });
@@ -281,18 +297,31 @@ impl FreeList for CasPair {
     #[inline]
     fn take(&self) -> Option<NonNull<u8>> {
         let current = self.0.load(Ordering::Relaxed);
-        let _ = self.0.compare_exchange(current, current.wrapping_add(1), Ordering::Acquire, Ordering::Relaxed);
+        let _ = self.0.compare_exchange(
+            current,
+            current.wrapping_add(1),
+            Ordering::Acquire,
+            Ordering::Relaxed,
+        );
         NonNull::new(std::ptr::from_ref(&self.0).cast_mut().cast())
     }
     #[inline]
     fn give(&self, _frame: NonNull<u8>) {
         let current = self.0.load(Ordering::Relaxed);
-        let _ = self.0.compare_exchange(current, current.wrapping_add(1), Ordering::Release, Ordering::Relaxed);
+        let _ = self.0.compare_exchange(
+            current,
+            current.wrapping_add(1),
+            Ordering::Release,
+            Ordering::Relaxed,
+        );
     }
 }
 
 fn ours(size: usize) -> Ours {
-    Ours(FramePool::new(&framing(size), SystemMemory::non_paged(FRAME_TAG), PoolConfig::DEFAULT).unwrap())
+    Ours(
+        FramePool::new(&framing(size), SystemMemory::non_paged(FRAME_TAG), PoolConfig::DEFAULT)
+            .unwrap(),
+    )
 }
 
 /// Every contender for frames of `size`, named.
@@ -401,60 +430,54 @@ fn two_threads(c: &mut Criterion) {
 
 fn touch(frame: NonNull<u8>, size: usize) {
     for page in (0..size).step_by(4096) {
-        // SAFETY: `frame` has `size` writable bytes.
-        unsafe { frame.as_ptr().add(page).write_volatile(1) };
+        // SAFETY: `frame` has `size` writable bytes and `page < size`.
+        let byte = unsafe { frame.as_ptr().add(page) };
+        // SAFETY: `byte` is inside the frame.
+        unsafe { byte.write_volatile(1) };
+    }
+}
+
+/// Makes a fresh free list.
+type Maker<'a> = &'a dyn Fn() -> Box<dyn FreeList>;
+
+/// Creates a free list, takes every frame, touches each page, gives them back, drops the list.
+fn cycle(make: Maker<'_>, size: usize) {
+    let list = make();
+    let mut frames = Vec::with_capacity(FRAMES);
+    while frames.len() < FRAMES {
+        match list.take() {
+            Some(frame) => frames.push(frame),
+            None => break,
+        }
+    }
+    for frame in &frames {
+        touch(*frame, size);
+    }
+    for frame in frames {
+        list.give(frame);
     }
 }
 
 fn lifecycle(c: &mut Criterion) {
     let mut group = c.benchmark_group("d-create-touch-destroy");
     let size = 4096;
-    group.bench_function("ours", |b| {
-        b.iter(|| {
-            let pool = ours(size);
-            let frames: Vec<_> = std::iter::from_fn(|| pool.take()).collect();
-            frames.iter().for_each(|f| touch(*f, size));
-            frames.into_iter().for_each(|f| pool.give(f));
-        });
-    });
-    group.bench_function("ours-dispatch", |b| {
-        b.iter(|| {
-            let pool = ViaDispatch::new(size);
-            let frames: Vec<_> = std::iter::from_fn(|| pool.take()).collect();
-            frames.iter().for_each(|f| touch(*f, size));
-            frames.into_iter().for_each(|f| pool.give(f));
-        });
-    });
-    group.bench_function("array-queue", |b| {
-        b.iter(|| {
-            let list = Queue::new(size);
-            let frames: Vec<_> = std::iter::from_fn(|| list.take()).collect();
-            frames.iter().for_each(|f| touch(*f, size));
-            frames.into_iter().for_each(|f| list.give(f));
-        });
-    });
-    group.bench_function("mutex-vec", |b| {
-        b.iter(|| {
-            let list = MutexVec::new(size);
-            let frames: Vec<_> = std::iter::from_fn(|| list.take()).collect();
-            frames.iter().for_each(|f| touch(*f, size));
-            frames.into_iter().for_each(|f| list.give(f));
-        });
-    });
-    group.bench_function("std-alloc", |b| {
-        let list = StdAlloc(Layout::from_size_align(size, 4096).unwrap());
-        b.iter(|| {
-            let frames: Vec<_> = (0..FRAMES).map(|_| list.take().unwrap()).collect();
-            frames.iter().for_each(|f| touch(*f, size));
-            frames.into_iter().for_each(|f| list.give(f));
-        });
-    });
+    let makers: [(&str, Maker<'_>); 5] = [
+        ("ours", &|| Box::new(ours(size))),
+        ("ours-dispatch", &|| Box::new(ViaDispatch::new(size))),
+        ("array-queue", &|| Box::new(Queue::new(size))),
+        ("mutex-vec", &|| Box::new(MutexVec::new(size))),
+        ("std-alloc", &|| Box::new(StdAlloc(Layout::from_size_align(size, 4096).unwrap()))),
+    ];
+    for (name, make) in makers {
+        group.bench_function(name, |b| b.iter(|| cycle(make, size)));
+    }
     group.finish();
 }
 
 /// Reads criterion's mean estimate (ns) for `group/name`.
 fn estimate(group: &str, name: &str) -> Option<f64> {
-    let dir = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);
+    let dir =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);
     let path = dir.join("criterion").join(group).join(name).join("new/estimates.json");
     let text = std::fs::read_to_string(path).ok()?;
     let json: serde_json::Value = serde_json::from_str(&text).ok()?;
@@ -462,24 +485,66 @@ fn estimate(group: &str, name: &str) -> Option<f64> {
 }
 
 fn report() {
-    let names = ["cas-pair", "ours", "ours-dispatch", "array-queue", "heapless", "mutex-vec", "slist-cas128", "std-alloc"];
-    let groups = ["a-pair-4KiB", "a-pair-1MiB", "b-producer-consumer", "c-two-threads", "d-create-touch-destroy"];
+    let names = [
+        "cas-pair",
+        "ours",
+        "ours-dispatch",
+        "array-queue",
+        "heapless",
+        "mutex-vec",
+        "slist-cas128",
+        "std-alloc",
+    ];
+    let groups = [
+        "a-pair-4KiB",
+        "a-pair-1MiB",
+        "b-producer-consumer",
+        "c-two-threads",
+        "d-create-touch-destroy",
+    ];
     let mut out = String::new();
-    writeln!(out, "\n{:<24} {:<14} {:>10} {:>9} {:>9}", "scenario", "contender", "ns/op", "x CAS", "x ours").unwrap();
+    writeln!(
+        out,
+        "\n{:<24} {:<14} {:>10} {:>9} {:>9}",
+        "scenario", "contender", "ns/op", "x CAS", "x ours"
+    )
+    .unwrap();
     for group in groups {
         let floor = estimate("a-pair-4KiB", "cas-pair");
         let ours = estimate(group, "ours");
         for name in names {
             let Some(ns) = estimate(group, name) else { continue };
-            let ratio = |base: Option<f64>| base.map_or_else(|| "-".to_owned(), |b| format!("{:.2}", ns / b));
-            writeln!(out, "{group:<24} {name:<14} {ns:>10.2} {:>9} {:>9}", ratio(floor), ratio(ours)).unwrap();
+            let ratio = |base: Option<f64>| {
+                base.map_or_else(|| "-".to_owned(), |b| format!("{:.2}", ns / b))
+            };
+            writeln!(
+                out,
+                "{group:<24} {name:<14} {ns:>10.2} {:>9} {:>9}",
+                ratio(floor),
+                ratio(ours)
+            )
+            .unwrap();
         }
     }
-    if let (Some(one), Some(two)) = (estimate("a-pair-4KiB", "ours"), estimate("c-two-threads", "ours")) {
-        writeln!(out, "\nours: two contending threads keep {:.2}x of single-thread throughput", one / two).unwrap();
+    if let (Some(one), Some(two)) =
+        (estimate("a-pair-4KiB", "ours"), estimate("c-two-threads", "ours"))
+    {
+        writeln!(
+            out,
+            "\nours: two contending threads keep {:.2}x of single-thread throughput",
+            one / two
+        )
+        .unwrap();
     }
-    if let (Some(ours), Some(queue)) = (estimate("b-producer-consumer", "ours"), estimate("b-producer-consumer", "array-queue")) {
-        writeln!(out, "ours: producer/consumer throughput is {:.2}x that of ArrayQueue", queue / ours).unwrap();
+    if let (Some(ours), Some(queue)) =
+        (estimate("b-producer-consumer", "ours"), estimate("b-producer-consumer", "array-queue"))
+    {
+        writeln!(
+            out,
+            "ours: producer/consumer throughput is {:.2}x that of ArrayQueue",
+            queue / ours
+        )
+        .unwrap();
     }
     println!("{out}");
 }

@@ -6,7 +6,15 @@
 //!
 //! - [`framing`]: `const` framing declarations (the Rust `DECLARE_SIMPLE_FRAMING_EX`), a parser
 //!   for untrusted framing bytes and a validator that explains what is wrong;
+//! - [`pool`]: [`FramePool`], lock-free frame pools usable at DISPATCH_LEVEL that catch every
+//!   bad free, over system memory or a driver's own;
+//! - [`dispatch`]: `KSALLOCATOR_DISPATCH` tables built from a Rust trait, with the library's
+//!   pool allocator ready as [`DEFAULT_DISPATCH`];
+//! - [`SyncStatic`]: `static` homes for C descriptors and tables that hold pointers;
 //! - [`Error`]: one error type carrying an `NTSTATUS`, for callbacks that return one.
+//!
+//! Kernel services are reached only through `ks_sys` imports. On a development machine the
+//! `ks-host` crate provides them in user mode, so the same code runs in tests on any OS.
 //!
 //! The raw ABI (`ks.h` structures, constants, GUIDs and imports) is the `ks_sys` crate.
 //!
@@ -66,12 +74,14 @@ pub mod dispatch;
 mod error;
 pub mod framing;
 pub mod pool;
+mod statics;
 mod sync;
 mod system;
 
 pub use dispatch::{DEFAULT_DISPATCH, DefaultAllocator, PinAllocator, dispatch_table};
 pub use error::{Error, Result, from_result, to_result};
 pub use pool::{FramePool, PoolConfig, PoolStats};
+pub use statics::SyncStatic;
 
 /// The Rust examples of README.md, compiled and run as doc tests.
 #[cfg(doctest)]

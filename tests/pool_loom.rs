@@ -18,7 +18,8 @@ use ks_allocator::{
 use loom::{sync::Arc, thread};
 
 fn pool(frames: u32, config: PoolConfig) -> Arc<FramePool> {
-    let framing = Framing::request(OptionFlags::SYSTEM_MEMORY, PoolType::NON_PAGED, frames, 64, 0xF);
+    let framing =
+        Framing::request(OptionFlags::SYSTEM_MEMORY, PoolType::NON_PAGED, frames, 64, 0xF);
     Arc::new(FramePool::new(&framing, SystemMemory::non_paged(FRAME_TAG), config).unwrap())
 }
 

@@ -11,10 +11,9 @@
 ///
 /// # Invariants
 ///
-/// `divisor >= 2` and `magic == ceil(2^64 / divisor)`.
+/// `magic == ceil(2^64 / d)` for the divisor `d`, `2 <= d <= u32::MAX`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ExactDivider {
-    divisor: u64,
     magic: u64,
 }
 
@@ -26,7 +25,7 @@ impl ExactDivider {
             return None;
         }
         // INVARIANT: u64::MAX / d + 1 == ceil(2^64 / d) for every d >= 2.
-        Some(Self { divisor, magic: u64::MAX / divisor + 1 })
+        Some(Self { magic: u64::MAX / divisor + 1 })
     }
 
     /// `(n / divisor, n % divisor == 0)` for any 32-bit `n`.

@@ -260,7 +260,7 @@ struct Header<M> {
 ///
 /// # Invariants
 ///
-/// `header` points at a live, initialised [`Header`] at the start of a block of
+/// `header` points at a live, initialised `Header` at the start of a block of
 /// `header.block_bytes` bytes of non-paged system pool with [`BOOKKEEPING_TAG`], holding the free map
 /// and use counters at the recorded offsets; the block and every region are owned by this
 /// handle and released exactly once, by `Drop`. Bit `i` of the free map is set exactly when
@@ -491,7 +491,10 @@ impl<M: FrameMemory> FramePool<M> {
                 // region's publication), so the previous owner's writes and the region fields
                 // happen before our use of the frame.
                 if word.fetch_and(!mask, Ordering::Acquire) & mask != 0 {
-                    #[allow(clippy::cast_possible_truncation, reason = "word_index < MAX_FRAMES / 64")]
+                    #[allow(
+                        clippy::cast_possible_truncation,
+                        reason = "word_index < MAX_FRAMES / 64"
+                    )]
                     return Some(word_index as u32 * 64 + bit);
                 }
                 // Another CPU took it; look again.
@@ -585,7 +588,11 @@ impl<M: FrameMemory> FramePool<M> {
     /// The frame of `region` that `address` starts, why it starts none although it points into
     /// the region, or `None` if it points outside the region.
     #[inline]
-    fn index_in(&self, region: &Region, address: usize) -> Option<core::result::Result<u32, BadFree>> {
+    fn index_in(
+        &self,
+        region: &Region,
+        address: usize,
+    ) -> Option<core::result::Result<u32, BadFree>> {
         let header = self.header();
         let offset = address.wrapping_sub(region.base.load(Ordering::Relaxed));
         if offset >= region.span.load(Ordering::Relaxed) {
@@ -596,7 +603,10 @@ impl<M: FrameMemory> FramePool<M> {
         let (quotient, exact) = header.divider.divide(offset as u32);
         let frame = region.first.load(Ordering::Relaxed) + quotient;
         if !exact {
-            return Some(Err(BadFree::Interior { frame, offset: offset - quotient as usize * header.stride }));
+            return Some(Err(BadFree::Interior {
+                frame,
+                offset: offset - quotient as usize * header.stride,
+            }));
         }
         Some(Ok(frame))
     }
