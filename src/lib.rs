@@ -6,6 +6,8 @@
 //!
 //! - [`framing`]: `const` framing declarations (the Rust `DECLARE_SIMPLE_FRAMING_EX`), a parser
 //!   for untrusted framing bytes and a validator that explains what is wrong;
+//! - [`negotiate`](mod@negotiate): the allocator plan for two connected pins' framings, with the
+//!   reason for every choice;
 //! - [`pool`]: [`FramePool`], lock-free frame pools usable at DISPATCH_LEVEL that catch every
 //!   bad free, over system memory or a driver's own;
 //! - [`dispatch`]: `KSALLOCATOR_DISPATCH` tables built from a Rust trait, with the library's
@@ -73,6 +75,7 @@ extern crate std;
 pub mod dispatch;
 mod error;
 pub mod framing;
+pub mod negotiate;
 pub mod pool;
 mod statics;
 mod sync;
@@ -80,6 +83,7 @@ mod system;
 
 pub use dispatch::{DEFAULT_DISPATCH, DefaultAllocator, PinAllocator, dispatch_table};
 pub use error::{Error, Result, from_result, to_result};
+pub use negotiate::{AllocatorPlan, NegotiationError, negotiate};
 pub use pool::{FramePool, PoolConfig, PoolStats};
 pub use statics::SyncStatic;
 

@@ -29,6 +29,11 @@ pub use flags::{ItemFlags, OptionFlags, RequirementFlags};
 pub use legacy::{Framing, LEGACY_LEN};
 pub use parse::{FramingExView, HEADER_LEN, ITEM_LEN, MAX_ITEMS, ParseError, ex_len};
 pub use types::{BusType, Guid, MemoryType, PoolType};
+/// A writer over `bytes` for the crate's own encoders.
+pub(crate) fn codec_writer(bytes: &mut [u8]) -> codec::Writer<'_> {
+    codec::Writer::new(bytes)
+}
+
 pub use validate::{
     Finding, FramingError, LegacyRole, MAX_ALIGNMENT_MASK, Problem, Severity, Summary,
 };

@@ -1,0 +1,463 @@
+//! Framing negotiation: every step of the algorithm with a passing and a failing case, the
+//! symmetry and self-negotiation properties, and the Microsoft sample framings against a typical
+//! sink.
+
+use ks_allocator::{
+    NegotiationError,
+    framing::{
+        BusType, Compression, FramingEx, FramingExView, FramingItem, FramingRange, ItemFlags,
+        MemoryType, OptionFlags, PoolType,
+    },
+    negotiate,
+    negotiate::{AllocatorPlan, Ownership, Reason, Side, SizeBasis},
+};
+use proptest::prelude::*;
+
+fn item(memory_type: MemoryType) -> FramingItem {
+    FramingItem::new(memory_type)
+}
+
+fn sized(memory_type: MemoryType, size: u32) -> FramingItem {
+    item(memory_type).with_exact_size(size)
+}
+
+fn run<const U: usize, const D: usize>(
+    upstream: &FramingEx<U>,
+    downstream: &FramingEx<D>,
+) -> Result<AllocatorPlan, NegotiationError> {
+    negotiate(&upstream.view(), &downstream.view())
+}
+
+fn one(item: FramingItem) -> FramingEx<1> {
+    FramingEx::new([item])
+}
+
+/// A typical sink: any memory, system memory preferred, no count, no size, preferences only.
+fn sink() -> FramingEx<1> {
+    FramingEx::simple(
+        MemoryType::DONT_CARE,
+        ItemFlags::SYSTEM_MEMORY | ItemFlags::PREFERENCES_ONLY,
+        0,
+        0,
+        0,
+        u32::MAX,
+    )
+}
+
+fn size_reason(plan: &AllocatorPlan) -> Reason {
+    *plan.reasons().find(|r| matches!(r, Reason::FrameSize { .. })).unwrap()
+}
+
+mod items {
+    use super::*;
+
+    #[test]
+    fn wildcards_and_weights_choose_the_pair() {
+        let upstream = FramingEx::new([
+            sized(MemoryType::KERNEL_NONPAGED, 4096),
+            sized(MemoryType::DEVICE_UNKNOWN, 4096).with_weight(10),
+        ]);
+        let downstream = FramingEx::new([
+            item(MemoryType::DONT_CARE).with_exact_size(4096),
+            sized(MemoryType::DEVICE_UNKNOWN, 4096).with_weight(5),
+        ]);
+        let plan = run(&upstream, &downstream).unwrap();
+        assert_eq!((plan.upstream_item, plan.downstream_item), (1, 1), "weight 15 beats weight 0");
+        assert_eq!(plan.memory_type, MemoryType::DEVICE_UNKNOWN);
+        assert!(!plan.framing.options().contains(OptionFlags::SYSTEM_MEMORY), "device memory");
+        let Reason::Items { candidates, weight, .. } = plan.reasons().next().copied().unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((candidates, weight), (3, 15));
+    }
+
+    #[test]
+    fn system_memory_accepts_kernel_pool() {
+        let plan =
+            run(&one(sized(MemoryType::KERNEL_PAGED, 100)), &one(sized(MemoryType::SYSTEM, 100)))
+                .unwrap();
+        assert_eq!(plan.memory_type, MemoryType::KERNEL_PAGED);
+        assert_eq!(plan.framing.pool_type, PoolType::PAGED);
+    }
+
+    #[test]
+    fn disjoint_memory_or_bus_types_fail() {
+        let result =
+            run(&one(sized(MemoryType::KERNEL_NONPAGED, 100)), &one(sized(MemoryType::USER, 100)));
+        assert_eq!(result, Err(NegotiationError::MemoryTypesDisjoint));
+        let pci = one(sized(MemoryType::DEVICE_UNKNOWN, 100).with_bus(BusType::PCI));
+        let usb = one(sized(MemoryType::DEVICE_UNKNOWN, 100).with_bus(BusType::USB));
+        assert_eq!(run(&pci, &usb), Err(NegotiationError::MemoryTypesDisjoint));
+        assert!(run(&pci, &one(sized(MemoryType::DEVICE_UNKNOWN, 100))).is_ok(), "any bus matches");
+    }
+
+    #[test]
+    fn invalid_framings_are_named() {
+        let bad = one(sized(MemoryType::SYSTEM, 100).with_alignment(5));
+        let result = run(&sink(), &bad);
+        assert!(
+            matches!(result, Err(NegotiationError::InvalidFraming { side: Side::Downstream, .. })),
+            "{result:?}"
+        );
+    }
+}
+
+mod owner {
+    use super::*;
+
+    fn owner(plan: &AllocatorPlan) -> (Side, Ownership) {
+        plan.reasons()
+            .find_map(|r| {
+                if let Reason::Owner { owner, why } = r { Some((*owner, *why)) } else { None }
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn must_allocate_wins_and_the_sink_owns_by_default() {
+        let plain = one(sized(MemoryType::SYSTEM, 100));
+        let must = one(sized(MemoryType::SYSTEM, 100).with_flags(ItemFlags::MUST_ALLOCATE));
+        let wish = one(sized(MemoryType::SYSTEM, 100)
+            .with_flags(ItemFlags::MUST_ALLOCATE | ItemFlags::PREFERENCES_ONLY));
+        assert_eq!(owner(&run(&must, &plain).unwrap()), (Side::Upstream, Ownership::MustAllocate));
+        assert_eq!(
+            owner(&run(&plain, &must).unwrap()),
+            (Side::Downstream, Ownership::MustAllocate)
+        );
+        assert_eq!(owner(&run(&must, &wish).unwrap()), (Side::Upstream, Ownership::MustAllocate));
+        assert_eq!(
+            owner(&run(&wish, &plain).unwrap()),
+            (Side::Upstream, Ownership::PrefersToAllocate)
+        );
+        let default = run(&plain, &plain).unwrap();
+        assert_eq!(owner(&default), (Side::Downstream, Ownership::Default));
+        assert!(
+            default
+                .reasons()
+                .any(|r| r.to_string().contains("the sink of the connection owns the allocator"))
+        );
+    }
+
+    #[test]
+    fn both_must_allocate_fails() {
+        let must = one(sized(MemoryType::SYSTEM, 100).with_flags(ItemFlags::MUST_ALLOCATE));
+        assert_eq!(
+            run(&must, &must),
+            Err(NegotiationError::BothMustAllocate { upstream_item: 0, downstream_item: 0 })
+        );
+    }
+}
+
+mod frame_size {
+    use super::*;
+
+    fn ranged(optimal: FramingRange, physical: FramingRange) -> FramingEx<1> {
+        one(item(MemoryType::SYSTEM).with_optimal_range(optimal).with_physical_range(physical))
+    }
+
+    #[test]
+    fn optimal_ranges_and_both_steppings() {
+        let upstream =
+            ranged(FramingRange::new(1000, 10_000).with_stepping(1000), FramingRange::DONT_CARE);
+        let downstream =
+            ranged(FramingRange::new(1500, 9000).with_stepping(500), FramingRange::DONT_CARE);
+        let plan = run(&upstream, &downstream).unwrap();
+        assert_eq!(plan.framing.frame_size, 2000);
+        assert!(matches!(size_reason(&plan), Reason::FrameSize { basis: SizeBasis::Optimal, .. }));
+        assert!(
+            size_reason(&plan)
+                .to_string()
+                .starts_with("frame size 2000: the smallest size both optimal ranges allow")
+        );
+    }
+
+    #[test]
+    fn physical_ranges_when_the_optimal_ones_miss() {
+        let upstream = ranged(FramingRange::new(100, 200), FramingRange::new(100, 1000));
+        let downstream = ranged(FramingRange::new(500, 600), FramingRange::new(300, 2000));
+        let plan = run(&upstream, &downstream).unwrap();
+        assert_eq!(plan.framing.frame_size, 300);
+        assert!(matches!(size_reason(&plan), Reason::FrameSize { basis: SizeBasis::Physical, .. }));
+    }
+
+    #[test]
+    fn physical_limits_bound_the_optimal_choice() {
+        // The downstream optimal range starts below its own physical minimum.
+        let upstream = ranged(FramingRange::new(100, 1000), FramingRange::DONT_CARE);
+        let downstream = ranged(FramingRange::new(100, 1000), FramingRange::new(400, 1000));
+        assert_eq!(run(&upstream, &downstream).unwrap().framing.frame_size, 400);
+    }
+
+    #[test]
+    fn preferences_only_gives_way() {
+        let hard = ranged(FramingRange::new(100, 200), FramingRange::new(100, 200));
+        let soft = one(item(MemoryType::SYSTEM)
+            .with_flags(ItemFlags::PREFERENCES_ONLY)
+            .with_optimal_range(FramingRange::new(500, 600))
+            .with_physical_range(FramingRange::new(500, 600)));
+        let plan = run(&hard, &soft).unwrap();
+        assert_eq!(plan.framing.frame_size, 100);
+        assert!(matches!(
+            size_reason(&plan),
+            Reason::FrameSize {
+                basis: SizeBasis::PreferencesOnly { taken_from: Side::Upstream },
+                ..
+            }
+        ));
+        assert_eq!(
+            run(&soft, &soft.clone()).unwrap().framing.frame_size,
+            500,
+            "both soft: larger, here equal"
+        );
+    }
+
+    #[test]
+    fn disjoint_ranges_fail_without_preferences() {
+        let a = ranged(FramingRange::new(100, 200), FramingRange::new(100, 200));
+        let b = ranged(FramingRange::new(500, 600), FramingRange::new(500, 600));
+        assert_eq!(
+            run(&a, &b),
+            Err(NegotiationError::RangesDisjoint {
+                upstream: FramingRange::new(100, 200),
+                downstream: FramingRange::new(500, 600)
+            })
+        );
+        let even = FramingRange::new(0, 100).with_stepping(4);
+        let odd = FramingRange::new(1, 99).with_stepping(4);
+        let (no_common_step, odd) = (ranged(even, even), ranged(odd, odd));
+        assert!(matches!(run(&no_common_step, &odd), Err(NegotiationError::RangesDisjoint { .. })));
+    }
+
+    #[test]
+    fn nobody_states_a_size() {
+        let anything = one(item(MemoryType::SYSTEM));
+        assert_eq!(run(&anything, &anything), Err(NegotiationError::NoFrameSize));
+    }
+
+    #[test]
+    fn output_compression_scales_upstream_sizes() {
+        // out = ceil(in * 2 / 1) + 0: upstream 100..=200 gives 200..=400 on the connection.
+        let upstream =
+            one(item(MemoryType::SYSTEM).with_optimal_range(FramingRange::new(100, 200)))
+                .with_compression(Compression::new(2, 1, 0));
+        let downstream = ranged(FramingRange::new(300, 1000), FramingRange::DONT_CARE);
+        let plan = run(&upstream, &downstream).unwrap();
+        assert_eq!(plan.framing.frame_size, 300);
+        assert!(
+            size_reason(&plan).to_string().contains("scaled by its output compression 2/1 + 0")
+        );
+        // ceil(in / 3) + 7 with in = 100 gives 41.
+        let shrinking = one(item(MemoryType::SYSTEM).with_exact_size(100))
+            .with_compression(Compression::new(1, 3, 7));
+        let wide = ranged(FramingRange::new(1, 1000), FramingRange::DONT_CARE);
+        assert_eq!(run(&shrinking, &wide).unwrap().framing.frame_size, 41);
+    }
+
+    #[test]
+    fn an_insisted_ratio_is_kept_exactly_or_fails() {
+        let insist = ItemFlags::INSIST_ON_FRAMESIZE_RATIO;
+        let upstream = one(item(MemoryType::SYSTEM)
+            .with_flags(insist)
+            .with_optimal_range(FramingRange::new(100, 200).with_stepping(10))
+            .with_physical_range(FramingRange::new(100, 200).with_stepping(10)))
+        .with_compression(Compression::new(2, 1, 0));
+        let downstream = ranged(FramingRange::new(310, 1000), FramingRange::DONT_CARE);
+        assert_eq!(run(&upstream, &downstream).unwrap().framing.frame_size, 320, "2 * 160");
+        let narrow = ranged(FramingRange::new(301, 309), FramingRange::new(301, 309));
+        assert_eq!(
+            run(&upstream, &narrow),
+            Err(NegotiationError::CompressionImpossible {
+                compression: Compression::new(2, 1, 0),
+                downstream: FramingRange::new(301, 309)
+            })
+        );
+    }
+}
+
+mod frames_alignment_pool_options {
+    use super::*;
+
+    #[test]
+    fn frames_are_the_larger_request() {
+        let a = one(sized(MemoryType::SYSTEM, 100).with_frames(2));
+        let b = one(sized(MemoryType::SYSTEM, 100).with_frames(5));
+        assert_eq!(run(&a, &b).unwrap().framing.frames, 5);
+        let none = one(sized(MemoryType::SYSTEM, 100));
+        let plan = run(&none, &none).unwrap();
+        assert_eq!(plan.framing.frames, 0);
+        assert!(
+            plan.reasons()
+                .any(|r| r.to_string() == "frames 0 (no cap): neither pin asks for a count")
+        );
+    }
+
+    #[test]
+    fn alignment_is_the_stricter_mask_and_must_stay_within_a_page() {
+        let a = one(sized(MemoryType::SYSTEM, 100).with_alignment(0x7));
+        let b = one(sized(MemoryType::SYSTEM, 100).with_alignment(0x3F));
+        assert_eq!(run(&a, &b).unwrap().framing.file_alignment, 0x3F);
+        let huge = one(sized(MemoryType::SYSTEM, 100).with_alignment(0x1FFF));
+        assert!(
+            matches!(run(&a, &huge), Err(NegotiationError::InvalidPlan(finding)) if finding.field == "FileAlignment")
+        );
+    }
+
+    #[test]
+    fn pool_type_follows_the_memory_type() {
+        let paged = one(sized(MemoryType::KERNEL_PAGED, 100));
+        let nonpaged = one(sized(MemoryType::KERNEL_NONPAGED, 100));
+        assert_eq!(run(&paged, &sink()).unwrap().framing.pool_type, PoolType::PAGED);
+        assert_eq!(run(&nonpaged, &sink()).unwrap().framing.pool_type, PoolType::NON_PAGED);
+        assert_eq!(run(&paged, &nonpaged), Err(NegotiationError::MemoryTypesDisjoint));
+    }
+
+    #[test]
+    fn in_place_needs_both_modifiers_and_no_integrity() {
+        let modifier = one(sized(MemoryType::SYSTEM, 100).with_flags(ItemFlags::INPLACE_MODIFIER));
+        let plan = run(&modifier, &modifier).unwrap();
+        assert!(plan.in_place);
+        assert_eq!(plan.framing.options(), OptionFlags::SYSTEM_MEMORY | OptionFlags::COMPATIBLE);
+        let integrity = one(sized(MemoryType::SYSTEM, 100)
+            .with_flags(ItemFlags::INPLACE_MODIFIER | ItemFlags::FRAME_INTEGRITY));
+        let plan = run(&modifier, &integrity).unwrap();
+        assert!(!plan.in_place);
+        assert!(
+            plan.reasons().any(|r| r
+                .to_string()
+                .contains("not COMPATIBLE: a pin insists on FRAME_INTEGRITY"))
+        );
+        assert!(!run(&modifier, &sink()).unwrap().in_place);
+    }
+}
+
+fn arb_item() -> impl Strategy<Value = FramingItem> {
+    let memory = prop_oneof![
+        Just(MemoryType::DONT_CARE),
+        Just(MemoryType::SYSTEM),
+        Just(MemoryType::KERNEL_NONPAGED),
+        Just(MemoryType::KERNEL_PAGED),
+        Just(MemoryType::DEVICE_UNKNOWN),
+    ];
+    let flags = prop::sample::subsequence(
+        vec![
+            ItemFlags::MUST_ALLOCATE,
+            ItemFlags::PREFERENCES_ONLY,
+            ItemFlags::INPLACE_MODIFIER,
+            ItemFlags::FRAME_INTEGRITY,
+            ItemFlags::SYSTEM_MEMORY,
+        ],
+        0..=3,
+    )
+    .prop_map(|flags| flags.into_iter().fold(ItemFlags::empty(), |a, b| a | b));
+    let range = (1u32..5000, 0u32..5000, prop_oneof![Just(0u32), Just(1), 1u32..600])
+        .prop_map(|(min, extra, step)| FramingRange::new(min, min + extra).with_stepping(step));
+    (
+        memory,
+        flags,
+        0u32..6,
+        0u32..7,
+        0u32..4,
+        range.clone(),
+        prop_oneof![Just(FramingRange::DONT_CARE), range],
+    )
+        .prop_map(|(memory, flags, frames, align_bits, weight, optimal, physical)| {
+            item(memory)
+                .with_flags(flags)
+                .with_frames(frames)
+                .with_alignment((1 << align_bits) - 1)
+                .with_weight(weight)
+                .with_optimal_range(optimal)
+                .with_physical_range(physical)
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3000, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Without compression, swapping the sides changes only the placement.
+    #[test]
+    fn swapping_sides_changes_only_the_placement(u in prop::collection::vec(arb_item(), 1..=3), d in prop::collection::vec(arb_item(), 1..=3)) {
+        let bytes = |items: &[FramingItem]| {
+            let mut out = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                let mut one = [0u8; 112];
+                FramingEx::new([*item]).encode(&mut one).unwrap();
+                if i == 0 { out.extend_from_slice(&one[..24]); }
+                out.extend_from_slice(&one[24..]);
+            }
+            out[..4].copy_from_slice(&u32::try_from(items.len()).unwrap().to_le_bytes());
+            out
+        };
+        let (ub, db) = (bytes(&u), bytes(&d));
+        let (uv, dv) = (FramingExView::parse(&ub).unwrap(), FramingExView::parse(&db).unwrap());
+        let forward = negotiate(&uv, &dv);
+        let backward = negotiate(&dv, &uv);
+        match (forward, backward) {
+            (Ok(f), Ok(b)) => {
+                prop_assert_eq!(f.framing, b.framing);
+                // The same items (by content: mirror-image pairs of equal items are the same choice).
+                prop_assert_eq!(uv.item(f.upstream_item), uv.item(b.downstream_item));
+                prop_assert_eq!(dv.item(f.downstream_item), dv.item(b.upstream_item));
+                prop_assert_eq!(f.memory_type, b.memory_type);
+                let owner_pin = |plan: &AllocatorPlan, swapped: bool| (plan.owner == Side::Upstream) != swapped;
+                let must = |plan: &AllocatorPlan| plan.reasons().any(|r| matches!(r, Reason::Owner { why: Ownership::MustAllocate | Ownership::PrefersToAllocate, .. }));
+                if must(&f) {
+                    // The same pin owns the allocator whichever side it is on.
+                    prop_assert_eq!(owner_pin(&f, false), owner_pin(&b, true));
+                } else {
+                    prop_assert_eq!(f.owner, Side::Downstream);
+                    prop_assert_eq!(b.owner, Side::Downstream);
+                }
+            }
+            (Err(f), Err(b)) => {
+                prop_assert_eq!(std::mem::discriminant(&f), std::mem::discriminant(&b));
+            }
+            (f, b) => prop_assert!(false, "one direction failed: {:?} / {:?}", f, b),
+        }
+    }
+
+    /// A framing negotiated with itself gives its own values.
+    #[test]
+    fn a_framing_negotiated_with_itself_gives_its_own_values(frames in 1u32..10, size in 1u32..1_000_000, align_bits in 0u32..13, memory in prop_oneof![Just(MemoryType::KERNEL_NONPAGED), Just(MemoryType::SYSTEM)]) {
+        let framing = one(sized(memory, size).with_frames(frames).with_alignment((1 << align_bits) - 1).with_flags(ItemFlags::SYSTEM_MEMORY));
+        let plan = run(&framing, &framing).unwrap();
+        prop_assert_eq!(plan.framing.frame_size, size);
+        prop_assert_eq!(plan.framing.frames, frames);
+        prop_assert_eq!(plan.framing.file_alignment, (1 << align_bits) - 1);
+        prop_assert_eq!((plan.upstream_item, plan.downstream_item), (0, 0));
+    }
+}
+
+#[test]
+fn microsoft_sample_framings_against_a_typical_sink() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/framings");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.contains(".runtime") {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        let view = FramingExView::parse(&bytes).unwrap();
+        let declared = view.item(0).unwrap();
+        let sink = sink();
+        let plan = negotiate(&view, &sink.view()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(plan.framing.frame_size, declared.framing_range.range.min_frame_size, "{name}");
+        assert_eq!(plan.framing.frames, declared.frames, "{name}");
+        assert_eq!(plan.framing.file_alignment, declared.file_alignment, "{name}");
+        assert_eq!(plan.owner, Side::Downstream, "{name}");
+        assert_eq!(plan.framing.pool_type, PoolType::NON_PAGED, "{name}");
+        checked += 1;
+    }
+    assert!(checked >= 9, "{checked}");
+    // The avshws capture pin at 320x240 RGB24: 2 frames of 230400 bytes.
+    let bytes = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/framings/wds-avshws-capture.runtime-rgb24-320x240.bin"),
+    )
+    .unwrap();
+    let plan = negotiate(&FramingExView::parse(&bytes).unwrap(), &sink().view()).unwrap();
+    assert_eq!((plan.framing.frames, plan.framing.frame_size), (2, 230_400));
+}
