@@ -189,7 +189,9 @@ fn write_frame_size(
     match basis {
         SizeBasis::Optimal => f.write_str("the smallest size both optimal ranges allow")?,
         SizeBasis::Physical => {
-            f.write_str("the optimal ranges have nothing in common; the smallest size both physical ranges allow")?;
+            f.write_str(
+                "the optimal ranges have nothing in common; the smallest size both physical ranges allow, from the larger optimal minimum on",
+            )?;
         }
         SizeBasis::PreferencesOnly { taken_from } => write!(
             f,
@@ -281,15 +283,13 @@ impl fmt::Display for Reason {
                 } else if frame_integrity {
                     f.write_str(" not COMPATIBLE: a pin insists on FRAME_INTEGRITY")
                 } else {
-                    write!(
-                        f,
-                        " not COMPATIBLE: {} is not an in-place modifier",
-                        match (upstream_in_place, downstream_in_place) {
-                            (false, false) => "neither pin",
-                            (false, true) => "the upstream pin",
-                            _ => "the downstream pin",
+                    f.write_str(match (upstream_in_place, downstream_in_place) {
+                        (false, false) => " not COMPATIBLE: neither pin is an in-place modifier",
+                        (false, true) => {
+                            " not COMPATIBLE: the upstream pin is not an in-place modifier"
                         }
-                    )
+                        _ => " not COMPATIBLE: the downstream pin is not an in-place modifier",
+                    })
                 }
             }
         }
@@ -660,7 +660,13 @@ fn frame_size(c: &Candidate, compression: Compression) -> Result<Reason, Negotia
                 c.d.framing_range.range,
             ));
         }
-        if let Some(size) = u_phys.smallest_common(d_phys, bounds, 1) {
+        // The optimal ranges miss each other: a frame at least as large as the larger optimal
+        // minimum serves both sides best; only if the physical ranges allow none, the smallest.
+        let larger_minimum = u_opt.scale(u_opt.grid.min).unwrap_or(0).max(d_opt.min).max(1);
+        let physical = u_phys
+            .smallest_common(d_phys, bounds, larger_minimum)
+            .or_else(|| u_phys.smallest_common(d_phys, bounds, 1));
+        if let Some(size) = physical {
             return Ok(reason(size, SizeBasis::Physical, c.u.physical_range, c.d.physical_range));
         }
     }

@@ -177,8 +177,14 @@ mod frame_size {
         let upstream = ranged(FramingRange::new(100, 200), FramingRange::new(100, 1000));
         let downstream = ranged(FramingRange::new(500, 600), FramingRange::new(300, 2000));
         let plan = run(&upstream, &downstream).unwrap();
-        assert_eq!(plan.framing.frame_size, 300);
+        assert_eq!(
+            plan.framing.frame_size, 500,
+            "the larger optimal minimum, which both physical ranges allow"
+        );
         assert!(matches!(size_reason(&plan), Reason::FrameSize { basis: SizeBasis::Physical, .. }));
+        // If the physical ranges stop below it, their smallest common size.
+        let capped = ranged(FramingRange::new(500, 600), FramingRange::new(300, 400));
+        assert_eq!(run(&upstream, &capped).unwrap().framing.frame_size, 300);
     }
 
     #[test]

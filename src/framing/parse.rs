@@ -159,6 +159,19 @@ impl<'a> FramingExView<'a> {
         Self { header, items: Items::Owned(items), trailing: 0 }
     }
 
+    /// A framing of any number of items built at run time (the reserved fields 0), or `None` for
+    /// no items or more than [`MAX_ITEMS`].
+    #[must_use]
+    pub fn from_parts(output_compression: Compression, items: &'a [FramingItem]) -> Option<Self> {
+        let count_items =
+            u32::try_from(items.len()).ok().filter(|n| (1..=MAX_ITEMS).contains(n))?;
+        // INVARIANT: the item source holds exactly `count_items` items.
+        Some(Self::from_items(
+            FramingExHeader { count_items, pin_flags: 0, output_compression, pin_weight: 0 },
+            items,
+        ))
+    }
+
     /// The header.
     #[must_use]
     pub const fn header(&self) -> FramingExHeader {

@@ -135,7 +135,7 @@ fn requirement_flags(bits: u32) -> String {
     })
 }
 
-fn option_flags(bits: u32) -> String {
+pub fn option_flags(bits: u32) -> String {
     let flags = OptionFlags::from_bits_retain(bits);
     flag_names(bits, flags.iter_names().map(|(n, f)| (n, f.bits())), |name, _| {
         format!("KSALLOCATOR_OPTIONF_{name}")
@@ -156,7 +156,7 @@ fn bus_type(value: BusType) -> String {
     }
 }
 
-fn alignment(value: u32) -> String {
+pub fn alignment(value: u32) -> String {
     if value & value.wrapping_add(1) == 0 {
         let bytes = u64::from(value) + 1;
         let name = match value {

@@ -1,9 +1,12 @@
 //! `ksalloc`: the command-line tool of ks-allocator.
 //!
-//! `ksalloc framing decode [--legacy | --request [--lenient]] FILE` prints every field of a KS
-//! allocator framing captured from a driver or a device, then every error and warning the
-//! validator finds. Exit status: 0 valid (warnings allowed), 1 the framing has errors, 2 the
-//! input cannot be read or parsed.
+//! - `ksalloc framing decode [--legacy | --request [--lenient]] FILE` prints every field of a KS
+//!   allocator framing captured from a driver or a device, then every error and warning the
+//!   validator finds. Exit status: 0 valid (warnings allowed), 1 the framing has errors, 2 the
+//!   input cannot be read or parsed.
+//! - `ksalloc framing negotiate [--json] UPSTREAM DOWNSTREAM` prints the allocator plan for two
+//!   connected pins and the reason for each choice. Exit status: 0 a plan, 1 the framings cannot
+//!   be reconciled (the conflict is named), 2 unreadable input.
 
 use std::{
     io::{self, Read, Write},
@@ -14,6 +17,8 @@ use std::{
 use clap::{Args, Parser, Subcommand};
 
 mod decode;
+mod input;
+mod negotiate;
 
 /// Decode and check Windows kernel-streaming allocator framings.
 #[derive(Debug, Parser)]
@@ -38,6 +43,24 @@ enum FramingCommand {
     /// KSALLOCATOR_FRAMING_EX (the ALLOCATORFRAMING_EX property value). Exit status: 0 valid
     /// (warnings allowed), 1 the framing has errors, 2 the bytes cannot be read or parsed.
     Decode(DecodeArgs),
+    /// Negotiate the allocator for a connection between two pins.
+    ///
+    /// Each of UPSTREAM and DOWNSTREAM is a file (or - for standard input, once) holding a
+    /// KSALLOCATOR_FRAMING_EX as raw bytes, a JSON description (see the README), or a
+    /// DECLARE_SIMPLE_FRAMING_EX(...) line pasted from C source. Exit status: 0 a plan, 1 the
+    /// framings cannot be reconciled (the conflict is named), 2 unreadable input.
+    Negotiate(NegotiateArgs),
+}
+
+#[derive(Debug, Args)]
+struct NegotiateArgs {
+    /// Print the plan as one JSON object.
+    #[arg(long)]
+    json: bool,
+    /// The framing of the upstream (output) pin.
+    upstream: PathBuf,
+    /// The framing of the downstream (input) pin.
+    downstream: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -67,9 +90,45 @@ fn read_input(path: &PathBuf) -> io::Result<Vec<u8>> {
     }
 }
 
+/// Reads and parses one framing input, or prints why not.
+fn framing_input(path: &PathBuf, stdin_used: &mut bool) -> Result<input::Owned, String> {
+    let name = path.display().to_string();
+    if path.as_os_str() == "-" {
+        if *stdin_used {
+            return Err("- (standard input) can only be given once".to_owned());
+        }
+        *stdin_used = true;
+    }
+    let bytes = read_input(path).map_err(|e| format!("cannot read {name}: {e}"))?;
+    input::read(&bytes).map_err(|e| format!("{name}: {e}"))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Framing(FramingCommand::Negotiate(args)) => {
+            let mut stdin_used = false;
+            if args.upstream.as_os_str() == "-" && args.downstream.as_os_str() == "-" {
+                eprintln!("ksalloc: - (standard input) can only be given once");
+                return ExitCode::from(decode::EXIT_UNREADABLE);
+            }
+            let inputs = framing_input(&args.upstream, &mut stdin_used)
+                .and_then(|up| Ok((up, framing_input(&args.downstream, &mut stdin_used)?)));
+            let (upstream, downstream) = match inputs {
+                Ok(inputs) => inputs,
+                Err(reason) => {
+                    eprintln!("ksalloc: {reason}");
+                    return ExitCode::from(decode::EXIT_UNREADABLE);
+                }
+            };
+            let (mut out, mut err) = (String::new(), String::new());
+            let status = negotiate::run(&upstream, &downstream, args.json, &mut out, &mut err);
+            let _ = io::stdout().lock().write_all(out.as_bytes());
+            if !err.is_empty() {
+                eprint!("ksalloc: {err}");
+            }
+            ExitCode::from(status)
+        }
         Command::Framing(FramingCommand::Decode(args)) => {
             let name = args.file.display().to_string();
             let bytes = match read_input(&args.file) {

@@ -211,3 +211,184 @@ fn conflicting_options_are_usage_errors() {
     let output = ksalloc(&["framing", "decode", "--lenient", "-"], Some(&[]));
     assert_eq!(output.status.code(), Some(2));
 }
+
+mod negotiate {
+    use super::*;
+
+    const SINK_JSON: &str = r#"{
+  "items": [
+    { "memory_type": "DontCare", "flags": ["SYSTEM_MEMORY", "PREFERENCES_ONLY"] }
+  ]
+}"#;
+
+    const AVSHWS_MACRO: &str = "DECLARE_SIMPLE_FRAMING_EX(
+    CapturePinAllocatorFraming,
+    STATICGUIDOF (KSMEMORY_TYPE_KERNEL_NONPAGED),
+    KSALLOCATOR_REQUIREMENTF_SYSTEM_MEMORY |
+        KSALLOCATOR_REQUIREMENTF_PREFERENCES_ONLY,
+    2,
+    0,
+    2 * PAGE_SIZE,
+    2 * PAGE_SIZE
+    );";
+
+    fn rgb24() -> String {
+        samples().join("wds-avshws-capture.runtime-rgb24-320x240.bin").to_str().unwrap().to_owned()
+    }
+
+    #[test]
+    fn raw_bytes_against_a_json_sink() {
+        let sink = scratch("sink.json", SINK_JSON.as_bytes());
+        let output = ksalloc(&["framing", "negotiate", &rgb24(), sink.to_str().unwrap()], None);
+        let stdout = text(&output.stdout);
+        assert_eq!(output.status.code(), Some(0), "{stdout}{}", text(&output.stderr));
+        assert!(stdout.starts_with("plan: the downstream pin owns the allocator\n"), "{stdout}");
+        assert!(stdout.contains("  Frames           2\n  FrameSize        230400\n"), "{stdout}");
+        assert!(stdout.contains("owner: downstream: neither pin must allocate"), "{stdout}");
+        assert!(stdout.contains("KSALLOCATOR_FRAMING for the allocator create request: 02000000 00000000 02000000 00840300"));
+    }
+
+    #[test]
+    fn json_output_has_the_documented_keys() {
+        let sink = scratch("sink2.json", SINK_JSON.as_bytes());
+        let output = ksalloc(
+            &["framing", "negotiate", "--json", "-", sink.to_str().unwrap()],
+            Some(AVSHWS_MACRO.as_bytes()),
+        );
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+        let plan: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(plan["owner"], "downstream");
+        assert_eq!(plan["frames"], 2);
+        assert_eq!(plan["frame_size"], 8192);
+        assert_eq!(plan["file_alignment"], 0);
+        assert_eq!(plan["pool_type"], 0);
+        assert_eq!(plan["options_flags"], 2);
+        assert_eq!(plan["upstream_item"], 0);
+        assert_eq!(plan["downstream_item"], 0);
+        assert!(plan["reasons"].as_array().unwrap().len() >= 6);
+    }
+
+    #[test]
+    fn the_six_arguments_alone_are_accepted() {
+        let six = "STATICGUIDOF(KSMEMORY_TYPE_KERNEL_NONPAGED), SYSTEM_MEMORY | PREFERENCES_ONLY, 4, FILE_64_BYTE_ALIGNMENT, 320*240*2, 320*240*2";
+        let path = scratch("six.txt", six.as_bytes());
+        let output = ksalloc(
+            &["framing", "negotiate", "--json", path.to_str().unwrap(), path.to_str().unwrap()],
+            None,
+        );
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+        let plan: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(
+            (plan["frames"].as_u64(), plan["frame_size"].as_u64(), plan["file_alignment"].as_u64()),
+            (Some(4), Some(153_600), Some(63))
+        );
+    }
+
+    #[test]
+    fn conflicts_give_status_1_and_are_named() {
+        // Physical ranges as tight as the optimal ones, so no size fits both.
+        let hard = |min: u32, max: u32| {
+            format!(
+                r#"{{ "items": [ {{ "memory_type": "KernelNonPaged", "flags": ["SYSTEM_MEMORY"], "frames": 2,
+                   "optimal_range": {{ "min": {min}, "max": {max} }}, "physical_range": {{ "min": {min}, "max": {max} }} }} ] }}"#
+            )
+        };
+        let small = scratch("small.json", hard(100, 200).as_bytes());
+        let large = scratch("large.json", hard(500, 600).as_bytes());
+        let output = ksalloc(
+            &["framing", "negotiate", small.to_str().unwrap(), large.to_str().unwrap()],
+            None,
+        );
+        assert_eq!(output.status.code(), Some(1));
+        let stderr = text(&output.stderr);
+        assert!(
+            stderr.contains("cannot negotiate: ranges disjoint and neither side prefers-only"),
+            "{stderr}"
+        );
+        let paged =
+            scratch("paged.txt", b"KSMEMORY_TYPE_KERNEL_PAGED, SYSTEM_MEMORY, 2, 0, 100, 200");
+        let output = ksalloc(
+            &["framing", "negotiate", "--json", small.to_str().unwrap(), paged.to_str().unwrap()],
+            None,
+        );
+        assert_eq!(output.status.code(), Some(1));
+        let error: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(error["conflict"], "memory_types_disjoint");
+    }
+
+    #[test]
+    fn text_errors_name_the_line_and_field() {
+        let cases: [(&str, &str, &str); 5] = [
+            (
+                "bad-memory.json",
+                "{\n  \"items\": [\n    { \"memory_type\": \"Kernel\" }\n  ]\n}",
+                "line 3: items[0].memory_type: unknown memory type \"Kernel\"",
+            ),
+            (
+                "bad-field.json",
+                "{\n  \"items\": [ { \"memory_type\": \"System\",\n \"frame\": 2 } ]\n}",
+                "line 3: items[0].frame: unknown field `frame`",
+            ),
+            (
+                "bad-flag.json",
+                "{ \"items\": [ { \"memory_type\": \"System\", \"flags\": [\"NOPE\"] } ] }",
+                "line 1: items[0].flags: unknown flag \"NOPE\"",
+            ),
+            (
+                "bad-arg.txt",
+                "\n\nDECLARE_SIMPLE_FRAMING_EX(x, STATICGUIDOF(KSMEMORY_TYPE_SYSTEM), 0, 2, 0, 2 * FOO, 100);",
+                "line 3: MinFrameSize: cannot read \"FOO\"",
+            ),
+            (
+                "bad-count.txt",
+                "KSMEMORY_TYPE_SYSTEM, 0, 2",
+                "line 1: expected the arguments of DECLARE_SIMPLE_FRAMING_EX",
+            ),
+        ];
+        let sink = scratch("sink3.json", SINK_JSON.as_bytes());
+        for (name, content, expected) in cases {
+            let path = scratch(name, content.as_bytes());
+            let output = ksalloc(
+                &["framing", "negotiate", path.to_str().unwrap(), sink.to_str().unwrap()],
+                None,
+            );
+            assert_eq!(output.status.code(), Some(2), "{name}");
+            let stderr = text(&output.stderr);
+            assert!(stderr.contains(expected), "{name}: {stderr}");
+        }
+        let output = ksalloc(&["framing", "negotiate", "-", "-"], Some(b""));
+        assert_eq!(output.status.code(), Some(2));
+        assert!(text(&output.stderr).contains("can only be given once"));
+        let output =
+            ksalloc(&["framing", "negotiate", "/nonexistent", sink.to_str().unwrap()], None);
+        assert_eq!(output.status.code(), Some(2));
+        let truncated = scratch("truncated.bin", &avshws()[..50]);
+        let output = ksalloc(
+            &["framing", "negotiate", truncated.to_str().unwrap(), sink.to_str().unwrap()],
+            None,
+        );
+        assert_eq!(output.status.code(), Some(2));
+        assert!(text(&output.stderr).contains("not a KSALLOCATOR_FRAMING_EX"));
+    }
+}
+
+/// The README shows this command and its output; keep them true.
+#[test]
+fn the_readme_negotiation_example() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data");
+    let upstream = data.join("framings/wds-avshws-capture.runtime-rgb24-320x240.bin");
+    let output = ksalloc(
+        &["framing", "negotiate", upstream.to_str().unwrap(), data.join("sink.json").to_str().unwrap()],
+        None,
+    );
+    assert_eq!(output.status.code(), Some(0));
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")).unwrap();
+    assert!(readme.contains(&text(&output.stdout)), "README.md shows other output than:\n{}", text(&output.stdout));
+    // The pasted macro line gives the declared (pre-resize) framing.
+    let output = ksalloc(
+        &["framing", "negotiate", "--json", data.join("avshws-declare.txt").to_str().unwrap(), data.join("sink.json").to_str().unwrap()],
+        None,
+    );
+    let plan: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!((plan["frames"].as_u64(), plan["frame_size"].as_u64()), (Some(2), Some(8192)));
+}

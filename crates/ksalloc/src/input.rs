@@ -1,0 +1,464 @@
+//! Reading a framing in any of the forms `ksalloc framing negotiate` accepts:
+//!
+//! - the raw bytes of a `KSALLOCATOR_FRAMING_EX` (what `framing decode` reads; recognised by the
+//!   NUL bytes every binary framing has);
+//! - a JSON description (text starting with `{`), documented in the README;
+//! - a `DECLARE_SIMPLE_FRAMING_EX(...)` line pasted from C source, with or without the macro
+//!   name and the first (variable name) argument.
+//!
+//! Every error in a text input names the line and the field.
+
+use std::fmt::Write as _;
+
+use ks_allocator::framing::{
+    BusType, Compression, FramingExView, FramingItem, FramingRange, Guid, ItemFlags, MemoryType,
+    RequirementFlags,
+};
+use serde::Deserialize;
+
+/// A framing read from input: its items and the upstream output compression.
+pub struct Owned {
+    /// Output compression.
+    pub compression: Compression,
+    /// Items, at least one.
+    pub items: Vec<FramingItem>,
+}
+
+impl Owned {
+    /// The view the library works on.
+    pub fn view(&self) -> Option<FramingExView<'_>> {
+        FramingExView::from_parts(self.compression, &self.items)
+    }
+}
+
+/// Reads `bytes` in whichever form they are in.
+pub fn read(bytes: &[u8]) -> Result<Owned, String> {
+    let text = if bytes.contains(&0) { None } else { std::str::from_utf8(bytes).ok() };
+    match text {
+        None => raw(bytes),
+        Some(text) if text.trim_start().starts_with('{') => json(text),
+        Some(text) => declare_simple(text),
+    }
+}
+
+fn raw(bytes: &[u8]) -> Result<Owned, String> {
+    let view =
+        FramingExView::parse(bytes).map_err(|e| format!("not a KSALLOCATOR_FRAMING_EX: {e}"))?;
+    Ok(Owned { compression: view.header().output_compression, items: view.items().collect() })
+}
+
+const MEMORY_TYPES: [MemoryType; 6] = [
+    MemoryType::DONT_CARE,
+    MemoryType::SYSTEM,
+    MemoryType::USER,
+    MemoryType::KERNEL_PAGED,
+    MemoryType::KERNEL_NONPAGED,
+    MemoryType::DEVICE_UNKNOWN,
+];
+const BUS_TYPES: [BusType; 5] =
+    [BusType::DONT_CARE, BusType::PCI, BusType::USB, BusType::IEEE1394, BusType::AVC];
+
+fn guid(text: &str) -> Option<Guid> {
+    let hex: String =
+        text.trim_matches(|c| c == '{' || c == '}').chars().filter(|c| *c != '-').collect();
+    (hex.len() == 32).then(|| u128::from_str_radix(&hex, 16).ok().map(Guid::from_u128)).flatten()
+}
+
+fn memory_type(text: &str) -> Result<MemoryType, String> {
+    let text = text.trim();
+    if text == "KSMEMORY_TYPE_WILDCARD" || text == "GUID_NULL" {
+        return Ok(MemoryType::DONT_CARE);
+    }
+    MEMORY_TYPES
+        .into_iter()
+        .find(|m| m.name() == Some(text) || m.c_name() == Some(text))
+        .or_else(|| guid(text).map(MemoryType))
+        .ok_or_else(|| {
+            let names: Vec<&str> = MEMORY_TYPES.iter().filter_map(|m| m.name()).collect();
+            format!("unknown memory type {text:?} (expected one of {}, a KSMEMORY_TYPE_* name, or a GUID)", names.join(", "))
+        })
+}
+
+fn bus_type(text: &str) -> Result<BusType, String> {
+    let text = text.trim();
+    BUS_TYPES
+        .into_iter()
+        .find(|b| b.name() == Some(text) || b.c_name() == Some(text))
+        .or_else(|| guid(text).map(BusType))
+        .ok_or_else(|| format!("unknown bus type {text:?} (expected DontCare, Pci, Usb, Ieee1394, Avc, a GUID_BUS_TYPE_* name, or a GUID)"))
+}
+
+/// One flag name: short (`SYSTEM_MEMORY`) or with its header prefix, or a number.
+fn flag(text: &str) -> Result<ItemFlags, String> {
+    let text = text.trim();
+    if let Some(value) = number(text) {
+        return u32::try_from(value)
+            .map(ItemFlags::from_bits_retain)
+            .map_err(|_| format!("flag value {text} does not fit 32 bits"));
+    }
+    let short = text
+        .strip_prefix("KSALLOCATOR_REQUIREMENTF_")
+        .or_else(|| text.strip_prefix("KSALLOCATOR_FLAG_"))
+        .unwrap_or(text);
+    let short = if short == "2D_BUFFER_REQUIRED" { "BUFFER_2D_REQUIRED" } else { short };
+    ItemFlags::from_name(short)
+        .or_else(|| {
+            RequirementFlags::from_name(short).map(|r| ItemFlags::from_bits_retain(r.bits()))
+        })
+        .ok_or_else(|| format!("unknown flag {text:?}"))
+}
+
+/// A decimal or hex integer literal with optional C suffixes.
+fn number(text: &str) -> Option<u64> {
+    let text = text.trim().trim_end_matches(['u', 'U', 'l', 'L']);
+    if let Some(hex) = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        u64::from_str_radix(hex, 16).ok()
+    } else {
+        text.parse().ok()
+    }
+}
+
+/// The value of a named constant an integer argument may use.
+fn named_constant(name: &str) -> Option<u64> {
+    let value = match name {
+        "PAGE_SIZE" => ks_sys::PAGE_SIZE,
+        "FILE_BYTE_ALIGNMENT" => ks_sys::FILE_BYTE_ALIGNMENT,
+        "FILE_WORD_ALIGNMENT" => ks_sys::FILE_WORD_ALIGNMENT,
+        "FILE_LONG_ALIGNMENT" => ks_sys::FILE_LONG_ALIGNMENT,
+        "FILE_QUAD_ALIGNMENT" => ks_sys::FILE_QUAD_ALIGNMENT,
+        "FILE_OCTA_ALIGNMENT" => ks_sys::FILE_OCTA_ALIGNMENT,
+        "FILE_32_BYTE_ALIGNMENT" => ks_sys::FILE_32_BYTE_ALIGNMENT,
+        "FILE_64_BYTE_ALIGNMENT" => ks_sys::FILE_64_BYTE_ALIGNMENT,
+        "FILE_128_BYTE_ALIGNMENT" => ks_sys::FILE_128_BYTE_ALIGNMENT,
+        "FILE_256_BYTE_ALIGNMENT" => ks_sys::FILE_256_BYTE_ALIGNMENT,
+        "FILE_512_BYTE_ALIGNMENT" => ks_sys::FILE_512_BYTE_ALIGNMENT,
+        _ => return None,
+    };
+    Some(u64::from(value))
+}
+
+/// Evaluates an integer expression of literals, named constants, `+`, `-`, `*`, `/` and
+/// parentheses, as C source writes frame sizes (`2 * PAGE_SIZE`, `320 * 240 * 2`).
+fn expression(text: &str) -> Result<u32, String> {
+    struct Parser<'a> {
+        tokens: Vec<&'a str>,
+        at: usize,
+    }
+    impl<'a> Parser<'a> {
+        fn peek(&self) -> Option<&'a str> {
+            self.tokens.get(self.at).copied()
+        }
+        fn sum(&mut self) -> Result<u64, String> {
+            let mut value = self.product()?;
+            while let Some(op @ ("+" | "-")) = self.peek() {
+                self.at += 1;
+                let rhs = self.product()?;
+                value = if op == "+" { value.checked_add(rhs) } else { value.checked_sub(rhs) }
+                    .ok_or("overflow")?;
+            }
+            Ok(value)
+        }
+        fn product(&mut self) -> Result<u64, String> {
+            let mut value = self.atom()?;
+            while let Some(op @ ("*" | "/")) = self.peek() {
+                self.at += 1;
+                let rhs = self.atom()?;
+                value = if op == "*" { value.checked_mul(rhs) } else { value.checked_div(rhs) }
+                    .ok_or("overflow or division by 0")?;
+            }
+            Ok(value)
+        }
+        fn atom(&mut self) -> Result<u64, String> {
+            let token = self.peek().ok_or("the expression ends too early")?;
+            self.at += 1;
+            if token == "(" {
+                let value = self.sum()?;
+                if self.peek() != Some(")") {
+                    return Err("missing ')'".to_owned());
+                }
+                self.at += 1;
+                return Ok(value);
+            }
+            number(token)
+                .or_else(|| named_constant(token))
+                .ok_or_else(|| format!("cannot read {token:?}"))
+        }
+    }
+    let mut tokens = Vec::new();
+    let mut start = None;
+    for (i, c) in text.char_indices() {
+        if c.is_ascii_alphanumeric() || c == '_' {
+            start.get_or_insert(i);
+            continue;
+        }
+        if let Some(s) = start.take() {
+            tokens.push(&text[s..i]);
+        }
+        if "+-*/()".contains(c) {
+            tokens.push(&text[i..=i]);
+        } else if !c.is_whitespace() {
+            return Err(format!("unexpected {c:?}"));
+        }
+    }
+    if let Some(s) = start {
+        tokens.push(&text[s..]);
+    }
+    let mut parser = Parser { tokens, at: 0 };
+    let value = parser.sum()?;
+    if parser.at != parser.tokens.len() {
+        return Err(format!("unexpected {:?}", parser.tokens[parser.at]));
+    }
+    u32::try_from(value).map_err(|_| format!("{value} does not fit 32 bits"))
+}
+
+/// Splits at top-level commas.
+fn arguments(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut depth, mut start) = (0i32, 0);
+    for (i, c) in text.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                out.push(text[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(text[start..].trim());
+    out
+}
+
+/// The line of the macro name at byte `at` and the text between its parentheses.
+fn macro_body(text: &str, at: usize) -> Result<(usize, &str), String> {
+    const MACRO: &str = "DECLARE_SIMPLE_FRAMING_EX";
+    let line = text[..at].matches('\n').count() + 1;
+    let rest = &text[at + MACRO.len()..];
+    let open = rest.find('(').ok_or_else(|| format!("line {line}: {MACRO} without '('"))?;
+    let mut depth = 0;
+    for (i, c) in rest[open..].char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Ok((line, &rest[open + 1..open + i]));
+                }
+            }
+            _ => {}
+        }
+    }
+    Err(format!("line {line}: {MACRO}( is never closed"))
+}
+
+/// `DECLARE_SIMPLE_FRAMING_EX(Name, MemoryType, Flags, Frames, Alignment, Min, Max)`, or its six
+/// arguments after the name.
+fn declare_simple(text: &str) -> Result<Owned, String> {
+    const MACRO: &str = "DECLARE_SIMPLE_FRAMING_EX";
+    let (line, body) = if let Some(at) = text.find(MACRO) {
+        macro_body(text, at)?
+    } else {
+        let line = text.lines().position(|l| !l.trim().is_empty()).map_or(1, |p| p + 1);
+        (line, text.trim().trim_end_matches(';'))
+    };
+    let mut args = arguments(body);
+    if args.len() == 7 {
+        args.remove(0);
+    }
+    let names = ["MemoryType", "Flags", "Frames", "Alignment", "MinFrameSize", "MaxFrameSize"];
+    let [memory, flags, frames, alignment, min, max] = args[..] else {
+        return Err(format!(
+            "line {line}: expected the arguments of {MACRO}({}) but found {} argument(s); \
+             a text input that is not JSON must be a {MACRO} line",
+            names.join(", "),
+            args.len()
+        ));
+    };
+    let field = |name: &str, error: String| format!("line {line}: {name}: {error}");
+    let memory_name = memory
+        .strip_prefix("STATICGUIDOF")
+        .map_or(memory, |rest| rest.trim().trim_start_matches('(').trim_end_matches(')'));
+    let memory = memory_type(memory_name).map_err(|e| field(names[0], e))?;
+    let mut item_flags = ItemFlags::empty();
+    for part in flags.split('|') {
+        item_flags |= flag(part).map_err(|e| field(names[1], e))?;
+    }
+    let frames = expression(frames).map_err(|e| field(names[2], e))?;
+    let alignment = expression(alignment).map_err(|e| field(names[3], e))?;
+    let min = expression(min).map_err(|e| field(names[4], e))?;
+    let max = expression(max).map_err(|e| field(names[5], e))?;
+    let item = FramingItem::new(memory)
+        .with_flags(item_flags)
+        .with_frames(frames)
+        .with_alignment(alignment)
+        .with_optimal_range(FramingRange::new(min, max));
+    Ok(Owned { compression: Compression::IDENTITY, items: vec![item] })
+}
+
+/// A number, or a name the field knows.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NumberOrName {
+    Number(u64),
+    Name(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonRange {
+    min: u32,
+    max: u32,
+    #[serde(default = "one")]
+    stepping: u32,
+}
+
+const fn one() -> u32 {
+    1
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonCompression {
+    numerator: u32,
+    denominator: u32,
+    #[serde(default)]
+    margin: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonItem {
+    #[serde(deserialize_with = "de_memory")]
+    memory_type: MemoryType,
+    #[serde(default = "any_bus", deserialize_with = "de_bus")]
+    bus_type: BusType,
+    #[serde(default = "no_flags", deserialize_with = "de_flags")]
+    flags: ItemFlags,
+    #[serde(default)]
+    frames: u32,
+    #[serde(default = "byte_alignment", deserialize_with = "de_alignment")]
+    alignment: u32,
+    #[serde(default)]
+    weight: u32,
+    #[serde(default)]
+    physical_range: Option<JsonRange>,
+    #[serde(default)]
+    optimal_range: Option<JsonRange>,
+}
+
+const fn no_flags() -> ItemFlags {
+    ItemFlags::empty()
+}
+
+const fn any_bus() -> BusType {
+    BusType::DONT_CARE
+}
+
+const fn byte_alignment() -> u32 {
+    0
+}
+
+fn de_memory<'de, D: serde::Deserializer<'de>>(d: D) -> Result<MemoryType, D::Error> {
+    memory_type(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+}
+
+fn de_bus<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BusType, D::Error> {
+    bus_type(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+}
+
+fn de_flags<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ItemFlags, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Flags {
+        Value(u32),
+        Names(Vec<String>),
+    }
+    match Flags::deserialize(d)? {
+        Flags::Value(bits) => Ok(ItemFlags::from_bits_retain(bits)),
+        Flags::Names(names) => names.iter().try_fold(ItemFlags::empty(), |all, name| {
+            Ok(all | flag(name).map_err(serde::de::Error::custom)?)
+        }),
+    }
+}
+
+fn de_alignment<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    match NumberOrName::deserialize(d)? {
+        NumberOrName::Number(value) => {
+            u32::try_from(value).map_err(|_| serde::de::Error::custom("does not fit 32 bits"))
+        }
+        NumberOrName::Name(name) => expression(&name).map_err(serde::de::Error::custom),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonFraming {
+    #[serde(default)]
+    compression: Option<JsonCompression>,
+    items: Vec<JsonItem>,
+}
+
+fn json(text: &str) -> Result<Owned, String> {
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let framing: JsonFraming =
+        serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+            let inner = error.inner();
+            let mut message = format!("line {}: ", inner.line());
+            let path = error.path().to_string();
+            if path != "." {
+                let _ = write!(message, "{path}: ");
+            }
+            let _ = write!(message, "{inner}");
+            message
+        })?;
+    if framing.items.is_empty() {
+        return Err("items: a framing needs at least one item".to_owned());
+    }
+    let items = framing
+        .items
+        .into_iter()
+        .map(|i| {
+            let mut item = FramingItem::new(i.memory_type)
+                .with_bus(i.bus_type)
+                .with_flags(i.flags)
+                .with_frames(i.frames)
+                .with_alignment(i.alignment)
+                .with_weight(i.weight);
+            if let Some(r) = i.physical_range {
+                item = item
+                    .with_physical_range(FramingRange::new(r.min, r.max).with_stepping(r.stepping));
+            }
+            if let Some(r) = i.optimal_range {
+                item = item
+                    .with_optimal_range(FramingRange::new(r.min, r.max).with_stepping(r.stepping));
+            }
+            item
+        })
+        .collect();
+    let compression = framing
+        .compression
+        .map_or(Compression::IDENTITY, |c| Compression::new(c.numerator, c.denominator, c.margin));
+    Ok(Owned { compression, items })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expressions_as_c_writes_them() {
+        assert_eq!(expression("2 * PAGE_SIZE"), Ok(8192));
+        assert_eq!(expression("320*240*2"), Ok(153_600));
+        assert_eq!(
+            expression("(48000 * 16 * 2 + 29) / 30"),
+            Ok(51_200),
+            "integer division, as in C"
+        );
+        assert_eq!(expression("0x1000UL"), Ok(4096));
+        assert_eq!(expression("FILE_QUAD_ALIGNMENT"), Ok(7));
+        assert!(expression("2 * FOO").unwrap_err().contains("\"FOO\""));
+        assert!(expression("1 << 3").is_err());
+        assert!(expression("5000000000").unwrap_err().contains("does not fit 32 bits"));
+    }
+}

@@ -1,0 +1,122 @@
+//! `ksalloc framing negotiate`: the allocator plan for two connected pins.
+
+use std::fmt::Write as _;
+
+use ks_allocator::{
+    NegotiationError, negotiate,
+    negotiate::{AllocatorPlan, Reason},
+};
+use serde_json::json;
+
+use crate::{decode, input::Owned};
+
+/// Exit status: a plan was found.
+pub const EXIT_PLAN: u8 = 0;
+/// Exit status: the framings cannot be reconciled.
+pub const EXIT_CONFLICT: u8 = 1;
+
+/// Negotiates and renders; returns the exit status.
+pub fn run(
+    upstream: &Owned,
+    downstream: &Owned,
+    as_json: bool,
+    out: &mut String,
+    err: &mut String,
+) -> u8 {
+    let (Some(up), Some(down)) = (upstream.view(), downstream.view()) else {
+        let _ = writeln!(err, "a framing has no items");
+        return decode::EXIT_UNREADABLE;
+    };
+    match negotiate(&up, &down) {
+        Ok(plan) => {
+            if as_json {
+                let _ = writeln!(out, "{}", plan_json(&plan));
+            } else {
+                render(&plan, out);
+            }
+            EXIT_PLAN
+        }
+        Err(error) => {
+            if as_json {
+                let _ = writeln!(
+                    out,
+                    "{}",
+                    json!({ "error": error.to_string(), "conflict": conflict_name(&error) })
+                );
+            }
+            let _ = writeln!(err, "cannot negotiate: {error}");
+            EXIT_CONFLICT
+        }
+    }
+}
+
+fn conflict_name(error: &NegotiationError) -> &'static str {
+    match error {
+        NegotiationError::InvalidFraming { .. } => "invalid_framing",
+        NegotiationError::MemoryTypesDisjoint => "memory_types_disjoint",
+        NegotiationError::BothMustAllocate { .. } => "both_must_allocate",
+        NegotiationError::RangesDisjoint { .. } => "ranges_disjoint",
+        NegotiationError::CompressionImpossible { .. } => "compression_impossible",
+        NegotiationError::NoFrameSize => "no_frame_size",
+        NegotiationError::Pitched2dBuffers => "pitched_2d_buffers",
+        NegotiationError::InvalidPlan(_) => "invalid_plan",
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    let mut out = String::new();
+    for (i, byte) in bytes.iter().enumerate() {
+        if i > 0 && i % 4 == 0 {
+            out.push(' ');
+        }
+        let _ = write!(out, "{byte:02x}");
+    }
+    out
+}
+
+fn render(plan: &AllocatorPlan, out: &mut String) {
+    let f = plan.framing;
+    let _ = writeln!(out, "plan: the {} pin owns the allocator", plan.owner);
+    let mut field = |name: &str, value: String| {
+        let _ = writeln!(out, "  {name:<16} {value}");
+    };
+    field("Frames", f.frames.to_string());
+    field("FrameSize", f.frame_size.to_string());
+    field("FileAlignment", decode::alignment(f.file_alignment));
+    field("PoolType", format!("{} ({})", f.pool_type.0, f.pool_type));
+    field("OptionsFlags", decode::option_flags(f.flags));
+    field("memory type", plan.memory_type.to_string());
+    field("items", format!("upstream {}, downstream {}", plan.upstream_item, plan.downstream_item));
+    field("in place", if plan.in_place { "yes" } else { "no" }.to_owned());
+    let _ = writeln!(out, "reasons:");
+    for reason in plan.reasons() {
+        let _ = writeln!(out, "  - {reason}");
+    }
+    let _ = writeln!(
+        out,
+        "KSALLOCATOR_FRAMING for the allocator create request: {}",
+        hex(&f.to_bytes())
+    );
+}
+
+fn plan_json(plan: &AllocatorPlan) -> serde_json::Value {
+    let f = plan.framing;
+    let options: Vec<&str> = f.options().iter_names().map(|(name, _)| name).collect();
+    let reasons: Vec<String> = plan.reasons().map(Reason::to_string).collect();
+    json!({
+        "owner": plan.owner.name(),
+        "frames": f.frames,
+        "frame_size": f.frame_size,
+        "file_alignment": f.file_alignment,
+        "pool_type": f.pool_type.0,
+        "pool_type_name": f.pool_type.to_string(),
+        "options_flags": f.flags,
+        "options": options,
+        "memory_type": plan.memory_type.to_string(),
+        "upstream_item": plan.upstream_item,
+        "downstream_item": plan.downstream_item,
+        "in_place": plan.in_place,
+        "reasons": reasons,
+        "framing_bytes": hex(&f.to_bytes()),
+    })
+}
