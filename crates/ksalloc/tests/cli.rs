@@ -378,15 +378,32 @@ fn the_readme_negotiation_example() {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data");
     let upstream = data.join("framings/wds-avshws-capture.runtime-rgb24-320x240.bin");
     let output = ksalloc(
-        &["framing", "negotiate", upstream.to_str().unwrap(), data.join("sink.json").to_str().unwrap()],
+        &[
+            "framing",
+            "negotiate",
+            upstream.to_str().unwrap(),
+            data.join("sink.json").to_str().unwrap(),
+        ],
         None,
     );
     assert_eq!(output.status.code(), Some(0));
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")).unwrap();
-    assert!(readme.contains(&text(&output.stdout)), "README.md shows other output than:\n{}", text(&output.stdout));
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+            .unwrap();
+    assert!(
+        readme.contains(&text(&output.stdout)),
+        "README.md shows other output than:\n{}",
+        text(&output.stdout)
+    );
     // The pasted macro line gives the declared (pre-resize) framing.
     let output = ksalloc(
-        &["framing", "negotiate", "--json", data.join("avshws-declare.txt").to_str().unwrap(), data.join("sink.json").to_str().unwrap()],
+        &[
+            "framing",
+            "negotiate",
+            "--json",
+            data.join("avshws-declare.txt").to_str().unwrap(),
+            data.join("sink.json").to_str().unwrap(),
+        ],
         None,
     );
     let plan: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
