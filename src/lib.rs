@@ -12,6 +12,8 @@
 //!   bad free, over system memory or a driver's own;
 //! - [`dispatch`]: `KSALLOCATOR_DISPATCH` tables built from a Rust trait, with the library's
 //!   pool allocator ready as [`DEFAULT_DISPATCH`];
+//! - [`property`]: the allocator properties at the level of the buffers KS passes, with the exact
+//!   size protocol;
 //! - [`SyncStatic`]: `static` homes for C descriptors and tables that hold pointers;
 //! - [`Error`]: one error type carrying an `NTSTATUS`, for callbacks that return one.
 //!
@@ -77,6 +79,7 @@ mod error;
 pub mod framing;
 pub mod negotiate;
 pub mod pool;
+pub mod property;
 mod statics;
 mod sync;
 mod system;

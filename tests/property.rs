@@ -1,0 +1,148 @@
+//! The allocator property handlers at buffer level: the specification's size and status matrix
+//! (7.8), the 32-bit handle, and random request lengths that must never touch anything outside
+//! the buffers.
+
+use ks_allocator::{
+    framing::{Framing, FramingExView, FramingItem, MemoryType, OptionFlags, PoolType},
+    property::{
+        AssignedAllocator, HandleWidth, Reply, get_allocator_framing, get_allocator_framing_ex,
+        get_stream_allocator, set_stream_allocator,
+    },
+};
+use ks_sys::{
+    KSSTATE_RUN, KSSTATE_STOP, STATUS_BUFFER_OVERFLOW, STATUS_BUFFER_TOO_SMALL,
+    STATUS_INVALID_DEVICE_STATE, STATUS_NOT_FOUND, STATUS_SUCCESS,
+};
+use proptest::prelude::*;
+
+fn framing_bytes(n: usize) -> Vec<u8> {
+    let item = FramingItem::new(MemoryType::KERNEL_NONPAGED).with_frames(2).with_exact_size(4096);
+    let items = vec![item; n];
+    let view =
+        FramingExView::from_parts(ks_allocator::framing::Compression::IDENTITY, &items).unwrap();
+    let mut out = vec![0u8; view.byte_len()];
+    view.encode(&mut out).unwrap();
+    out
+}
+
+const CANARY: u8 = 0xC5;
+
+/// Runs `f` on a buffer of `len` bytes between canaries and checks the canaries afterwards.
+fn guarded(len: usize, f: impl FnOnce(&mut [u8]) -> Reply) -> (Reply, Vec<u8>) {
+    let mut memory = vec![CANARY; len + 64];
+    let reply = f(&mut memory[32..32 + len]);
+    assert!(memory[..32].iter().all(|b| *b == CANARY), "wrote before the buffer");
+    assert!(memory[32 + len..].iter().all(|b| *b == CANARY), "wrote after the buffer");
+    (reply, memory[32..32 + len].to_vec())
+}
+
+#[test]
+fn the_size_and_status_matrix() {
+    for n in [1usize, 2, 3] {
+        let bytes = framing_bytes(n);
+        let view = FramingExView::parse(&bytes).unwrap();
+        let size = 24 + 88 * n;
+        for len in [0usize, 1, 111, 112, 199, 200, 287, 288, 1000] {
+            let (reply, written) = guarded(len, |out| get_allocator_framing_ex(Some(&view), out));
+            let expected = match len {
+                0 => Reply { status: STATUS_BUFFER_OVERFLOW, information: size },
+                l if l < size => Reply { status: STATUS_BUFFER_TOO_SMALL, information: size },
+                _ => Reply { status: STATUS_SUCCESS, information: size },
+            };
+            assert_eq!(reply, expected, "N = {n}, length {len}");
+            if reply.status == STATUS_SUCCESS {
+                assert_eq!(&written[..size], bytes.as_slice(), "the whole array is returned");
+                assert!(written[size..].iter().all(|b| *b == CANARY), "nothing past the framing");
+            } else {
+                assert!(written.iter().all(|b| *b == CANARY), "a short buffer is left untouched");
+            }
+        }
+    }
+    let (reply, _) = guarded(112, |out| get_allocator_framing_ex(None, out));
+    assert_eq!(reply, Reply { status: STATUS_NOT_FOUND, information: 0 });
+}
+
+#[test]
+fn the_legacy_framing() {
+    let framing = Framing::query(
+        ks_allocator::framing::RequirementFlags::SYSTEM_MEMORY,
+        PoolType::NON_PAGED,
+        2,
+        4096,
+        0,
+    );
+    let (reply, written) = guarded(24, |out| get_allocator_framing(Some(&framing), out));
+    assert_eq!(reply, Reply { status: STATUS_SUCCESS, information: 24 });
+    assert_eq!(written, framing.to_bytes());
+    let (reply, _) = guarded(23, |out| get_allocator_framing(Some(&framing), out));
+    assert_eq!(reply, Reply { status: STATUS_BUFFER_TOO_SMALL, information: 24 });
+    assert_eq!(guarded(24, |out| get_allocator_framing(None, out)).0.status, STATUS_NOT_FOUND);
+}
+
+#[test]
+fn the_stream_allocator_handle_native_and_wow64() {
+    for width in [HandleWidth::Native, HandleWidth::Wow64] {
+        let size = width.bytes();
+        let (reply, written) = guarded(size, |out| get_stream_allocator(out, width));
+        assert_eq!(reply, Reply { status: STATUS_SUCCESS, information: size });
+        assert!(written.iter().all(|b| *b == 0), "get returns a NULL handle");
+        let (reply, _) = guarded(size - 1, |out| get_stream_allocator(out, width));
+        assert_eq!(reply, Reply { status: STATUS_BUFFER_TOO_SMALL, information: size });
+    }
+    let slot = AssignedAllocator::new();
+    // A 32-bit client sends 4 bytes although MinData is 8 on x64.
+    let wow64 = 0x1234_5678u32.to_le_bytes();
+    assert_eq!(
+        set_stream_allocator(&slot, &wow64, HandleWidth::Wow64, KSSTATE_STOP).status,
+        STATUS_SUCCESS
+    );
+    assert_eq!(slot.handle(), 0x1234_5678);
+    assert_eq!(
+        set_stream_allocator(&slot, &wow64, HandleWidth::Native, KSSTATE_STOP).status,
+        STATUS_BUFFER_TOO_SMALL
+    );
+    let native = 0xFFFF_8000_0000_1234u64.to_le_bytes();
+    assert_eq!(
+        set_stream_allocator(&slot, &native, HandleWidth::Native, KSSTATE_STOP).status,
+        STATUS_SUCCESS
+    );
+    assert_eq!(slot.handle(), 0xFFFF_8000_0000_1234);
+    assert_eq!(
+        set_stream_allocator(&slot, &[0; 8], HandleWidth::Native, KSSTATE_RUN).status,
+        STATUS_INVALID_DEVICE_STATE
+    );
+    assert_eq!(slot.handle(), 0xFFFF_8000_0000_1234, "not changed while running");
+    assert_eq!(
+        set_stream_allocator(&slot, &[0; 8], HandleWidth::Native, KSSTATE_STOP).status,
+        STATUS_SUCCESS
+    );
+    assert_eq!(slot.handle(), 0, "NULL releases the allocator");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 100_000, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Random output lengths for every handler: only documented statuses, nothing written outside
+    /// the buffer, and a success writes exactly what Information says.
+    #[test]
+    fn random_lengths_stay_inside_the_buffers(n in 1usize..=4, len in prop_oneof![0usize..400, Just(0)], which in 0u8..5, native in any::<bool>(), running in any::<bool>()) {
+        let bytes = framing_bytes(n);
+        let view = FramingExView::parse(&bytes).unwrap();
+        let legacy = Framing::request(OptionFlags::SYSTEM_MEMORY, PoolType::NON_PAGED, 2, 4096, 0);
+        let width = if native { HandleWidth::Native } else { HandleWidth::Wow64 };
+        let state = if running { KSSTATE_RUN } else { KSSTATE_STOP };
+        let slot = AssignedAllocator::new();
+        let (reply, _) = guarded(len, |out| match which {
+            0 => get_allocator_framing_ex(Some(&view), out),
+            1 => get_allocator_framing_ex(None, out),
+            2 => get_allocator_framing(Some(&legacy), out),
+            3 => get_stream_allocator(out, width),
+            _ => set_stream_allocator(&slot, out, width, state),
+        });
+        let allowed = [STATUS_SUCCESS, STATUS_BUFFER_OVERFLOW, STATUS_BUFFER_TOO_SMALL, STATUS_NOT_FOUND, STATUS_INVALID_DEVICE_STATE];
+        prop_assert!(allowed.contains(&reply.status), "{:?}", reply);
+        if reply.status == STATUS_SUCCESS {
+            prop_assert!(reply.information <= len);
+        }
+    }
+}
