@@ -77,6 +77,25 @@ impl Framing {
         }
     }
 
+    /// The legacy reply a pin with an extended framing gives for `item` (its preferred item):
+    /// its requirement bits, paged pool for kernel paged memory and non-paged otherwise, its
+    /// frame count, the smallest size of its optimal range, its alignment.
+    #[must_use]
+    pub fn from_item(item: &super::FramingItem) -> Self {
+        let pool_type = if item.memory_type == super::MemoryType::KERNEL_PAGED {
+            PoolType::PAGED
+        } else {
+            PoolType::NON_PAGED
+        };
+        Self::query(
+            item.flags.requirements(),
+            pool_type,
+            item.frames,
+            item.framing_range.range.min_frame_size,
+            item.file_alignment,
+        )
+    }
+
     /// The first word read as create-request options (unknown bits retained).
     #[must_use]
     pub const fn options(&self) -> OptionFlags {

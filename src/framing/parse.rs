@@ -159,6 +159,27 @@ impl<'a> FramingExView<'a> {
         Self { header, items: Items::Owned(items), trailing: 0 }
     }
 
+    /// A view of a `KSALLOCATOR_FRAMING_EX` in memory, such as the one a pin descriptor's
+    /// `AllocatorFraming` points at, or `None` for NULL or an item count that is 0 or too large.
+    ///
+    /// # Safety
+    ///
+    /// `framing` is NULL or points at an initialised extended framing whose `24 + 88 *
+    /// CountItems` bytes are readable and not written while the view lives.
+    #[must_use]
+    pub unsafe fn from_raw(framing: *const ks_sys::KSALLOCATOR_FRAMING_EX) -> Option<Self> {
+        if framing.is_null() {
+            return None;
+        }
+        // SAFETY: a non-NULL `framing` points at a readable header (the caller's contract).
+        let count = unsafe { (*framing).CountItems };
+        let len = ex_len(count)? as usize;
+        // SAFETY: the caller guarantees `24 + 88 * CountItems` readable bytes, unchanged while
+        // the view lives.
+        let bytes = unsafe { core::slice::from_raw_parts(framing.cast::<u8>(), len) };
+        Self::parse(bytes).ok()
+    }
+
     /// A framing of any number of items built at run time (the reserved fields 0), or `None` for
     /// no items or more than [`MAX_ITEMS`].
     #[must_use]

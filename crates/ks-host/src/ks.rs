@@ -14,21 +14,13 @@
 
 use std::ptr::NonNull;
 
+use crate::irp::{HostIrp, Kind};
+
 use ks_sys::{
     KSALLOCATOR_FRAMING, KSSTREAMALLOCATOR_STATUS, NTSTATUS, PAGE_SIZE, PASSIVE_LEVEL,
     PFNKSDEFAULTALLOCATE, PFNKSDEFAULTFREE, PFNKSDELETEALLOCATOR, PFNKSINITIALIZEALLOCATOR, PIRP,
     PVOID, STATUS_INVALID_PARAMETER, STATUS_NOT_IMPLEMENTED, STATUS_SUCCESS,
 };
-
-const IRP_MAGIC: u64 = u64::from_le_bytes(*b"KsHostIr");
-
-/// What `PIRP` points at in the host.
-#[repr(C)]
-struct HostIrp {
-    magic: u64,
-    parameters: Vec<u8>,
-    object: Option<AllocatorObject>,
-}
 
 /// An allocator create request (`IRP_MJ_CREATE` on a pin with the allocator object class).
 pub struct AllocatorCreateRequest {
@@ -56,23 +48,21 @@ impl AllocatorCreateRequest {
     /// A request with arbitrary parameter bytes (to test malformed requests).
     #[must_use]
     pub fn with_parameters(parameters: &[u8]) -> Self {
-        Self {
-            irp: Box::new(HostIrp {
-                magic: IRP_MAGIC,
-                parameters: parameters.to_vec(),
-                object: None,
-            }),
-        }
+        let kind = Kind::CreateAllocator { parameters: parameters.to_vec(), object: None };
+        Self { irp: HostIrp::new(kind, 0, 0) }
     }
 
     /// The IRP to hand to the driver's create handler.
     pub fn irp(&mut self) -> PIRP {
-        std::ptr::from_mut::<HostIrp>(&mut self.irp).cast()
+        self.irp.as_irp()
     }
 
     /// The allocator object created for this request, if `KsCreateDefaultAllocatorEx` succeeded.
     pub fn allocator(&mut self) -> Option<&mut AllocatorObject> {
-        self.irp.object.as_mut()
+        match &mut self.irp.kind {
+            Kind::CreateAllocator { object, .. } => object.as_mut(),
+            Kind::Property { .. } => None,
+        }
     }
 }
 
@@ -202,14 +192,15 @@ pub unsafe extern "system" fn KsCreateDefaultAllocatorEx(
 ) -> NTSTATUS {
     const ROUTINE: &str = "KsCreateDefaultAllocatorEx";
     crate::verifier::require_irql_at_most(ROUTINE, PASSIVE_LEVEL);
-    let irp = Irp.cast::<HostIrp>();
     // SAFETY: the caller passes the IRP of a live AllocatorCreateRequest (this function's
     // contract); the magic check catches a foreign pointer in tests.
-    let Some(irp) = (unsafe { irp.as_mut() }).filter(|irp| irp.magic == IRP_MAGIC) else {
+    let Some(HostIrp { kind: Kind::CreateAllocator { parameters, object }, .. }) =
+        (unsafe { HostIrp::from_irp(Irp) })
+    else {
         crate::verifier::report(ROUTINE, "not an allocator create request IRP".to_owned());
         return STATUS_INVALID_PARAMETER;
     };
-    let mut framing = match validate(&irp.parameters) {
+    let mut framing = match validate(parameters) {
         Ok(framing) => framing,
         Err(status) => return status,
     };
@@ -225,7 +216,7 @@ pub unsafe extern "system" fn KsCreateDefaultAllocatorEx(
     if status != STATUS_SUCCESS {
         return status;
     }
-    irp.object = Some(AllocatorObject {
+    *object = Some(AllocatorObject {
         context,
         allocate: DefaultAllocate,
         free: DefaultFree,

@@ -13,7 +13,9 @@
 //! - `MmGetSystemRoutineAddress` for the routines above, with a switch to pretend a routine does
 //!   not exist ([`routines`]);
 //! - [`ks`]: enough of `KsCreateDefaultAllocatorEx` to drive an allocator's callbacks the way
-//!   ks.sys does.
+//!   ks.sys does;
+//! - [`property`]: property requests dispatched like `KsPropertyHandler`, with `KsGetPinFromIrp`
+//!   and `IoIs32bitProcess`.
 //!
 //! A routine that ks-sys declares but this crate does not define fails to link in a host build:
 //! it is absent, not faked.
@@ -24,12 +26,14 @@
 
 #![allow(non_snake_case, reason = "the kernel routines and their parameters keep their C names")]
 
+mod irp;
 mod session;
 
 pub mod debug;
 pub mod irql;
 pub mod ks;
 pub mod pool;
+pub mod property;
 pub mod routines;
 pub mod verifier;
 

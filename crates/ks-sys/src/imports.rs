@@ -132,6 +132,9 @@ ks_imports! {
     pub fn KsStreamPointerDelete(StreamPointer: PKSSTREAM_POINTER);
     /// The next clone in a pin's clone list. IRQL <= DISPATCH_LEVEL.
     pub fn KsStreamPointerGetNextClone(StreamPointer: PKSSTREAM_POINTER) -> PKSSTREAM_POINTER;
+    /// The pin an IRP addresses (the object of its file object). PASSIVE_LEVEL, in the pin's
+    /// dispatch routines.
+    pub fn KsGetPinFromIrp(Irp: PIRP) -> PKSPIN;
     /// Dispatches a property request through property sets. PASSIVE_LEVEL.
     pub fn KsPropertyHandler(
         Irp: PIRP,

@@ -37,6 +37,7 @@ mod consts;
 mod format;
 mod guids;
 mod imports;
+pub mod irp;
 mod ntoskrnl;
 mod property;
 mod stream;
@@ -144,5 +145,6 @@ pub const NT_IMPORTS: &[Prototype] = &[
     ntoskrnl::NT_IMPORTS[0],
     ntoskrnl::NT_IMPORTS[1],
     ntoskrnl::NT_IMPORTS[2],
+    ntoskrnl::NT_IMPORTS[3],
     ntoskrnl::DBGPRINTEX_PROTOTYPE,
 ];

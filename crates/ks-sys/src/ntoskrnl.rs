@@ -8,7 +8,7 @@
 
 use core::ffi::c_char;
 
-use crate::{POOL_FLAGS, POOL_TYPE, PUNICODE_STRING, PVOID, SIZE_T, ULONG};
+use crate::{BOOLEAN, PIRP, POOL_FLAGS, POOL_TYPE, PUNICODE_STRING, PVOID, SIZE_T, ULONG};
 
 /// Interrupt request level.
 pub type KIRQL = u8;
@@ -32,6 +32,9 @@ ks_imports! {
     pub fn ExFreePoolWithTag(P: PVOID, Tag: ULONG);
     /// The address of an exported kernel routine, or NULL. PASSIVE_LEVEL.
     pub fn MmGetSystemRoutineAddress(SystemRoutineName: PUNICODE_STRING) -> PVOID;
+    /// Whether the IRP comes from a 32-bit process under WOW64 (its pointers and handles are
+    /// 4 bytes). IRQL <= DISPATCH_LEVEL.
+    pub fn IoIs32bitProcess(Irp: PIRP) -> BOOLEAN;
 }
 
 unsafe extern "C" {

@@ -470,6 +470,7 @@ fn every_ntoskrnl_import_matches_its_documented_prototype() {
         ("ExAllocatePoolWithTag", &[("PoolType", 4), ("NumberOfBytes", 8), ("Tag", 4)], 8),
         ("ExFreePoolWithTag", &[("P", 8), ("Tag", 4)], 0),
         ("MmGetSystemRoutineAddress", &[("SystemRoutineName", 8)], 8),
+        ("IoIs32bitProcess", &[("Irp", 8)], 1),
         ("DbgPrintEx", &[("ComponentId", 4), ("Level", 4), ("Format", 8)], 4),
     ];
     assert_eq!(ks_sys::NT_IMPORTS.len(), documented.len());
@@ -481,4 +482,33 @@ fn every_ntoskrnl_import_matches_its_documented_prototype() {
         problems.extend(compare_prototype(ours, &params, *ret));
     }
     report(&problems);
+}
+
+/// The IRP offsets `ks_sys::irp` uses, as `offsetof` gives them for the x64 `wdm.h` (measured with
+/// x86_64-w64-mingw32-gcc 12 over the mingw-w64 `ntddk.h`; they are also the offsets WinDbg shows
+/// for `nt!_IRP` and `nt!_IO_STACK_LOCATION` on x64).
+#[test]
+fn irp_offsets_are_the_x64_layout() {
+    use ks_sys::irp::*;
+    let measured = [
+        ("sizeof(IRP)", IRP_SIZE, 208),
+        ("IRP.IoStatus.Status", IRP_IO_STATUS_STATUS_OFFSET, 48),
+        ("IRP.IoStatus.Information", IRP_IO_STATUS_INFORMATION_OFFSET, 56),
+        ("IRP.Tail.Overlay.CurrentStackLocation", IRP_CURRENT_STACK_LOCATION_OFFSET, 184),
+        ("sizeof(IO_STACK_LOCATION)", IO_STACK_LOCATION_SIZE, 72),
+        (
+            "IO_STACK_LOCATION.Parameters.DeviceIoControl.OutputBufferLength",
+            STACK_OUTPUT_BUFFER_LENGTH_OFFSET,
+            8,
+        ),
+        (
+            "IO_STACK_LOCATION.Parameters.DeviceIoControl.InputBufferLength",
+            STACK_INPUT_BUFFER_LENGTH_OFFSET,
+            16,
+        ),
+        ("IO_STACK_LOCATION.FileObject", STACK_FILE_OBJECT_OFFSET, 48),
+    ];
+    for (name, ours, compiled) in measured {
+        assert_eq!(ours, compiled, "{name}");
+    }
 }
