@@ -39,7 +39,7 @@ struct TestPin {
     pin: Box<KSPIN>,
     _descriptor: Box<KSPIN_DESCRIPTOR_EX>,
     _framing: Vec<u32>,
-    _state: Box<PinState>,
+    state: Box<PinState>,
     framing_bytes: Vec<u8>,
 }
 
@@ -63,7 +63,7 @@ impl TestPin {
         let mut pin: Box<KSPIN> = Box::new(unsafe { std::mem::zeroed() });
         pin.Descriptor = &raw const *descriptor;
         pin.Context = (&raw mut *state).cast();
-        Self { pin, _descriptor: descriptor, _framing: framing, _state: state, framing_bytes }
+        Self { pin, _descriptor: descriptor, _framing: framing, state, framing_bytes }
     }
 
     fn sets() -> [KSPROPERTY_SET; 2] {
@@ -178,7 +178,7 @@ fn stream_allocator_handles_native_and_32_bit() {
     // A 32-bit client's 4-byte handle is accepted...
     let mut handle = 0x0BAD_F00Du32.to_le_bytes();
     assert_eq!(pin.call(&set, &mut handle, Client::Wow64).status, STATUS_SUCCESS);
-    assert_eq!(pin._state.allocator.handle(), 0x0BAD_F00D);
+    assert_eq!(pin.state.allocator.handle(), 0x0BAD_F00D);
     // ... a native client must send 8 bytes.
     assert_eq!(
         pin.call(&set, &mut handle, Client::Native),
@@ -186,11 +186,11 @@ fn stream_allocator_handles_native_and_32_bit() {
     );
     let mut native = 0x7FFF_0000_1234_5678u64.to_le_bytes();
     assert_eq!(pin.call(&set, &mut native, Client::Native).status, STATUS_SUCCESS);
-    assert_eq!(pin._state.allocator.handle(), 0x7FFF_0000_1234_5678);
+    assert_eq!(pin.state.allocator.handle(), 0x7FFF_0000_1234_5678);
     // Not while streaming.
     pin.pin.DeviceState = KSSTATE_RUN;
     assert_eq!(pin.call(&set, &mut [0u8; 8], Client::Native).status, STATUS_INVALID_DEVICE_STATE);
-    assert_eq!(pin._state.allocator.handle(), 0x7FFF_0000_1234_5678);
+    assert_eq!(pin.state.allocator.handle(), 0x7FFF_0000_1234_5678);
 }
 
 #[test]
