@@ -15,6 +15,11 @@
 //!
 //! Every type converts to and from its `ks_sys` counterpart (`from_raw`/`to_raw`), and the owned
 //! types have the exact C layout, checked at compile time.
+//!
+//! Parsing, validation and encoding run inside the allocator and property callbacks, so nothing
+//! here may panic: the lints below hold the module to that.
+
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 mod codec;
 mod ex;
