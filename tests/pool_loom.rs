@@ -17,21 +17,13 @@ use ks_allocator::{
 };
 use loom::{sync::Arc, thread};
 
+mod common;
+use common::Frame;
+
 fn pool(frames: u32, config: PoolConfig) -> Arc<FramePool> {
     let framing =
         Framing::request(OptionFlags::SYSTEM_MEMORY, PoolType::NON_PAGED, frames, 64, 0xF);
     Arc::new(FramePool::new(&framing, SystemMemory::non_paged(FRAME_TAG), config).unwrap())
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-struct Frame(NonNull<u8>);
-// SAFETY: plain memory handed between model threads.
-unsafe impl Send for Frame {}
-
-impl Frame {
-    fn get(self) -> NonNull<u8> {
-        self.0
-    }
 }
 
 /// Two threads each take a frame of a two-frame pool, write it, free it; both always succeed,

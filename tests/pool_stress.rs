@@ -21,6 +21,9 @@ use ks_allocator::{
 };
 use ks_host::Session;
 
+mod common;
+use common::Frame;
+
 const FRAMES: u32 = 8;
 
 /// Operations per thread; fewer in unoptimised builds.
@@ -84,18 +87,6 @@ impl Checked {
         assert_eq!(stats.failed_allocations, self.failed.load(Ordering::Relaxed));
         assert_eq!(stats.bad_frees.total(), 0);
         assert!(stats.high_water <= FRAMES);
-    }
-}
-
-#[derive(Clone, Copy)]
-struct Frame(NonNull<u8>);
-// SAFETY: a frame is plain memory handed from the producer to the consumer.
-unsafe impl Send for Frame {}
-
-impl Frame {
-    /// Taking `self` makes a closure capture the whole (sendable) `Frame`.
-    fn get(self) -> NonNull<u8> {
-        self.0
     }
 }
 

@@ -15,6 +15,9 @@ use ks_sys::{
 };
 use proptest::prelude::*;
 
+mod common;
+use common::{CANARY, guarded};
+
 fn framing_bytes(n: usize) -> Vec<u8> {
     let item = FramingItem::new(MemoryType::KERNEL_NONPAGED).with_frames(2).with_exact_size(4096);
     let items = vec![item; n];
@@ -23,17 +26,6 @@ fn framing_bytes(n: usize) -> Vec<u8> {
     let mut out = vec![0u8; view.byte_len()];
     view.encode(&mut out).unwrap();
     out
-}
-
-const CANARY: u8 = 0xC5;
-
-/// Runs `f` on a buffer of `len` bytes between canaries and checks the canaries afterwards.
-fn guarded(len: usize, f: impl FnOnce(&mut [u8]) -> Reply) -> (Reply, Vec<u8>) {
-    let mut memory = vec![CANARY; len + 64];
-    let reply = f(&mut memory[32..32 + len]);
-    assert!(memory[..32].iter().all(|b| *b == CANARY), "wrote before the buffer");
-    assert!(memory[32 + len..].iter().all(|b| *b == CANARY), "wrote after the buffer");
-    (reply, memory[32..32 + len].to_vec())
 }
 
 #[test]

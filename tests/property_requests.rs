@@ -22,6 +22,9 @@ use ks_sys::{
 };
 use proptest::prelude::*;
 
+mod common;
+use common::guarded;
+
 /// What the driver keeps in `KSPIN.Context`.
 struct PinState {
     allocator: AssignedAllocator,
@@ -93,16 +96,6 @@ fn framing_ex() -> Vec<u8> {
         ks_sys::KSPROPERTY_CONNECTION_ALLOCATORFRAMING_EX,
         KSPROPERTY_TYPE_GET,
     )
-}
-
-const CANARY: u8 = 0x5C;
-
-fn guarded(len: usize, f: impl FnOnce(&mut [u8]) -> Reply) -> (Reply, Vec<u8>) {
-    let mut memory = vec![CANARY; len + 64];
-    let reply = f(&mut memory[32..32 + len]);
-    assert!(memory[..32].iter().all(|b| *b == CANARY), "wrote before the buffer");
-    assert!(memory[32 + len..].iter().all(|b| *b == CANARY), "wrote after the buffer");
-    (reply, memory[32..32 + len].to_vec())
 }
 
 #[test]
