@@ -576,3 +576,65 @@ mod legacy_rules {
         assert!(request().check(LegacyRole::Request).is_ok());
     }
 }
+
+/// Specification section 7.4 (A) 5: the `KsValidateAllocatorFramingEx` profile, kept apart
+/// from the validator because it rejects ordinary framings.
+mod ks_validate_profile {
+    use super::*;
+    use ks_allocator::framing::KsValidateRejection;
+
+    fn partial_read() -> FramingItem {
+        base().with_flags(base().flags.union(ItemFlags::PARTIAL_READ_SUPPORT))
+    }
+
+    fn profile(item: FramingItem, compression: Compression) -> Result<(), KsValidateRejection> {
+        FramingEx::new([item]).with_compression(compression).view().check_ks_validate_profile()
+    }
+
+    #[test]
+    fn accepts_an_expanding_partial_read_framing() {
+        assert_eq!(profile(partial_read(), Compression::new(2, 1, 0)), Ok(()));
+        assert_eq!(profile(partial_read(), Compression::new(0xFFFF_FFFE, 1, 0)), Ok(()));
+    }
+
+    #[test]
+    fn rejects_each_broken_rule_in_the_routine_order() {
+        assert_eq!(
+            profile(base(), Compression::new(2, 1, 0)),
+            Err(KsValidateRejection::NoPartialReadSupport)
+        );
+        // The flag is read from item 0 only.
+        let framing =
+            FramingEx::new([base(), partial_read()]).with_compression(Compression::new(2, 1, 0));
+        assert_eq!(
+            framing.view().check_ks_validate_profile(),
+            Err(KsValidateRejection::NoPartialReadSupport)
+        );
+        assert_eq!(
+            profile(partial_read(), Compression::new(u32::MAX, 1, 0)),
+            Err(KsValidateRejection::UnboundedNumerator)
+        );
+        assert_eq!(
+            profile(partial_read(), Compression::new(2, 0, 0)),
+            Err(KsValidateRejection::ZeroDenominator)
+        );
+        for compression in [Compression::IDENTITY, Compression::new(1, 2, 0)] {
+            assert_eq!(
+                profile(partial_read(), compression),
+                Err(KsValidateRejection::NotExpanding { compression })
+            );
+        }
+    }
+
+    #[test]
+    fn the_golden_simple_framing_is_rejected_though_it_validates() {
+        assert_eq!(GOLDEN.view().summary().errors, 0);
+        let rejection = GOLDEN.view().check_ks_validate_profile().unwrap_err();
+        assert_eq!(rejection, KsValidateRejection::NoPartialReadSupport);
+        assert_eq!(Error::from(rejection), Error::INVALID_DEVICE_REQUEST);
+        assert_eq!(
+            rejection.to_string(),
+            "item 0: Flags lacks KSALLOCATOR_FLAG_PARTIAL_READ_SUPPORT"
+        );
+    }
+}

@@ -40,5 +40,6 @@ pub(crate) fn codec_writer(bytes: &mut [u8]) -> codec::Writer<'_> {
 }
 
 pub use validate::{
-    Finding, FramingError, LegacyRole, MAX_ALIGNMENT_MASK, Problem, Severity, Summary,
+    Finding, FramingError, KsValidateRejection, LegacyRole, MAX_ALIGNMENT_MASK, Problem, Severity,
+    Summary,
 };

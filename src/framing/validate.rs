@@ -471,3 +471,82 @@ impl Framing {
         self.summary(role).into_result()
     }
 }
+
+/// Why the `KsValidateAllocatorFramingEx` profile rejects a framing
+/// ([`FramingExView::check_ks_validate_profile`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KsValidateRejection {
+    /// Item 0 lacks `KSALLOCATOR_FLAG_PARTIAL_READ_SUPPORT`.
+    NoPartialReadSupport,
+    /// `OutputCompression.RatioNumerator` is `0xFFFFFFFF`.
+    UnboundedNumerator,
+    /// `OutputCompression.RatioDenominator` is 0.
+    ZeroDenominator,
+    /// The compression does not expand (`RatioNumerator <= RatioDenominator`).
+    NotExpanding {
+        /// The framing's output compression.
+        compression: Compression,
+    },
+}
+
+impl fmt::Display for KsValidateRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoPartialReadSupport => {
+                f.write_str("item 0: Flags lacks KSALLOCATOR_FLAG_PARTIAL_READ_SUPPORT")
+            }
+            Self::UnboundedNumerator => {
+                f.write_str("OutputCompression.RatioNumerator is 0xFFFFFFFF")
+            }
+            Self::ZeroDenominator => f.write_str("OutputCompression.RatioDenominator is 0"),
+            Self::NotExpanding { compression } => write!(
+                f,
+                "OutputCompression {}/{} does not expand (the numerator must exceed the \
+                 denominator)",
+                compression.numerator, compression.denominator
+            ),
+        }
+    }
+}
+
+impl core::error::Error for KsValidateRejection {}
+
+impl From<KsValidateRejection> for Error {
+    /// `STATUS_INVALID_DEVICE_REQUEST`, as the routine returns it.
+    fn from(_: KsValidateRejection) -> Self {
+        Self::INVALID_DEVICE_REQUEST
+    }
+}
+
+impl FramingExView<'_> {
+    /// The acceptance rule of ks.sys's `KsValidateAllocatorFramingEx` as ReactOS implements it
+    /// (specification sections 3.5 and 7.4 (A) 5): item 0 supports partial reads and the output
+    /// compression strictly expands, with a numerator below `0xFFFFFFFF`. (The routine's first
+    /// rule, a buffer of at least 112 bytes, holds for every view.)
+    ///
+    /// This is **not** a framing validator: it rejects nearly every framing real drivers ship,
+    /// [`DECLARE_SIMPLE_FRAMING_EX`](super::FramingEx::simple) included. Use
+    /// [`validate`](Self::validate) to decide whether a framing is usable; use this only to
+    /// predict what the system routine answers.
+    ///
+    /// # Errors
+    ///
+    /// The first rule the framing breaks, in the order the routine checks them.
+    pub fn check_ks_validate_profile(&self) -> Result<(), KsValidateRejection> {
+        let first = self.item(0).ok_or(KsValidateRejection::NoPartialReadSupport)?;
+        if !first.flags.contains(ItemFlags::PARTIAL_READ_SUPPORT) {
+            return Err(KsValidateRejection::NoPartialReadSupport);
+        }
+        let compression = self.header().output_compression;
+        if compression.numerator == u32::MAX {
+            return Err(KsValidateRejection::UnboundedNumerator);
+        }
+        if compression.denominator == 0 {
+            return Err(KsValidateRejection::ZeroDenominator);
+        }
+        if compression.numerator <= compression.denominator {
+            return Err(KsValidateRejection::NotExpanding { compression });
+        }
+        Ok(())
+    }
+}
