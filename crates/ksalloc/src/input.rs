@@ -409,7 +409,16 @@ fn json(text: &str) -> Result<Owned, String> {
             if path != "." {
                 let _ = write!(message, "{path}: ");
             }
-            let _ = write!(message, "{inner}");
+            // serde_json ends its message with the position; keep the line in front, where
+            // the other formats put it, and the column at the end.
+            let text = inner.to_string();
+            let suffix = format!(" at line {} column {}", inner.line(), inner.column());
+            match text.strip_suffix(&suffix) {
+                Some(text) => {
+                    let _ = write!(message, "{text} (column {})", inner.column());
+                }
+                None => message.push_str(&text),
+            }
             message
         })?;
     if framing.items.is_empty() {

@@ -318,7 +318,12 @@ mod negotiate {
 
     #[test]
     fn text_errors_name_the_line_and_field() {
-        let cases: [(&str, &str, &str); 5] = [
+        let cases: [(&str, &str, &str); 6] = [
+            (
+                "bad-type.json",
+                "{\n  \"items\": [ {\n    \"frames\": \"two\"\n  } ]\n}",
+                "line 3: items[0].frames: invalid type: string \"two\", expected u32 (column 19)\n",
+            ),
             (
                 "bad-memory.json",
                 "{\n  \"items\": [\n    { \"memory_type\": \"Kernel\" }\n  ]\n}",
@@ -355,6 +360,7 @@ mod negotiate {
             assert_eq!(output.status.code(), Some(2), "{name}");
             let stderr = text(&output.stderr);
             assert!(stderr.contains(expected), "{name}: {stderr}");
+            assert!(!stderr.contains(" at line "), "{name}: position given twice: {stderr}");
         }
         let output = ksalloc(&["framing", "negotiate", "-", "-"], Some(b""));
         assert_eq!(output.status.code(), Some(2));
