@@ -10,13 +10,14 @@
 
 #[cfg(all(windows, feature = "wdk"))]
 pub use wdk_sys::{
-    BOOLEAN, CM_RESOURCE_LIST, DEVICE_CAPABILITIES, DEVICE_OBJECT, DEVICE_POWER_STATE,
-    DRIVER_OBJECT, FILE_OBJECT, GUID, HANDLE, IO_STATUS_BLOCK, IRP, KDPC, KTIMER, LARGE_INTEGER,
-    LONG, LONGLONG, MDL, NTSTATUS, PCM_RESOURCE_LIST, PDEVICE_CAPABILITIES, PDEVICE_OBJECT,
-    PDRIVER_OBJECT, PFILE_OBJECT, PHANDLE, PIO_STATUS_BLOCK, PIRP, PKDPC, PKTIMER, PLONGLONG, PMDL,
-    POOL_FLAGS, POOL_TYPE, POWER_ACTION, PSECURITY_DESCRIPTOR, PUCHAR, PULONG, PUNICODE_STRING,
-    PVOID, PWCHAR, PWSTR, SIZE_T, SYSTEM_POWER_STATE, UCHAR, ULONG, ULONG_PTR, ULONGLONG,
-    UNICODE_STRING, USHORT, WCHAR,
+    ACCESS_MASK, BOOLEAN, CCHAR, CM_RESOURCE_LIST, DEVICE_CAPABILITIES, DEVICE_OBJECT,
+    DEVICE_POWER_STATE, DRIVER_OBJECT, FILE_OBJECT, GUID, HANDLE, IO_STATUS_BLOCK, IRP, KDPC,
+    KPROCESSOR_MODE, KTIMER, LARGE_INTEGER, LONG, LONG_PTR, LONGLONG, MDL, NTSTATUS,
+    PCM_RESOURCE_LIST, PDEVICE_CAPABILITIES, PDEVICE_OBJECT, PDRIVER_OBJECT, PFILE_OBJECT, PHANDLE,
+    PIO_STATUS_BLOCK, PIRP, PKDPC, PKTIMER, PLONGLONG, PMDL, POBJECT_HANDLE_INFORMATION,
+    POBJECT_TYPE, POOL_FLAGS, POOL_TYPE, POWER_ACTION, PSECURITY_DESCRIPTOR, PUCHAR, PULONG,
+    PUNICODE_STRING, PVOID, PWCHAR, PWSTR, SIZE_T, SYSTEM_POWER_STATE, UCHAR, ULONG, ULONG_PTR,
+    ULONGLONG, UNICODE_STRING, USHORT, WCHAR,
 };
 
 #[cfg(not(all(windows, feature = "wdk")))]
@@ -54,6 +55,14 @@ mod local {
     pub type ULONG_PTR = usize;
     /// Pointer-sized size.
     pub type SIZE_T = usize;
+    /// Pointer-sized signed integer.
+    pub type LONG_PTR = i64;
+    /// Access rights (`ACCESS_MASK`, a `ULONG`).
+    pub type ACCESS_MASK = ULONG;
+    /// 8-bit C `char`.
+    pub type CCHAR = core::ffi::c_char;
+    /// `KernelMode` or `UserMode`: who issued a request.
+    pub type KPROCESSOR_MODE = CCHAR;
     /// Untyped pointer.
     pub type PVOID = *mut c_void;
     /// Object handle.
@@ -136,7 +145,16 @@ mod local {
         DEVICE_CAPABILITIES,
         /// Status block of an I/O request.
         IO_STATUS_BLOCK,
+        /// Object manager type object (`_OBJECT_TYPE`).
+        OBJECT_TYPE,
+        /// What `ObReferenceObjectByHandle` can report about a handle.
+        OBJECT_HANDLE_INFORMATION,
     }
+
+    /// Pointer to an [`OBJECT_TYPE`].
+    pub type POBJECT_TYPE = *mut OBJECT_TYPE;
+    /// Pointer to [`OBJECT_HANDLE_INFORMATION`].
+    pub type POBJECT_HANDLE_INFORMATION = *mut OBJECT_HANDLE_INFORMATION;
 
     /// Pointer to an [`IRP`].
     pub type PIRP = *mut IRP;

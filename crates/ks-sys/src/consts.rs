@@ -57,14 +57,20 @@ ks_consts! {
     STATUS_UNSUCCESSFUL: NTSTATUS = 0xC000_0001_u32.cast_signed();
     /// Not implemented.
     STATUS_NOT_IMPLEMENTED: NTSTATUS = 0xC000_0002_u32.cast_signed();
+    /// The handle is not valid in the caller's handle table.
+    STATUS_INVALID_HANDLE: NTSTATUS = 0xC000_0008_u32.cast_signed();
     /// An invalid parameter.
     STATUS_INVALID_PARAMETER: NTSTATUS = 0xC000_000D_u32.cast_signed();
     /// The request is not valid for this device.
     STATUS_INVALID_DEVICE_REQUEST: NTSTATUS = 0xC000_0010_u32.cast_signed();
     /// Not enough virtual memory.
     STATUS_NO_MEMORY: NTSTATUS = 0xC000_0017_u32.cast_signed();
+    /// The handle does not grant the access asked for.
+    STATUS_ACCESS_DENIED: NTSTATUS = 0xC000_0022_u32.cast_signed();
     /// The buffer is too small.
     STATUS_BUFFER_TOO_SMALL: NTSTATUS = 0xC000_0023_u32.cast_signed();
+    /// The handle's object is not of the type asked for.
+    STATUS_OBJECT_TYPE_MISMATCH: NTSTATUS = 0xC000_0024_u32.cast_signed();
     /// Not enough resources (pool) to complete the request.
     STATUS_INSUFFICIENT_RESOURCES: NTSTATUS = 0xC000_009A_u32.cast_signed();
     /// The device is not ready.

@@ -10,10 +10,12 @@
 // pointer casts only look misaligned because `IRP` is opaque in the host configuration.
 #![allow(clippy::cast_ptr_alignment, reason = "see the comment above")]
 
-use crate::{PIRP, ULONG, ULONG_PTR};
+use crate::{KPROCESSOR_MODE, PIRP, ULONG, ULONG_PTR};
 
 /// Offset of `IRP.IoStatus.Status`.
 pub const IRP_IO_STATUS_STATUS_OFFSET: usize = 48;
+/// Offset of `IRP.RequestorMode`.
+pub const IRP_REQUESTOR_MODE_OFFSET: usize = 64;
 /// Offset of `IRP.IoStatus.Information`.
 pub const IRP_IO_STATUS_INFORMATION_OFFSET: usize = 56;
 /// Offset of `IRP.Tail.Overlay.CurrentStackLocation`.
@@ -83,4 +85,17 @@ pub unsafe fn irp_set_information(irp: PIRP, information: ULONG_PTR) {
     let field = irp.wrapping_byte_add(IRP_IO_STATUS_INFORMATION_OFFSET).cast::<ULONG_PTR>();
     // SAFETY: the caller's contract; Information is at this offset, 8-byte aligned.
     unsafe { field.write(information) };
+}
+
+/// `Irp->RequestorMode`: `UserMode` when the request came from a user-mode process, whose
+/// handles and buffers must be checked as such.
+///
+/// # Safety
+///
+/// `irp` points at a live IRP.
+#[must_use]
+pub unsafe fn irp_requestor_mode(irp: PIRP) -> KPROCESSOR_MODE {
+    let field = irp.wrapping_byte_add(IRP_REQUESTOR_MODE_OFFSET).cast::<KPROCESSOR_MODE>();
+    // SAFETY: the caller's contract; RequestorMode is one byte at this offset.
+    unsafe { field.read() }
 }

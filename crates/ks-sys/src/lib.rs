@@ -139,12 +139,9 @@ pub const CALLBACKS: &[&[Prototype]] =
 /// Every routine ks-sys imports from ks.sys.
 pub const IMPORTS: &[Prototype] = imports::KS_IMPORTS;
 
-/// Every routine ks-sys imports from ntoskrnl.exe (`wdm.h`); `DbgPrintEx`'s variadic tail is not
-/// recorded.
-pub const NT_IMPORTS: &[Prototype] = &[
-    ntoskrnl::NT_IMPORTS[0],
-    ntoskrnl::NT_IMPORTS[1],
-    ntoskrnl::NT_IMPORTS[2],
-    ntoskrnl::NT_IMPORTS[3],
-    ntoskrnl::DBGPRINTEX_PROTOTYPE,
-];
+/// Every routine ks-sys imports from ntoskrnl.exe (`wdm.h`), in two groups: the ordinary
+/// imports, and `DbgPrintEx` without its variadic tail.
+pub const NT_IMPORTS: &[&[Prototype]] = &[ntoskrnl::NT_IMPORTS, &[ntoskrnl::DBGPRINTEX_PROTOTYPE]];
+
+/// Data (not routines) ks-sys imports from ntoskrnl.exe.
+pub const NT_DATA_IMPORTS: &[&str] = &["IoFileObjectType"];

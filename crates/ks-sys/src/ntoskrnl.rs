@@ -1,5 +1,5 @@
 //! The ntoskrnl routines and constants the library uses besides KS: pool allocation, routine
-//! lookup and debug output (`wdm.h`, `dpfilter.h`).
+//! lookup, object references, and debug output and breakpoints (`wdm.h`, `dpfilter.h`).
 //!
 //! `ExAllocatePool2` is deliberately *not* imported: a driver that imports it does not load on
 //! Windows before 10 version 2004. The library looks it up with `MmGetSystemRoutineAddress` and
@@ -8,7 +8,11 @@
 
 use core::ffi::c_char;
 
-use crate::{BOOLEAN, PIRP, POOL_FLAGS, POOL_TYPE, PUNICODE_STRING, PVOID, SIZE_T, ULONG};
+use crate::{
+    ACCESS_MASK, BOOLEAN, HANDLE, KPROCESSOR_MODE, LONG_PTR, NTSTATUS, PIRP,
+    POBJECT_HANDLE_INFORMATION, POBJECT_TYPE, POOL_FLAGS, POOL_TYPE, PUNICODE_STRING, PVOID,
+    SIZE_T, ULONG,
+};
 
 /// Interrupt request level.
 pub type KIRQL = u8;
@@ -35,6 +39,35 @@ ks_imports! {
     /// Whether the IRP comes from a 32-bit process under WOW64 (its pointers and handles are
     /// 4 bytes). IRQL <= DISPATCH_LEVEL.
     pub fn IoIs32bitProcess(Irp: PIRP) -> BOOLEAN;
+    /// Resolves a handle in the current process's handle table (or the kernel's) to its object
+    /// and takes a reference on it. `AccessMode` is the requestor's mode: from `UserMode` a kernel
+    /// handle is refused and the granted access is checked. `ObjectType` NULL accepts any type.
+    /// IRQL PASSIVE_LEVEL, in the context of the process that owns the handle.
+    pub fn ObReferenceObjectByHandle(
+        Handle: HANDLE,
+        DesiredAccess: ACCESS_MASK,
+        ObjectType: POBJECT_TYPE,
+        AccessMode: KPROCESSOR_MODE,
+        Object: *mut PVOID,
+        HandleInformation: POBJECT_HANDLE_INFORMATION,
+    ) -> NTSTATUS;
+    /// Releases one reference on an object (the routine behind the `ObDereferenceObject` macro
+    /// on x64). IRQL <= DISPATCH_LEVEL.
+    pub fn ObfDereferenceObject(Object: PVOID) -> LONG_PTR;
+    /// Breaks into the kernel debugger. Without a debugger attached the breakpoint exception
+    /// is not handled and the system bugchecks: ask [`KdRefreshDebuggerNotPresent`] first.
+    /// Any IRQL.
+    pub fn DbgBreakPoint();
+    /// Refreshes and returns `KD_DEBUGGER_NOT_PRESENT`: `FALSE` (0) when a kernel debugger is
+    /// attached. Any IRQL.
+    pub fn KdRefreshDebuggerNotPresent() -> BOOLEAN;
+}
+
+unsafe extern "C" {
+    /// The object type of file objects (`*IoFileObjectType`), for
+    /// [`ObReferenceObjectByHandle`]. A data export of ntoskrnl.exe, set before any driver loads
+    /// and never changed.
+    pub static IoFileObjectType: *const POBJECT_TYPE;
 }
 
 unsafe extern "C" {
@@ -71,6 +104,10 @@ ks_consts! {
     APC_LEVEL: KIRQL = 1;
     /// DPCs and the dispatcher are masked; no paging, no waiting.
     DISPATCH_LEVEL: KIRQL = 2;
+    /// The requestor of an IRP is kernel code (`KPROCESSOR_MODE`).
+    KernelMode: KPROCESSOR_MODE = 0;
+    /// The requestor of an IRP is a user-mode process.
+    UserMode: KPROCESSOR_MODE = 1;
     /// Component id for streaming drivers' debug output.
     DPFLTR_IHVSTREAMING_ID: ULONG = 81;
     /// Error messages.

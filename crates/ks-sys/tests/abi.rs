@@ -84,6 +84,17 @@ const CONSTANTS_NOT_IN_ORACLE: &[(&str, &str)] = &[
     ("STATUS_INVALID_DEVICE_STATE", "ntstatus.h"),
     ("STATUS_INVALID_BUFFER_SIZE", "ntstatus.h"),
     ("STATUS_NOT_FOUND", "ntstatus.h"),
+    ("STATUS_INVALID_HANDLE", "ntstatus.h"),
+    ("STATUS_ACCESS_DENIED", "ntstatus.h"),
+    ("STATUS_OBJECT_TYPE_MISMATCH", "ntstatus.h"),
+    (
+        "KernelMode",
+        "wdm.h MODE enumerator (checked against nt-abi.json in processor_modes_match_the_nt_oracle)",
+    ),
+    (
+        "UserMode",
+        "wdm.h MODE enumerator (checked against nt-abi.json in processor_modes_match_the_nt_oracle)",
+    ),
     ("POOL_FLAG_UNINITIALIZED", "wdm.h POOL_FLAGS (Microsoft Learn, POOL_FLAGS page)"),
     ("POOL_FLAG_CACHE_ALIGNED", "wdm.h POOL_FLAGS (Microsoft Learn, POOL_FLAGS page)"),
     ("POOL_FLAG_NON_PAGED", "wdm.h POOL_FLAGS (Microsoft Learn, POOL_FLAGS page)"),
@@ -461,27 +472,95 @@ fn every_structure_in_the_sources_is_checked() {
     assert!(missing.is_empty(), "structures not in ks_sys::TYPES: {missing:?}");
 }
 
-/// The ntoskrnl imports are outside the KS oracle; they are checked against the prototypes
-/// Microsoft documents (wdm.h): parameter names and sizes, return size.
+/// The size of an NT type as a parameter or return value of an `nt-abi.json` prototype.
+fn nt_type_size(nt: &Value, c_type: &str) -> usize {
+    let c_type = c_type.trim();
+    if c_type == "void" {
+        return 0;
+    }
+    if c_type.ends_with('*') || c_type == "HANDLE" {
+        return 8;
+    }
+    let by_name = match c_type {
+        "ACCESS_MASK" | "ULONG" | "LONG" => Some(4),
+        "SIZE_T" | "ULONG_PTR" | "LONG_PTR" | "ULONG64" => Some(8),
+        "BOOLEAN" | "UCHAR" | "CCHAR" => Some(1),
+        // PVOID, PIRP, PUNICODE_STRING, POBJECT_TYPE, PCSTR, ...: pointer typedefs of wdm.h.
+        p if p.starts_with('P') && p.chars().nth(1).is_some_and(|c| c.is_ascii_uppercase()) => {
+            (p != "POOL_TYPE" && p != "POOL_FLAGS").then_some(8)
+        }
+        _ => None,
+    };
+    by_name
+        .or_else(|| nt["types"][c_type]["size"].as_u64().map(|s| usize::try_from(s).unwrap()))
+        .unwrap_or_else(|| panic!("no size known for the NT type {c_type:?}"))
+}
+
+/// The ntoskrnl imports are checked against `nt-abi.json` (a copy of the project's NT oracle,
+/// compiled from the mingw-w64 `wdm.h`): every one is exported by ntoskrnl.exe and has the
+/// header's parameter count and sizes and return size. (The oracle records types, not parameter
+/// names; the names follow Microsoft's documentation.)
 #[test]
-fn every_ntoskrnl_import_matches_its_documented_prototype() {
-    type Documented<'a> = (&'a str, &'a [(&'a str, usize)], usize);
-    let documented: &[Documented<'_>] = &[
-        ("ExAllocatePoolWithTag", &[("PoolType", 4), ("NumberOfBytes", 8), ("Tag", 4)], 8),
-        ("ExFreePoolWithTag", &[("P", 8), ("Tag", 4)], 0),
-        ("MmGetSystemRoutineAddress", &[("SystemRoutineName", 8)], 8),
-        ("IoIs32bitProcess", &[("Irp", 8)], 1),
-        ("DbgPrintEx", &[("ComponentId", 4), ("Level", 4), ("Format", 8)], 4),
-    ];
-    assert_eq!(ks_sys::NT_IMPORTS.len(), documented.len());
+fn every_ntoskrnl_import_matches_the_nt_oracle_and_is_exported() {
+    let nt = data("nt-abi.json");
+    let exports: BTreeSet<&str> = nt["exports"]["ntoskrnl.exe"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|name| name.as_str().unwrap())
+        .collect();
     let mut problems = Vec::new();
-    for (ours, (name, params, ret)) in ks_sys::NT_IMPORTS.iter().zip(documented) {
-        assert_eq!(ours.name, *name);
-        let params: Vec<(String, usize)> =
-            params.iter().map(|(n, s)| ((*n).to_owned(), *s)).collect();
-        problems.extend(compare_prototype(ours, &params, *ret));
+    let imports: Vec<&Prototype> =
+        ks_sys::NT_IMPORTS.iter().flat_map(|group| group.iter()).collect();
+    assert!(imports.len() >= 9, "the NT imports are all listed");
+    for ours in imports {
+        let name = ours.name;
+        if !exports.contains(name) {
+            problems.push(format!("{name}: not exported by ntoskrnl.exe; it must not be imported"));
+        }
+        let Some(decl) = nt["prototypes"][name]["decl"].as_str() else {
+            problems.push(format!("{name}: not declared by wdm.h"));
+            continue;
+        };
+        // "extern RET NAME (T1, T2, ...)"
+        let (head, params) = decl.split_once(" (").unwrap();
+        let ret = head.strip_prefix("extern ").unwrap().strip_suffix(name).unwrap();
+        let params: Vec<&str> = params
+            .trim_end_matches(')')
+            .split(", ")
+            .filter(|p| *p != "void" && *p != "...")
+            .collect();
+        let expected: Vec<(String, usize)> = ours
+            .params
+            .iter()
+            .zip(&params)
+            .map(|(mine, theirs)| (mine.name.to_owned(), nt_type_size(&nt, theirs)))
+            .collect();
+        if params.len() != ours.params.len() {
+            problems.push(format!(
+                "{name}: {} parameters but wdm.h has {} ({decl})",
+                ours.params.len(),
+                params.len()
+            ));
+            continue;
+        }
+        problems.extend(compare_prototype(ours, &expected, nt_type_size(&nt, ret)));
+    }
+    for name in ks_sys::NT_DATA_IMPORTS {
+        if !exports.contains(name) {
+            problems.push(format!("{name}: not exported by ntoskrnl.exe"));
+        }
     }
     report(&problems);
+}
+
+/// The NT constants ks-sys defines that the oracle records as enumerators.
+#[test]
+fn processor_modes_match_the_nt_oracle() {
+    let nt = data("nt-abi.json");
+    assert_eq!(nt["types"]["KPROCESSOR_MODE"]["size"], 1);
+    assert_eq!(size_of::<ks_sys::KPROCESSOR_MODE>(), 1);
+    assert_eq!((ks_sys::KernelMode, ks_sys::UserMode), (0, 1), "MODE of wdm.h");
 }
 
 /// The IRP offsets `ks_sys::irp` uses, as `offsetof` gives them for the x64 `wdm.h` (measured with
@@ -511,4 +590,25 @@ fn irp_offsets_are_the_x64_layout() {
     for (name, ours, compiled) in measured {
         assert_eq!(ours, compiled, "{name}");
     }
+    let nt = data("nt-abi.json");
+    let fields = &nt["fields"];
+    for (name, ours) in [
+        ("IRP.IoStatus.Status", IRP_IO_STATUS_STATUS_OFFSET),
+        ("IRP.IoStatus.Information", IRP_IO_STATUS_INFORMATION_OFFSET),
+        ("IRP.RequestorMode", IRP_REQUESTOR_MODE_OFFSET),
+        ("IRP.Tail.Overlay.CurrentStackLocation", IRP_CURRENT_STACK_LOCATION_OFFSET),
+        (
+            "IO_STACK_LOCATION.Parameters.DeviceIoControl.OutputBufferLength",
+            STACK_OUTPUT_BUFFER_LENGTH_OFFSET,
+        ),
+        (
+            "IO_STACK_LOCATION.Parameters.DeviceIoControl.InputBufferLength",
+            STACK_INPUT_BUFFER_LENGTH_OFFSET,
+        ),
+        ("IO_STACK_LOCATION.FileObject", STACK_FILE_OBJECT_OFFSET),
+    ] {
+        assert_eq!(as_usize(&fields[name]["offset"]), ours, "{name} in nt-abi.json");
+    }
+    assert_eq!(as_usize(&nt["types"]["IRP"]["size"]), IRP_SIZE);
+    assert_eq!(as_usize(&nt["types"]["IO_STACK_LOCATION"]["size"]), IO_STACK_LOCATION_SIZE);
 }
