@@ -1,10 +1,18 @@
-//! `DbgPrintEx` output, captured.
+//! `DbgPrintEx` output, captured; `DbgBreakPoint` and `KdRefreshDebuggerNotPresent`.
 //!
 //! The routine itself is C (`csrc/dbgprint.c`, variadic); it formats the message and hands the
 //! text to [`ks_host_debug_output`], which records it here. Set the environment variable
 //! `KS_HOST_ECHO=1` to also print every message to standard error.
 
-use std::{ffi::c_char, sync::Mutex};
+use std::{
+    ffi::c_char,
+    sync::{
+        Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use ks_sys::BOOLEAN;
 
 /// One `DbgPrintEx` message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,4 +64,46 @@ pub fn output() -> Vec<DebugRecord> {
 #[must_use]
 pub fn take_output() -> Vec<DebugRecord> {
     std::mem::take(&mut *crate::lock(&OUTPUT))
+}
+
+static DEBUGGER_DETACHED: AtomicBool = AtomicBool::new(false);
+
+/// Simulates a kernel debugger attached (the default) or not: what
+/// `KdRefreshDebuggerNotPresent` reports.
+pub fn set_debugger_attached(attached: bool) {
+    DEBUGGER_DETACHED.store(!attached, Ordering::SeqCst);
+}
+
+/// Resets the debugger to attached (session start and end).
+pub(crate) fn reset() {
+    set_debugger_attached(true);
+}
+
+/// `KdRefreshDebuggerNotPresent`: `FALSE` (0) while the simulated debugger is attached. Any IRQL.
+// SAFETY: no other symbol of a host process is named `KdRefreshDebuggerNotPresent`; ks-sys declares
+// it with exactly this signature.
+#[unsafe(no_mangle)]
+pub extern "system" fn KdRefreshDebuggerNotPresent() -> BOOLEAN {
+    BOOLEAN::from(DEBUGGER_DETACHED.load(Ordering::SeqCst))
+}
+
+/// `DbgBreakPoint`: a stop in the debugger is recorded as a violation (naming the last debug
+/// message, which is normally why the driver stopped); without a debugger attached, the
+/// unhandled breakpoint exception is recorded as the bugcheck it would be. Any IRQL.
+// SAFETY: no other symbol of a host process is named `DbgBreakPoint`; ks-sys declares it with
+// exactly this signature.
+#[unsafe(no_mangle)]
+pub extern "system" fn DbgBreakPoint() {
+    let last = crate::lock(&OUTPUT).last().map(|record| record.text.trim_end().to_owned());
+    let last = last.unwrap_or_else(|| "no debug message before it".to_owned());
+    if DEBUGGER_DETACHED.load(Ordering::SeqCst) {
+        crate::verifier::report(
+            "DbgBreakPoint",
+            format!(
+                "breakpoint without a kernel debugger: KMODE_EXCEPTION_NOT_HANDLED bugcheck ({last})"
+            ),
+        );
+    } else {
+        crate::verifier::report("DbgBreakPoint", format!("stopped in the debugger: {last}"));
+    }
 }

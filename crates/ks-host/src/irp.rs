@@ -5,8 +5,8 @@ use ks_sys::{
     KSPIN, PIRP,
     irp::{
         IO_STACK_LOCATION_SIZE, IRP_CURRENT_STACK_LOCATION_OFFSET,
-        IRP_IO_STATUS_INFORMATION_OFFSET, IRP_IO_STATUS_STATUS_OFFSET, IRP_SIZE,
-        STACK_INPUT_BUFFER_LENGTH_OFFSET, STACK_OUTPUT_BUFFER_LENGTH_OFFSET,
+        IRP_IO_STATUS_INFORMATION_OFFSET, IRP_IO_STATUS_STATUS_OFFSET, IRP_REQUESTOR_MODE_OFFSET,
+        IRP_SIZE, STACK_INPUT_BUFFER_LENGTH_OFFSET, STACK_OUTPUT_BUFFER_LENGTH_OFFSET,
     },
 };
 
@@ -17,7 +17,8 @@ pub(crate) struct IrpLayout {
     pub(crate) status: i32,
     _status_padding: u32,
     pub(crate) information: usize,
-    _middle: [u8; 120],
+    pub(crate) requestor_mode: i8,
+    _middle: [u8; 119],
     pub(crate) current_stack_location: *mut StackLayout,
     _tail: [u8; 16],
 }
@@ -37,6 +38,7 @@ const _: () = {
     assert!(size_of::<IrpLayout>() == IRP_SIZE);
     assert!(offset_of!(IrpLayout, status) == IRP_IO_STATUS_STATUS_OFFSET);
     assert!(offset_of!(IrpLayout, information) == IRP_IO_STATUS_INFORMATION_OFFSET);
+    assert!(offset_of!(IrpLayout, requestor_mode) == IRP_REQUESTOR_MODE_OFFSET);
     assert!(offset_of!(IrpLayout, current_stack_location) == IRP_CURRENT_STACK_LOCATION_OFFSET);
     assert!(size_of::<StackLayout>() == IO_STACK_LOCATION_SIZE);
     assert!(offset_of!(StackLayout, output_buffer_length) == STACK_OUTPUT_BUFFER_LENGTH_OFFSET);
@@ -63,15 +65,22 @@ pub(crate) struct HostIrp {
 }
 
 impl HostIrp {
-    /// A boxed IRP whose current stack location is its own, with these buffer lengths.
-    pub(crate) fn new(kind: Kind, input_length: u32, output_length: u32) -> Box<Self> {
+    /// A boxed IRP whose current stack location is its own, with these buffer lengths, from a
+    /// requestor in `mode` (`KernelMode` or `UserMode`).
+    pub(crate) fn new(
+        kind: Kind,
+        mode: ks_sys::KPROCESSOR_MODE,
+        input_length: u32,
+        output_length: u32,
+    ) -> Box<Self> {
         let mut irp = Box::new(Self {
             irp: IrpLayout {
                 _head: [0; 48],
                 status: 0,
                 _status_padding: 0,
                 information: 0,
-                _middle: [0; 120],
+                requestor_mode: mode,
+                _middle: [0; 119],
                 current_stack_location: std::ptr::null_mut(),
                 _tail: [0; 16],
             },

@@ -11,15 +11,18 @@
 //!
 //! The default pool allocator of ks.sys (all callbacks NULL) is not modelled:
 //! `KsCreateDefaultAllocatorEx` returns `STATUS_NOT_IMPLEMENTED` for it.
+//!
+//! [`DispatchAllocator`] drives a pin's `KSALLOCATOR_DISPATCH` directly, as AVStream does.
 
 use std::ptr::NonNull;
 
 use crate::irp::{HostIrp, Kind};
 
 use ks_sys::{
-    KSALLOCATOR_FRAMING, KSSTREAMALLOCATOR_STATUS, NTSTATUS, PAGE_SIZE, PASSIVE_LEVEL,
-    PFNKSDEFAULTALLOCATE, PFNKSDEFAULTFREE, PFNKSDELETEALLOCATOR, PFNKSINITIALIZEALLOCATOR, PIRP,
-    PVOID, STATUS_INVALID_PARAMETER, STATUS_NOT_IMPLEMENTED, STATUS_SUCCESS,
+    KSALLOCATOR_DISPATCH, KSALLOCATOR_FRAMING, KSSTREAMALLOCATOR_STATUS, NTSTATUS, PAGE_SIZE,
+    PASSIVE_LEVEL, PFNKSDEFAULTALLOCATE, PFNKSDEFAULTFREE, PFNKSDELETEALLOCATOR,
+    PFNKSINITIALIZEALLOCATOR, PIRP, PVOID, STATUS_INVALID_PARAMETER, STATUS_NOT_IMPLEMENTED,
+    STATUS_SUCCESS,
 };
 
 /// An allocator create request (`IRP_MJ_CREATE` on a pin with the allocator object class).
@@ -49,7 +52,8 @@ impl AllocatorCreateRequest {
     #[must_use]
     pub fn with_parameters(parameters: &[u8]) -> Self {
         let kind = Kind::CreateAllocator { parameters: parameters.to_vec(), object: None };
-        Self { irp: HostIrp::new(kind, 0, 0) }
+        // Allocators are created by kernel-mode clients (AVStream, the KS proxy's kernel side).
+        Self { irp: HostIrp::new(kind, ks_sys::KernelMode, 0, 0) }
     }
 
     /// The IRP to hand to the driver's create handler.
@@ -226,4 +230,119 @@ pub unsafe extern "system" fn KsCreateDefaultAllocatorEx(
         closed: false,
     });
     STATUS_SUCCESS
+}
+
+/// A `KSALLOCATOR_DISPATCH` driven as AVStream drives a pin's allocator: `InitializeAllocator`
+/// at PASSIVE_LEVEL with a copy of the create request's framing, `Allocate` and `Free` at
+/// DISPATCH_LEVEL (as from a DPC or the pin's process callback), `DeleteAllocator` at
+/// PASSIVE_LEVEL when the value is dropped (the allocator's file object closing).
+///
+/// Contract checks: `InitializeAllocator` must leave `*Context` untouched when it fails and
+/// must not return a NULL context when it succeeds; each breach is recorded as a
+/// [violation](crate::verifier).
+pub struct DispatchAllocator {
+    table: &'static KSALLOCATOR_DISPATCH,
+    context: PVOID,
+}
+
+// SAFETY: the KSALLOCATOR_DISPATCH contract makes Allocate and Free callable from any CPU,
+// concurrently; the context is only passed back to the table's callbacks.
+unsafe impl Send for DispatchAllocator {}
+// SAFETY: as above.
+unsafe impl Sync for DispatchAllocator {}
+
+const CONTEXT_SENTINEL: usize = 0x5EED_C0DE;
+
+impl DispatchAllocator {
+    /// `InitializeAllocator(pin, &copy_of_framing, &context)` at PASSIVE_LEVEL.
+    ///
+    /// # Errors
+    ///
+    /// The status `InitializeAllocator` returned.
+    ///
+    /// # Safety
+    ///
+    /// `pin` is NULL or a pin the callbacks may read (its descriptor and framing included), live
+    /// until the allocator is dropped; the table's callbacks follow their contracts.
+    pub unsafe fn initialize(
+        table: &'static KSALLOCATOR_DISPATCH,
+        pin: *mut ks_sys::KSPIN,
+        framing: &KSALLOCATOR_FRAMING,
+    ) -> Result<Self, NTSTATUS> {
+        let Some(initialize) = table.InitializeAllocator else {
+            crate::verifier::report("InitializeAllocator", "the table has none".to_owned());
+            return Err(STATUS_NOT_IMPLEMENTED);
+        };
+        crate::verifier::require_irql_at_most("InitializeAllocator", PASSIVE_LEVEL);
+        let mut copy = *framing;
+        let mut context = std::ptr::without_provenance_mut(CONTEXT_SENTINEL);
+        // SAFETY: what ks.sys passes: the pin, a framing it owns for the call, an out-pointer.
+        let status = unsafe { initialize(pin, &raw mut copy, &raw mut context) };
+        if status != STATUS_SUCCESS {
+            if context.addr() != CONTEXT_SENTINEL {
+                crate::verifier::report(
+                    "InitializeAllocator",
+                    format!("failed with {status:#010X} but wrote *Context"),
+                );
+            }
+            return Err(status);
+        }
+        if context.is_null() || context.addr() == CONTEXT_SENTINEL {
+            crate::verifier::report(
+                "InitializeAllocator",
+                "succeeded without storing a context".to_owned(),
+            );
+        }
+        Ok(Self { table, context })
+    }
+
+    /// The context `InitializeAllocator` stored.
+    #[must_use]
+    pub fn context(&self) -> PVOID {
+        self.context
+    }
+
+    /// `Allocate(context)` at DISPATCH_LEVEL (or at the caller's IRQL if already higher).
+    #[must_use]
+    pub fn allocate(&self) -> Option<NonNull<u8>> {
+        let allocate = self.table.Allocate?;
+        at_least_dispatch(|| {
+            // SAFETY: a live context from InitializeAllocator, not yet deleted.
+            NonNull::new(unsafe { allocate(self.context) }.cast::<u8>())
+        })
+    }
+
+    /// `Free(context, frame)` at DISPATCH_LEVEL (or at the caller's IRQL if already higher).
+    pub fn free(&self, frame: NonNull<u8>) {
+        self.free_raw(frame.as_ptr().cast());
+    }
+
+    /// `Free(context, pointer)` with any pointer, NULL included: what a buggy client may pass.
+    #[expect(
+        clippy::not_unsafe_ptr_arg_deref,
+        reason = "the pointer only goes to the allocator's Free, whose contract is to validate it"
+    )]
+    pub fn free_raw(&self, pointer: PVOID) {
+        if let Some(free) = self.table.Free {
+            at_least_dispatch(|| {
+                // SAFETY: a live context; the callback must cope with any pointer.
+                unsafe { free(self.context, pointer) };
+            });
+        }
+    }
+}
+
+impl Drop for DispatchAllocator {
+    /// `DeleteAllocator(context)` at PASSIVE_LEVEL.
+    fn drop(&mut self) {
+        crate::verifier::require_irql_at_most("DeleteAllocator", PASSIVE_LEVEL);
+        if let Some(delete) = self.table.DeleteAllocator {
+            // SAFETY: the context came from InitializeAllocator and is deleted exactly once.
+            unsafe { delete(self.context) };
+        }
+    }
+}
+
+fn at_least_dispatch<R>(f: impl FnOnce() -> R) -> R {
+    if crate::irql::current() >= ks_sys::DISPATCH_LEVEL { f() } else { crate::irql::at_dispatch(f) }
 }

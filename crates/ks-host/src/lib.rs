@@ -9,13 +9,16 @@
 //!   Verifier's low-resources simulation;
 //! - [`irql`]: an IRQL per thread, raised and lowered by tests, checked by every routine here
 //!   ([`verifier`] collects the violations);
-//! - [`debug`]: `DbgPrintEx` output, captured;
+//! - [`debug`]: `DbgPrintEx` output, captured; `DbgBreakPoint` recorded as a violation, with a
+//!   switch for whether a debugger is attached (`KdRefreshDebuggerNotPresent`);
 //! - `MmGetSystemRoutineAddress` for the routines above, with a switch to pretend a routine does
 //!   not exist ([`routines`]);
 //! - [`ks`]: enough of `KsCreateDefaultAllocatorEx` to drive an allocator's callbacks the way
 //!   ks.sys does;
 //! - [`property`]: property requests dispatched like `KsPropertyHandler`, with `KsGetPinFromIrp`
-//!   and `IoIs32bitProcess`.
+//!   and `IoIs32bitProcess`, from user-mode (native or 32-bit) or kernel-mode clients;
+//! - [`object`]: a handle table of typed, reference-counted objects, `ObReferenceObjectByHandle`,
+//!   `ObfDereferenceObject` and `IoFileObjectType`.
 //!
 //! A routine that ks-sys declares but this crate does not define fails to link in a host build:
 //! it is absent, not faked.
@@ -32,6 +35,7 @@ mod session;
 pub mod debug;
 pub mod irql;
 pub mod ks;
+pub mod object;
 pub mod pool;
 pub mod property;
 pub mod routines;

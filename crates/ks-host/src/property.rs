@@ -31,14 +31,16 @@ pub struct Reply {
     pub information: usize,
 }
 
-/// How the client calls.
+/// Who sends the request.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Client {
-    /// A 64-bit process.
+    /// A 64-bit user-mode process (`RequestorMode` is `UserMode`).
     #[default]
     Native,
-    /// A 32-bit process under WOW64 (`IoIs32bitProcess` is true).
+    /// A 32-bit user-mode process under WOW64 (`IoIs32bitProcess` is true).
     Wow64,
+    /// Kernel-mode code, such as another driver (`RequestorMode` is `KernelMode`).
+    Kernel,
 }
 
 fn reply(status: NTSTATUS, information: usize) -> Reply {
@@ -101,8 +103,10 @@ pub unsafe fn request(
     else {
         return reply(STATUS_INVALID_PARAMETER, 0);
     };
+    let mode = if client == Client::Kernel { ks_sys::KernelMode } else { ks_sys::UserMode };
     let mut irp = HostIrp::new(
         Kind::Property { pin, wow64: client == Client::Wow64 },
+        mode,
         input_length,
         output_length,
     );

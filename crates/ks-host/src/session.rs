@@ -7,10 +7,11 @@ static SESSION: Mutex<()> = Mutex::new(());
 /// Exclusive use of the host's global state for one test.
 ///
 /// Beginning a session waits for any other session to end, then clears the pool accounting,
-/// the failure schedule, the debug output, the violations and the hidden routines. Ending it
-/// (drop) checks that no pool allocation is outstanding and no violation was recorded, and
-/// panics with a report naming each leaked tag and size otherwise (unless the test is already
-/// panicking). Call [`Session::take_violations`] for violations a test provokes on purpose.
+/// the failure schedule, the debug output, the violations, the hidden routines and the handle
+/// table, and attaches the simulated debugger. Ending it (drop) checks that no pool allocation is
+/// outstanding, no object reference taken by a driver is still held and no violation was
+/// recorded, and panics with a report naming each leaked tag and size or object otherwise
+/// (unless the test is already panicking). Call [`Session::take_violations`] for violations a test provokes on purpose.
 pub struct Session {
     _exclusive: MutexGuard<'static, ()>,
 }
@@ -43,23 +44,34 @@ impl Session {
     }
 }
 
-fn reset_all() -> (crate::pool::Live, Vec<crate::verifier::Violation>) {
-    let leaked = crate::pool::reset();
+struct Leftovers {
+    pool: crate::pool::Live,
+    references: Vec<(crate::object::ObjectKind, usize)>,
+    violations: Vec<crate::verifier::Violation>,
+}
+
+fn reset_all() -> Leftovers {
+    let pool = crate::pool::reset();
+    let references = crate::object::reset();
     let violations = crate::verifier::take_violations();
     let _ = crate::debug::take_output();
+    crate::debug::reset();
     crate::routines::unhide_all();
-    (leaked, violations)
+    Leftovers { pool, references, violations }
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
-        let (leaked, violations) = reset_all();
+        let Leftovers { pool, references, violations } = reset_all();
         if std::thread::panicking() {
             return;
         }
         let mut problems = Vec::new();
-        if !leaked.is_empty() {
-            problems.push(format!("pool memory leaked: {leaked}"));
+        if !pool.is_empty() {
+            problems.push(format!("pool memory leaked: {pool}"));
+        }
+        for (kind, count) in references {
+            problems.push(format!("object reference leaked: {count} on a {kind:?} object"));
         }
         for violation in violations {
             problems.push(format!("violation: {violation}"));
