@@ -35,10 +35,11 @@ use std::{
 use criterion::Criterion;
 use crossbeam_queue::ArrayQueue;
 use ks_allocator::{
-    DEFAULT_DISPATCH, FramePool, PoolConfig,
+    AllocatorRequest, DEFAULT_DISPATCH, FramePool, PinConstraints, PoolConfig,
     framing::{Framing, OptionFlags, PoolType},
-    pool::{FRAME_TAG, SystemMemory},
+    pool::SystemMemory,
 };
+use ks_host::ks::DispatchAllocator;
 use portable_atomic::AtomicU128;
 
 const FRAMES: usize = 8;
@@ -99,41 +100,30 @@ impl FreeList for Ours {
     }
 }
 
-struct ViaDispatch(usize);
+/// The default allocator through its `KSALLOCATOR_DISPATCH` function pointers, driven by the
+/// host as AVStream drives it (each call also reads the thread's simulated IRQL).
+struct ViaDispatch(DispatchAllocator);
 impl ViaDispatch {
     fn new(frame_size: usize) -> Self {
-        let mut raw = framing(frame_size).to_raw();
-        let mut context = std::ptr::null_mut();
-        // SAFETY: what ks.sys passes.
-        let status = unsafe {
-            DEFAULT_DISPATCH.InitializeAllocator.unwrap()(
+        // SAFETY: a NULL pin (no constraints) and the library's own table.
+        let allocator = unsafe {
+            DispatchAllocator::initialize(
+                DEFAULT_DISPATCH,
                 std::ptr::null_mut(),
-                &raw mut raw,
-                &raw mut context,
+                &framing(frame_size).to_raw(),
             )
         };
-        assert_eq!(status, 0);
-        Self(context as usize)
+        Self(allocator.unwrap())
     }
 }
 impl FreeList for ViaDispatch {
     #[inline]
     fn take(&self) -> Option<NonNull<u8>> {
-        let allocate = DEFAULT_DISPATCH.Allocate.unwrap();
-        // SAFETY: a live context.
-        NonNull::new(unsafe { allocate(self.0 as *mut _) }.cast())
+        self.0.allocate()
     }
     #[inline]
     fn give(&self, frame: NonNull<u8>) {
-        let free = DEFAULT_DISPATCH.Free.unwrap();
-        // SAFETY: a live context and one of its frames.
-        unsafe { free(self.0 as *mut _, frame.as_ptr().cast()) };
-    }
-}
-impl Drop for ViaDispatch {
-    fn drop(&mut self) {
-        // SAFETY: a live context, deleted once.
-        unsafe { DEFAULT_DISPATCH.DeleteAllocator.unwrap()(self.0 as *mut _) };
+        self.0.free(frame);
     }
 }
 
@@ -318,10 +308,9 @@ impl FreeList for CasPair {
 }
 
 fn ours(size: usize) -> Ours {
-    Ours(
-        FramePool::new(&framing(size), SystemMemory::non_paged(FRAME_TAG), PoolConfig::DEFAULT)
-            .unwrap(),
-    )
+    let request =
+        AllocatorRequest::new(&framing(size), &PinConstraints::NONE, &PoolConfig::DEFAULT).unwrap();
+    Ours(FramePool::new(&request, SystemMemory::NON_PAGED).unwrap())
 }
 
 /// Every contender for frames of `size`, named.

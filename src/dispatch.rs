@@ -4,8 +4,7 @@
 //!
 //! A pin-specific allocator is four callbacks AVStream calls through `KSPIN_DISPATCH.Allocator`.
 //! Implement [`PinAllocator`] for a type and [`dispatch_table`] builds the `'static` table at
-//! compile time; its trampolines only recover the context, call the trait and convert the
-//! result. The library's own frame-pool allocator is [`DefaultAllocator`], ready as
+//! compile time. The library's own frame-pool allocator is [`DefaultAllocator`], ready as
 //! [`DEFAULT_DISPATCH`]:
 //!
 //! ```
@@ -30,12 +29,20 @@
 //! The same callbacks also serve allocator objects a filter creates itself from an allocator
 //! create IRP (the stream-class path): [`create_allocator_object`].
 //!
-//! # Contexts
+//! # What the callbacks do
 //!
-//! The context KS stores is a small non-paged block ([`CONTEXT_TAG`]) holding the implementor.
-//! `InitializeAllocator` writes it last, after everything succeeded; `DeleteAllocator` drops the
-//! implementor (for [`DefaultAllocator`]: every frame, outstanding or not, and the pool) and
-//! frees the block.
+//! - `InitializeAllocator` (PASSIVE_LEVEL) copies the 24-byte framing KS passes, holds it against
+//!   the pin ([`AllocatorRequest::new`] with the pin's [`PinConstraints`] and the implementor's
+//!   [`PinAllocator::BUDGET`]), creates the implementor, boxes it in non-paged pool
+//!   ([`CONTEXT_TAG`](crate::tags::CONTEXT_TAG)) and writes `*Context` last. A refused request
+//!   is reported with `DbgPrintEx` (error level) and fails with the status [`RequestError`]
+//!   maps to; `*Context` is untouched on every failure and nothing is leaked.
+//! - `Allocate` and `Free` (IRQL <= DISPATCH_LEVEL, any CPU, concurrently) recover the context
+//!   and call the trait.
+//! - `DeleteAllocator` (PASSIVE_LEVEL) drops the implementor (for [`DefaultAllocator`]: every
+//!   frame and the pool, reporting frames still outstanding) and frees the context.
+//!
+//! [`RequestError`]: crate::request::RequestError
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
@@ -44,73 +51,144 @@ use core::{ffi::c_void, marker::PhantomData, ptr::NonNull};
 use ks_sys::{KSALLOCATOR_DISPATCH, KSPIN, NTSTATUS, PIRP, PKSALLOCATOR_FRAMING, PVOID};
 
 use crate::{
-    Error, Result,
-    framing::{Framing, LegacyRole},
+    AllocatorRequest, Error, PinConstraints, PoolConfig, Result,
+    framing::Framing,
     from_result,
-    pool::{FRAME_TAG, FramePool, PoolConfig, SystemMemory},
-    system::{PoolKind, SystemPool},
+    pool::{FramePool, SystemMemory},
+    system::PoolBox,
     to_result,
 };
-
-/// Pool tag of allocator contexts: `KsAc` in a debugger.
-pub const CONTEXT_TAG: u32 = u32::from_le_bytes(*b"KsAc");
-
-/// What the allocator serves: the `KSPIN` when AVStream calls `InitializeAllocator`, or the
-/// `InitializeContext` a filter passed to [`create_allocator_object`]. Kept for diagnostics;
-/// the library never dereferences it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AllocatorOwner(*mut c_void);
-
-impl AllocatorOwner {
-    /// An owner from a raw pointer (what KS passes).
-    #[must_use]
-    pub const fn from_ptr(owner: *mut c_void) -> Self {
-        Self(owner)
-    }
-
-    /// The raw pointer.
-    #[must_use]
-    pub const fn as_ptr(self) -> *mut c_void {
-        self.0
-    }
-
-    /// The pin, when AVStream created the allocator.
-    #[must_use]
-    pub const fn as_pin(self) -> *mut KSPIN {
-        self.0.cast()
-    }
-}
 
 /// A pin-specific frame allocator.
 ///
 /// Implementors are the per-allocator context: one value per allocator object, created by
 /// [`initialize`](PinAllocator::initialize) and dropped by `DeleteAllocator`. Several may exist
 /// for one pin.
+///
+/// A driver's own allocator, here a frame pool that also counts what it handed out, with a
+/// budget of its own:
+///
+/// ```
+/// # extern crate ks_host;
+/// use core::{ptr::NonNull, sync::atomic::{AtomicU64, Ordering}};
+///
+/// use ks_allocator::{
+///     AllocatorRequest, FramePool, PinAllocator, PoolConfig, dispatch_table, pool::SystemMemory,
+/// };
+///
+/// struct CountingAllocator {
+///     pool: FramePool,
+///     handed_out: AtomicU64,
+/// }
+///
+/// impl PinAllocator for CountingAllocator {
+///     const BUDGET: PoolConfig = PoolConfig::DEFAULT.with_max_frames(16).with_max_bytes(1 << 20);
+///
+///     fn initialize(request: &AllocatorRequest) -> ks_allocator::Result<Self> {
+///         let pool = FramePool::new(request, SystemMemory::for_request(request))?;
+///         Ok(Self { pool, handed_out: AtomicU64::new(0) })
+///     }
+///
+///     fn allocate(&self) -> Option<NonNull<u8>> {
+///         let frame = self.pool.allocate()?;
+///         self.handed_out.fetch_add(1, Ordering::Relaxed);
+///         Some(frame)
+///     }
+///
+///     fn free(&self, frame: NonNull<u8>) {
+///         // A bad free is counted and reported by the pool, which stays intact.
+///         let _ = self.pool.free(frame);
+///     }
+/// }
+///
+/// // What the pin's `KSPIN_DISPATCH.Allocator` points at.
+/// static COUNTING_DISPATCH: &ks_sys::KSALLOCATOR_DISPATCH = dispatch_table::<CountingAllocator>();
+///
+/// // Driven as AVStream drives it, on the user-mode host.
+/// # let _host = ks_host::Session::begin();
+/// use ks_allocator::framing::{Framing, OptionFlags, PoolType};
+/// let framing = Framing::request(OptionFlags::SYSTEM_MEMORY, PoolType::NON_PAGED, 2, 4096, 0);
+/// // SAFETY: a NULL pin (no constraints) and a table built for this purpose.
+/// let allocator = unsafe {
+///     ks_host::ks::DispatchAllocator::initialize(COUNTING_DISPATCH, core::ptr::null_mut(), &framing.to_raw())
+/// }
+/// .expect("InitializeAllocator succeeds");
+/// let frame = allocator.allocate().expect("a frame");
+/// allocator.free(frame);
+/// # drop(allocator);
+/// ```
 pub trait PinAllocator: Sized + Send + Sync {
-    /// Creates the allocator from the negotiated framing (already copied and validated against
-    /// the allocator-request rules). PASSIVE_LEVEL.
+    /// The budget allocator requests for this type are held against before
+    /// [`initialize`](PinAllocator::initialize) is called.
+    const BUDGET: PoolConfig = PoolConfig::DEFAULT;
+
+    /// Creates the allocator for a checked request (the negotiated framing, held against the pin
+    /// and [`BUDGET`](PinAllocator::BUDGET)).
     ///
     /// # Errors
     ///
     /// The status `InitializeAllocator` returns; KS then fails the allocator's creation.
-    fn initialize(owner: AllocatorOwner, framing: &Framing) -> Result<Self>;
+    ///
+    /// # IRQL
+    ///
+    /// PASSIVE_LEVEL.
+    fn initialize(request: &AllocatorRequest) -> Result<Self>;
 
-    /// A frame, or `None` at once when there is none. IRQL <= DISPATCH_LEVEL; any CPU,
-    /// concurrently with `allocate` and `free`.
+    /// A frame, or `None` at once when there is none. Must not block or allocate.
+    ///
+    /// # IRQL
+    ///
+    /// <= DISPATCH_LEVEL; any CPU, concurrently with `allocate` and `free`.
     fn allocate(&self) -> Option<NonNull<u8>>;
 
-    /// Takes back a frame `allocate` returned. IRQL <= DISPATCH_LEVEL; any CPU, concurrently.
-    /// A bad pointer must be detected and ignored, never corrupt the allocator.
+    /// Takes back a frame `allocate` returned. A bad pointer must be detected and ignored, never
+    /// corrupt the allocator.
+    ///
+    /// # IRQL
+    ///
+    /// <= DISPATCH_LEVEL; any CPU, concurrently.
     fn free(&self, frame: NonNull<u8>);
 }
 
-/// The library's allocator: a [`FramePool`] over system memory of the framing's `PoolType`
-/// (paged for `PagedPool`, non-paged otherwise), frames tagged [`FRAME_TAG`].
-pub struct DefaultAllocator {
-    pool: FramePool<SystemMemory>,
+/// The budget of a [`DefaultAllocator`]: a type whose constant is the [`PoolConfig`].
+pub trait Budget {
+    /// The budget.
+    const CONFIG: PoolConfig;
 }
 
-impl DefaultAllocator {
+/// [`PoolConfig::DEFAULT`] as a [`Budget`].
+#[derive(Debug)]
+pub struct DefaultBudget;
+
+impl Budget for DefaultBudget {
+    const CONFIG: PoolConfig = PoolConfig::DEFAULT;
+}
+
+/// The library's allocator: a [`FramePool`] over system memory of the request's `PoolType`
+/// (paged for `PagedPool`, non-paged otherwise), within the budget `B`.
+///
+/// A driver sets its own budget with a [`Budget`] type:
+///
+/// ```
+/// use ks_allocator::{Budget, DefaultAllocator, PoolConfig, dispatch_table};
+///
+/// /// 640x480 RGB24 at most, up to 8 frames.
+/// struct CaptureBudget;
+/// impl Budget for CaptureBudget {
+///     const CONFIG: PoolConfig =
+///         PoolConfig::DEFAULT.with_max_frames(8).with_max_bytes(8 * 640 * 480 * 3);
+/// }
+///
+/// static CAPTURE_ALLOCATOR: &ks_sys::KSALLOCATOR_DISPATCH =
+///     dispatch_table::<DefaultAllocator<CaptureBudget>>();
+/// # assert!(CAPTURE_ALLOCATOR.Allocate.is_some());
+/// ```
+pub struct DefaultAllocator<B = DefaultBudget> {
+    pool: FramePool<SystemMemory>,
+    budget: PhantomData<fn() -> B>,
+}
+
+impl<B> DefaultAllocator<B> {
     /// The pool, for statistics.
     #[must_use]
     pub fn pool(&self) -> &FramePool<SystemMemory> {
@@ -118,11 +196,12 @@ impl DefaultAllocator {
     }
 }
 
-impl PinAllocator for DefaultAllocator {
-    fn initialize(owner: AllocatorOwner, framing: &Framing) -> Result<Self> {
-        let memory = SystemMemory::for_pool_type(framing.pool_type, FRAME_TAG);
-        let config = PoolConfig::DEFAULT.with_owner(owner.as_ptr() as usize);
-        Ok(Self { pool: FramePool::new(framing, memory, config)? })
+impl<B: Budget> PinAllocator for DefaultAllocator<B> {
+    const BUDGET: PoolConfig = B::CONFIG;
+
+    fn initialize(request: &AllocatorRequest) -> Result<Self> {
+        let pool = FramePool::new(request, SystemMemory::for_request(request))?;
+        Ok(Self { pool, budget: PhantomData })
     }
 
     #[inline]
@@ -137,14 +216,22 @@ impl PinAllocator for DefaultAllocator {
     }
 }
 
-/// Copies and validates the framing, creates `T`, boxes it and writes `*context` last.
+/// The context a filter passes through `KsCreateDefaultAllocatorEx` to
+/// [`Trampolines::initialize_ex`].
+struct ObjectContext {
+    owner: *mut c_void,
+    constraints: PinConstraints,
+}
+
+/// Checks the framing, creates `T`, boxes it and writes `*context` last. PASSIVE_LEVEL.
 ///
 /// # Safety
 ///
 /// `framing` is NULL or points at a readable `KSALLOCATOR_FRAMING`; `context` is NULL or
-/// writable. PASSIVE_LEVEL.
+/// writable.
 unsafe fn initialize<T: PinAllocator>(
-    owner: PVOID,
+    owner: *mut c_void,
+    constraints: &PinConstraints,
     framing: PKSALLOCATOR_FRAMING,
     context: *mut PVOID,
 ) -> Result {
@@ -153,27 +240,24 @@ unsafe fn initialize<T: PinAllocator>(
     }
     // SAFETY: `framing` is non-NULL and readable (this function's contract); the copy means its
     // lifetime ends with the call, as KS expects.
-    let raw = unsafe { framing.read_unaligned() };
-    let framing = Framing::from_raw(&raw);
-    framing.check(LegacyRole::RequestLenient).map_err(|_| Error::INVALID_PARAMETER)?;
-    let value = T::initialize(AllocatorOwner(owner), &framing)?;
-    const {
-        assert!(align_of::<T>() <= 16, "allocator contexts must fit pool alignment");
-    }
-    // On failure `value` is dropped here, releasing whatever it holds.
-    let block = SystemPool::resolve()
-        .allocate(PoolKind::NonPaged, size_of::<T>().max(1), CONTEXT_TAG)
-        .ok_or(Error::INSUFFICIENT_RESOURCES)?
-        .cast::<T>();
-    // SAFETY: `block` is a fresh non-paged allocation of at least `size_of::<T>()` bytes,
-    // 16-byte aligned (enough, asserted above).
-    unsafe { block.write(value) };
+    let framing = Framing::from_raw(&unsafe { framing.read_unaligned() });
+    let request = AllocatorRequest::new(&framing, constraints, &T::BUDGET).map_err(|error| {
+        crate::system::debug_print(
+            ks_sys::DPFLTR_ERROR_LEVEL,
+            format_args!("allocator request for {owner:p} refused: {error}"),
+        );
+        Error::from(error)
+    })?;
+    let value = T::initialize(&request.with_owner(owner as usize))?;
+    // On failure the value comes back and is dropped here, releasing what it holds.
+    let context_box = PoolBox::new(value).map_err(|_| Error::INSUFFICIENT_RESOURCES)?;
     // SAFETY: `context` is non-NULL and writable (this function's contract); written last.
-    unsafe { context.write(block.as_ptr().cast()) };
+    unsafe { context.write(context_box.into_raw().cast()) };
     Ok(())
 }
 
-/// The trampolines of [`dispatch_table`]; one instance per implementor.
+/// The trampolines of [`dispatch_table`]: recover the context, call the trait, convert the
+/// result. One instance per implementor.
 struct Trampolines<T>(PhantomData<T>);
 
 impl<T: PinAllocator> Trampolines<T> {
@@ -188,29 +272,37 @@ impl<T: PinAllocator> Trampolines<T> {
     ///
     /// # Safety
     ///
-    /// Only KS calls it, through `KSALLOCATOR_DISPATCH`: `framing` points at the allocator
-    /// request's framing and `context` at where to store the context.
+    /// Only KS calls it, through `KSALLOCATOR_DISPATCH`: `pin` is the pin (or NULL), `framing`
+    /// points at the allocator request's framing and `context` at where to store the context.
     unsafe extern "C" fn initialize_allocator(
         pin: *mut KSPIN,
         framing: PKSALLOCATOR_FRAMING,
         context: *mut PVOID,
     ) -> NTSTATUS {
+        // SAFETY: `pin` is NULL or the live pin the allocator is created for, with its
+        // descriptor (this function's contract).
+        let constraints = unsafe { PinConstraints::from_pin(pin) };
         // SAFETY: forwarded from KS (this function's contract).
-        from_result(unsafe { initialize::<T>(pin.cast(), framing, context) })
+        from_result(unsafe { initialize::<T>(pin.cast(), &constraints, framing, context) })
     }
 
     /// `PFNKSINITIALIZEALLOCATOR` for `KsCreateDefaultAllocatorEx`. PASSIVE_LEVEL.
     ///
     /// # Safety
     ///
-    /// Only KS calls it, from `KsCreateDefaultAllocatorEx`, with the same pointers as above.
+    /// Only KS calls it, from the `KsCreateDefaultAllocatorEx` of [`create_allocator_object`],
+    /// with that function's `ObjectContext` as `owner` and pointers as above.
     unsafe extern "C" fn initialize_ex(
         owner: PVOID,
         framing: PKSALLOCATOR_FRAMING,
         context: *mut PVOID,
     ) -> NTSTATUS {
+        // SAFETY: `owner` is the `ObjectContext` of `create_allocator_object`, live for the call.
+        let Some(object) = (unsafe { owner.cast::<ObjectContext>().as_ref() }) else {
+            return Error::INVALID_PARAMETER.to_status();
+        };
         // SAFETY: forwarded from KS (this function's contract).
-        from_result(unsafe { initialize::<T>(owner, framing, context) })
+        from_result(unsafe { initialize::<T>(object.owner, &object.constraints, framing, context) })
     }
 
     /// `DeleteAllocator`: drops the implementor and frees the context. PASSIVE_LEVEL.
@@ -220,13 +312,10 @@ impl<T: PinAllocator> Trampolines<T> {
     /// Only KS calls it, once, with a context `InitializeAllocator` produced; no Allocate or
     /// Free follows.
     unsafe extern "C" fn delete_allocator(context: PVOID) {
-        let Some(block) = NonNull::new(context.cast::<T>()) else {
-            return;
-        };
-        // SAFETY: the context is a live `T` written by `initialize`, deleted exactly once.
-        drop(unsafe { block.read() });
-        // SAFETY: the block came from the system pool with CONTEXT_TAG and is freed exactly once.
-        unsafe { SystemPool::free(block.cast(), CONTEXT_TAG) };
+        if let Some(context) = NonNull::new(context.cast::<T>()) {
+            // SAFETY: the context is a `PoolBox<T>` from `initialize`, deleted exactly once.
+            drop(unsafe { PoolBox::from_raw(context) });
+        }
     }
 
     /// `Allocate`. IRQL <= DISPATCH_LEVEL.
@@ -235,11 +324,12 @@ impl<T: PinAllocator> Trampolines<T> {
     ///
     /// Only KS calls it, with a live context.
     unsafe extern "C" fn allocate(context: PVOID) -> PVOID {
-        // SAFETY: KS passes a context from `initialize` that is not yet deleted.
-        let Some(context) = (unsafe { context.cast::<T>().as_ref() }) else {
+        let Some(context) = NonNull::new(context.cast::<T>()) else {
             return core::ptr::null_mut();
         };
-        context.allocate().map_or(core::ptr::null_mut(), |frame| frame.as_ptr().cast())
+        // SAFETY: KS passes a context from `initialize` that is not yet deleted.
+        let allocator = unsafe { PoolBox::borrow(context) };
+        allocator.allocate().map_or(core::ptr::null_mut(), |frame| frame.as_ptr().cast())
     }
 
     /// `Free`. IRQL <= DISPATCH_LEVEL.
@@ -248,13 +338,13 @@ impl<T: PinAllocator> Trampolines<T> {
     ///
     /// Only KS calls it, with a live context.
     unsafe extern "C" fn free(context: PVOID, frame: PVOID) {
-        // SAFETY: KS passes a context from `initialize` that is not yet deleted.
-        let Some(context) = (unsafe { context.cast::<T>().as_ref() }) else {
+        let (Some(context), Some(frame)) =
+            (NonNull::new(context.cast::<T>()), NonNull::new(frame.cast::<u8>()))
+        else {
             return;
         };
-        if let Some(frame) = NonNull::new(frame.cast::<u8>()) {
-            context.free(frame);
-        }
+        // SAFETY: KS passes a context from `initialize` that is not yet deleted.
+        unsafe { PoolBox::borrow(context) }.free(frame);
     }
 }
 
@@ -264,32 +354,40 @@ pub const fn dispatch_table<T: PinAllocator>() -> &'static KSALLOCATOR_DISPATCH 
     &Trampolines::<T>::TABLE
 }
 
-/// The library's frame-pool allocator as a `KSALLOCATOR_DISPATCH`, for
-/// `KSPIN_DISPATCH.Allocator`.
+/// The library's frame-pool allocator within [`PoolConfig::DEFAULT`] as a
+/// `KSALLOCATOR_DISPATCH`, for `KSPIN_DISPATCH.Allocator`.
 pub const DEFAULT_DISPATCH: &KSALLOCATOR_DISPATCH = dispatch_table::<DefaultAllocator>();
 
 /// Creates an allocator object for an allocator create IRP (`IRP_MJ_CREATE` of the allocator
 /// object class on a pin), served by `T` through `KsCreateDefaultAllocatorEx`: the stream-class
-/// or filter-specific path. `initialize_context` reaches `T::initialize` as the owner.
-/// PASSIVE_LEVEL.
+/// or filter-specific path. The request is held against `constraints` (what the pin the IRP
+/// addresses declares) and `T::BUDGET`; `owner` is recorded for diagnostics.
 ///
 /// # Errors
 ///
-/// The status of `KsCreateDefaultAllocatorEx`: request validation or `T::initialize`'s error.
+/// The status of `KsCreateDefaultAllocatorEx`: its own validation of the request, or the
+/// refusal or failure of `InitializeAllocator`.
 ///
 /// # Safety
 ///
 /// `irp` is the allocator create IRP being dispatched, as KS requires
 /// (`KSCREATE_ITEM_IRP_STORAGE` set to the allocator create item).
+///
+/// # IRQL
+///
+/// PASSIVE_LEVEL.
 pub unsafe fn create_allocator_object<T: PinAllocator>(
     irp: PIRP,
-    initialize_context: PVOID,
+    owner: *mut c_void,
+    constraints: PinConstraints,
 ) -> Result {
-    // SAFETY: the caller's contract; the callbacks are this module's trampolines for `T`.
+    let mut object = ObjectContext { owner, constraints };
+    // SAFETY: the caller's contract; the callbacks are this module's trampolines for `T`, and
+    // `object` outlives the call, during which KS calls `initialize_ex` with it.
     let status = unsafe {
         ks_sys::KsCreateDefaultAllocatorEx(
             irp,
-            initialize_context,
+            (&raw mut object).cast(),
             Some(Trampolines::<T>::allocate),
             Some(Trampolines::<T>::free),
             Some(Trampolines::<T>::initialize_ex),

@@ -8,13 +8,17 @@
 //!   for untrusted framing bytes and a validator that explains what is wrong;
 //! - [`negotiate`](mod@negotiate): the allocator plan for two connected pins' framings, with the
 //!   reason for every choice;
-//! - [`pool`]: [`FramePool`], lock-free frame pools usable at DISPATCH_LEVEL that catch every
-//!   bad free, over system memory or a driver's own;
+//! - [`request`]: [`AllocatorRequest`], an allocator create request held against the pin it is
+//!   for ([`PinConstraints`]) and the driver's budget ([`PoolConfig`]) before anything is
+//!   allocated;
+//! - [`pool`]: [`FramePool`], lock-free frame pools usable at DISPATCH_LEVEL that catch bad
+//!   frees, over system memory or a driver's own;
 //! - [`dispatch`]: `KSALLOCATOR_DISPATCH` tables built from a Rust trait, with the library's
 //!   pool allocator ready as [`DEFAULT_DISPATCH`];
 //! - [`property`]: the allocator properties at the level of the buffers KS passes, with the exact
 //!   size protocol;
 //! - [`SyncStatic`]: `static` homes for C descriptors and tables that hold pointers;
+//! - [`tags`]: the pool tags of everything the library allocates;
 //! - [`Error`]: one error type carrying an `NTSTATUS`, for callbacks that return one.
 //!
 //! Kernel services are reached only through `ks_sys` imports. On a development machine the
@@ -78,17 +82,24 @@ pub mod dispatch;
 mod error;
 pub mod framing;
 pub mod negotiate;
+mod pin;
 pub mod pool;
 pub mod property;
+pub mod request;
 mod statics;
 mod sync;
 mod system;
+pub mod tags;
 
-pub use dispatch::{DEFAULT_DISPATCH, DefaultAllocator, PinAllocator, dispatch_table};
+pub use dispatch::{
+    Budget, DEFAULT_DISPATCH, DefaultAllocator, DefaultBudget, PinAllocator, dispatch_table,
+};
 pub use error::{Error, Result, from_result, to_result};
 pub use negotiate::{AllocatorPlan, NegotiationError, negotiate};
-pub use pool::{FramePool, PoolConfig, PoolStats};
+pub use pool::{FramePool, PoolStats};
+pub use request::{AllocatorRequest, PinConstraints, PoolConfig};
 pub use statics::SyncStatic;
+pub use system::uses_allocate_pool2;
 
 /// The Rust examples of README.md, compiled and run as doc tests.
 #[cfg(doctest)]

@@ -9,14 +9,20 @@ use core::ops::Deref;
 
 /// A value that may live in a `static` although it holds raw pointers.
 ///
+/// `T` must be `Copy`: plain data without a destructor and without interior mutability of its
+/// own (`UnsafeCell`, and so `Cell`, `RefCell` and the atomics, is not `Copy`). Sharing such a
+/// value between threads can only race through what it points at, and that is what the unsafe
+/// constructor's contract rules out. The C descriptors and dispatch tables of ks-sys are all
+/// `Copy`.
+///
 /// # Invariants
 ///
 /// The wrapped value is never mutated through the pointers it holds, and those pointers point at
 /// data that lives for the whole program and is itself immutable (or synchronised).
 #[repr(transparent)]
-pub struct SyncStatic<T>(T);
+pub struct SyncStatic<T: Copy>(T);
 
-impl<T> SyncStatic<T> {
+impl<T: Copy> SyncStatic<T> {
     /// Wraps a table for a `static`.
     ///
     /// # Safety
@@ -40,7 +46,7 @@ impl<T> SyncStatic<T> {
     }
 }
 
-impl<T> Deref for SyncStatic<T> {
+impl<T: Copy> Deref for SyncStatic<T> {
     type Target = T;
 
     fn deref(&self) -> &T {
@@ -48,6 +54,7 @@ impl<T> Deref for SyncStatic<T> {
     }
 }
 
-// SAFETY: the type invariant: the value and everything it points at are immutable, so sharing a
-// reference between threads cannot race.
-unsafe impl<T> Sync for SyncStatic<T> {}
+// SAFETY: `T: Copy` rules out interior mutability of the value itself, and the type invariant
+// makes everything it points at immutable (or synchronised), so sharing a reference between
+// threads cannot race. `Send` is not needed: a `static` is never moved to another thread.
+unsafe impl<T: Copy> Sync for SyncStatic<T> {}

@@ -2,9 +2,9 @@
 //! `--cfg loom` so a model checker can explore every interleaving of the free map.
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize};
+pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64};
 
 #[cfg(not(loom))]
-pub(crate) use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize};
+pub(crate) use core::sync::atomic::{AtomicU32, AtomicU64};
 
 pub(crate) use core::sync::atomic::Ordering;

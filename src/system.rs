@@ -1,14 +1,19 @@
-//! System pool allocation and debug output, the kernel services the library calls directly.
+//! The kernel services the library calls directly: system pool allocation, debug output and
+//! debugger breaks.
 //!
 //! C header: `wdm.h`. `ExAllocatePool2` exists from Windows 10 version 2004; a driver that
 //! imported it would not load on older versions. As Microsoft documents for such drivers, the
-//! routine is looked up with `MmGetSystemRoutineAddress` at PASSIVE_LEVEL and, where it is
-//! missing, `ExAllocatePoolWithTag` is used instead and the memory zeroed, so both paths hand
-//! out the same thing.
+//! routine is looked up with `MmGetSystemRoutineAddress` at PASSIVE_LEVEL, once per driver (the
+//! answer cannot change while the system runs), and where it is missing `ExAllocatePoolWithTag`
+//! is used instead and the memory zeroed, so both paths hand out the same thing.
 
-use core::{fmt, ptr::NonNull};
+use core::{
+    fmt,
+    ptr::NonNull,
+    sync::atomic::{AtomicUsize, Ordering},
+};
 
-use ks_sys::{PFN_EX_ALLOCATE_POOL2, POOL_FLAG_NON_PAGED, POOL_FLAG_PAGED, UNICODE_STRING};
+use ks_sys::{POOL_FLAG_NON_PAGED, POOL_FLAG_PAGED, UNICODE_STRING};
 
 /// Paged or non-paged system pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,91 +36,104 @@ const fn utf16<const N: usize>(ascii: &[u8; N]) -> [u16; N] {
 
 static EX_ALLOCATE_POOL2: [u16; 15] = utf16(b"ExAllocatePool2");
 
-/// How this driver allocates system pool.
-///
-/// # Invariants
-///
-/// `allocate2`, when set, is the address `MmGetSystemRoutineAddress` returned for
-/// `ExAllocatePool2`, so it has that routine's prototype.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct SystemPool {
-    allocate2: PFN_EX_ALLOCATE_POOL2,
+/// `ALLOCATE_POOL2` before the lookup.
+const UNRESOLVED: usize = 0;
+/// `ALLOCATE_POOL2` when the kernel lacks the routine.
+const ABSENT: usize = 1;
+
+/// What the lookup of `ExAllocatePool2` found: [`UNRESOLVED`], [`ABSENT`], or the routine's
+/// address. A driver-wide cache: one image, one kernel, one answer. (`core`'s atomic even under
+/// loom: the lookup is not part of the concurrency model.)
+static ALLOCATE_POOL2: AtomicUsize = AtomicUsize::new(UNRESOLVED);
+
+type AllocatePool2 =
+    unsafe extern "system" fn(ks_sys::POOL_FLAGS, ks_sys::SIZE_T, ks_sys::ULONG) -> ks_sys::PVOID;
+
+/// `ExAllocatePool2`, if the kernel has it. The driver's first call looks it up, so it must run
+/// at PASSIVE_LEVEL: every path that can make the first call (creating a pool or an allocator
+/// context) does, by its own contract.
+fn allocate_pool2() -> Option<AllocatePool2> {
+    // ORDERING: Acquire pairs with the Release store below; the value is a plain address, so
+    // seeing it is all that is needed.
+    let address = match ALLOCATE_POOL2.load(Ordering::Acquire) {
+        UNRESOLVED => {
+            let address = look_up_allocate_pool2();
+            // Two CPUs may race here; both store the same answer.
+            // ORDERING: Release pairs with the Acquire load above.
+            ALLOCATE_POOL2.store(if address == 0 { ABSENT } else { address }, Ordering::Release);
+            address
+        }
+        ABSENT => 0,
+        address => address,
+    };
+    if address == 0 {
+        return None;
+    }
+    // SAFETY: a non-zero value other than ABSENT is only ever stored from the kernel's
+    // `MmGetSystemRoutineAddress(L"ExAllocatePool2")`, whose prototype is `AllocatePool2`.
+    Some(unsafe { core::mem::transmute::<usize, AllocatePool2>(address) })
 }
 
-impl SystemPool {
-    /// Looks up `ExAllocatePool2`. PASSIVE_LEVEL.
-    pub(crate) fn resolve() -> Self {
-        #[allow(clippy::cast_possible_truncation, reason = "30 bytes")]
-        let length = (EX_ALLOCATE_POOL2.len() * 2) as u16;
-        let mut name = UNICODE_STRING {
-            Length: length,
-            MaximumLength: length,
-            Buffer: EX_ALLOCATE_POOL2.as_ptr().cast_mut(),
-        };
-        // SAFETY: `name` is a valid UNICODE_STRING over a static buffer of `Length` bytes; the
-        // routine only reads it. The caller runs at PASSIVE_LEVEL (this function's contract).
-        let address = unsafe { ks_sys::MmGetSystemRoutineAddress(&raw mut name) };
-        let allocate2 = if address.is_null() {
-            None
-        } else {
-            // SAFETY: the kernel returned the address of its `ExAllocatePool2` export, whose
-            // prototype is `PFN_EX_ALLOCATE_POOL2`'s.
-            // INVARIANT: set only from that lookup.
-            Some(unsafe {
-                core::mem::transmute::<
-                    ks_sys::PVOID,
-                    unsafe extern "system" fn(
-                        ks_sys::POOL_FLAGS,
-                        ks_sys::SIZE_T,
-                        ks_sys::ULONG,
-                    ) -> ks_sys::PVOID,
-                >(address)
-            })
-        };
-        Self { allocate2 }
-    }
+/// `MmGetSystemRoutineAddress(L"ExAllocatePool2")` as an address, 0 if absent. PASSIVE_LEVEL.
+fn look_up_allocate_pool2() -> usize {
+    #[expect(clippy::cast_possible_truncation, reason = "30 bytes")]
+    let length = (EX_ALLOCATE_POOL2.len() * 2) as u16;
+    let mut name = UNICODE_STRING {
+        Length: length,
+        MaximumLength: length,
+        Buffer: EX_ALLOCATE_POOL2.as_ptr().cast_mut(),
+    };
+    // SAFETY: `name` is a valid UNICODE_STRING over a static buffer of `Length` bytes; the
+    // routine only reads it. The caller runs at PASSIVE_LEVEL (this function's contract).
+    let address = unsafe { ks_sys::MmGetSystemRoutineAddress(&raw mut name) };
+    address as usize
+}
 
-    /// Whether `ExAllocatePool2` is in use (rather than the `ExAllocatePoolWithTag` fallback).
-    pub(crate) const fn has_allocate_pool2(self) -> bool {
-        self.allocate2.is_some()
-    }
+/// Whether the kernel has `ExAllocatePool2` (false: the `ExAllocatePoolWithTag` fallback of
+/// Windows before 10 version 2004 is used). Looks the routine up if that has not happened yet.
+///
+/// # IRQL
+///
+/// PASSIVE_LEVEL for the first call of the driver; any IRQL after that.
+#[must_use]
+pub fn uses_allocate_pool2() -> bool {
+    allocate_pool2().is_some()
+}
 
-    /// `bytes` zeroed bytes of pool memory with `tag`, or `None`. IRQL <= DISPATCH_LEVEL for
-    /// non-paged pool, <= APC_LEVEL for paged pool. Allocations of `PAGE_SIZE` bytes or more are
-    /// page aligned, smaller ones 16-byte aligned on 64-bit Windows.
-    pub(crate) fn allocate(self, kind: PoolKind, bytes: usize, tag: u32) -> Option<NonNull<u8>> {
-        if let Some(allocate2) = self.allocate2 {
-            let flags = match kind {
-                PoolKind::NonPaged => POOL_FLAG_NON_PAGED,
-                PoolKind::Paged => POOL_FLAG_PAGED,
-            };
-            // SAFETY: `allocate2` is ExAllocatePool2 (type invariant); the arguments are plain
-            // values.
-            return NonNull::new(unsafe { allocate2(flags, bytes, tag) }.cast::<u8>());
-        }
-        let pool_type = match kind {
-            PoolKind::NonPaged => ks_sys::NonPagedPoolNx,
-            PoolKind::Paged => ks_sys::PagedPool,
+/// `bytes` zeroed bytes of pool memory with `tag`, or `None`. IRQL <= DISPATCH_LEVEL for
+/// non-paged pool, <= APC_LEVEL for paged pool (PASSIVE_LEVEL for the driver's first
+/// allocation, which looks up `ExAllocatePool2`). Allocations of `PAGE_SIZE` bytes or more are
+/// page aligned, smaller ones 16-byte aligned on 64-bit Windows.
+pub(crate) fn allocate(kind: PoolKind, bytes: usize, tag: u32) -> Option<NonNull<u8>> {
+    if let Some(allocate2) = allocate_pool2() {
+        let flags = match kind {
+            PoolKind::NonPaged => POOL_FLAG_NON_PAGED,
+            PoolKind::Paged => POOL_FLAG_PAGED,
         };
-        // SAFETY: plain-value arguments; the caller's IRQL suits `kind`.
-        let memory = NonNull::new(
-            unsafe { ks_sys::ExAllocatePoolWithTag(pool_type, bytes, tag) }.cast::<u8>(),
-        )?;
-        // SAFETY: `memory` is a fresh allocation of `bytes` bytes.
-        unsafe { memory.as_ptr().write_bytes(0, bytes) };
-        Some(memory)
+        // SAFETY: `allocate2` is ExAllocatePool2 (see `allocate_pool2`); the arguments are plain
+        // values.
+        return NonNull::new(unsafe { allocate2(flags, bytes, tag) }.cast());
     }
+    let pool_type = match kind {
+        PoolKind::NonPaged => ks_sys::NonPagedPoolNx,
+        PoolKind::Paged => ks_sys::PagedPool,
+    };
+    // SAFETY: plain-value arguments; the caller's IRQL suits `kind`.
+    let memory =
+        NonNull::new(unsafe { ks_sys::ExAllocatePoolWithTag(pool_type, bytes, tag) }.cast::<u8>())?;
+    // SAFETY: `memory` is a fresh allocation of `bytes` bytes.
+    unsafe { memory.as_ptr().write_bytes(0, bytes) };
+    Some(memory)
+}
 
-    /// Frees what [`SystemPool::allocate`] returned (the same routine serves both allocation
-    /// paths).
-    ///
-    /// # Safety
-    ///
-    /// `memory` came from `allocate` with `tag` and is freed once; IRQL as for `allocate`.
-    pub(crate) unsafe fn free(memory: NonNull<u8>, tag: u32) {
-        // SAFETY: the caller's contract.
-        unsafe { ks_sys::ExFreePoolWithTag(memory.as_ptr().cast(), tag) };
-    }
+/// Frees what [`allocate`] returned (the same routine serves both allocation paths).
+///
+/// # Safety
+///
+/// `memory` came from `allocate` with `tag` and is freed once; IRQL as for `allocate`.
+pub(crate) unsafe fn free(memory: NonNull<u8>, tag: u32) {
+    // SAFETY: the caller's contract.
+    unsafe { ks_sys::ExFreePoolWithTag(memory.as_ptr().cast(), tag) };
 }
 
 /// A NUL-terminated message of at most `N - 1` bytes; longer text is cut.
@@ -152,5 +170,85 @@ pub(crate) fn debug_print(level: u32, message: fmt::Arguments<'_>) {
             c"%s".as_ptr(),
             text.bytes.as_ptr(),
         );
+    }
+}
+
+/// In debug builds, stops in the kernel debugger if one is attached; nothing otherwise (a
+/// breakpoint without a debugger is a bugcheck). Any IRQL. Callers print why first.
+pub(crate) fn debug_break() {
+    if !cfg!(debug_assertions) {
+        return;
+    }
+    // SAFETY: no arguments; callable at any IRQL.
+    if unsafe { ks_sys::KdRefreshDebuggerNotPresent() } == 0 {
+        // SAFETY: a debugger is attached, so the breakpoint exception is handled by it.
+        unsafe { ks_sys::DbgBreakPoint() };
+    }
+}
+
+/// A `T` in non-paged system pool, owned: the allocator contexts KS stores as a `PVOID`.
+///
+/// # Invariants
+///
+/// `block` points at a live, initialised `T` at the start of a non-paged pool block allocated
+/// with [`CONTEXT_TAG`](crate::tags::CONTEXT_TAG), owned by this value.
+pub(crate) struct PoolBox<T> {
+    block: NonNull<T>,
+}
+
+impl<T> PoolBox<T> {
+    /// Moves `value` into non-paged pool, or gives it back when the pool has no memory.
+    /// IRQL <= DISPATCH_LEVEL (PASSIVE_LEVEL for the driver's first allocation).
+    pub(crate) fn new(value: T) -> Result<Self, T> {
+        const {
+            assert!(align_of::<T>() <= 16, "pool blocks are 16-byte aligned");
+        }
+        let tag = crate::tags::CONTEXT_TAG;
+        let Some(block) = allocate(PoolKind::NonPaged, size_of::<T>().max(1), tag) else {
+            return Err(value);
+        };
+        let block = block.cast::<T>();
+        // SAFETY: `block` is a fresh allocation of at least `size_of::<T>()` bytes, 16-byte
+        // aligned (enough, asserted above).
+        unsafe { block.write(value) };
+        // INVARIANT: initialised just now, in a block with CONTEXT_TAG.
+        Ok(Self { block })
+    }
+
+    /// The raw pointer, ownership passed to the caller (what `*Context` receives).
+    pub(crate) fn into_raw(self) -> *mut T {
+        let raw = self.block.as_ptr();
+        core::mem::forget(self);
+        raw
+    }
+
+    /// Takes back ownership of what [`into_raw`](Self::into_raw) returned.
+    ///
+    /// # Safety
+    ///
+    /// `raw` came from `into_raw` and is taken back once.
+    pub(crate) unsafe fn from_raw(raw: NonNull<T>) -> Self {
+        // INVARIANT: the caller's contract; `into_raw` kept the block alive and initialised.
+        Self { block: raw }
+    }
+
+    /// The `T` behind a pointer from [`into_raw`](Self::into_raw), borrowed.
+    ///
+    /// # Safety
+    ///
+    /// `raw` came from `into_raw` and is not taken back while the borrow lives.
+    pub(crate) unsafe fn borrow<'a>(raw: NonNull<T>) -> &'a T {
+        // SAFETY: the caller's contract: a live, initialised `T`.
+        unsafe { raw.as_ref() }
+    }
+}
+
+impl<T> Drop for PoolBox<T> {
+    /// Drops the `T` and frees the block. IRQL as `T`'s drop needs, at most DISPATCH_LEVEL.
+    fn drop(&mut self) {
+        // SAFETY: the type invariant: a live `T`, dropped exactly once, here.
+        unsafe { self.block.drop_in_place() };
+        // SAFETY: the type invariant: the block came from the pool with CONTEXT_TAG; freed once.
+        unsafe { free(self.block.cast(), crate::tags::CONTEXT_TAG) };
     }
 }

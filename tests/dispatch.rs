@@ -1,125 +1,253 @@
 //! The `KSALLOCATOR_DISPATCH` tables called through their C function pointers, exactly as
-//! ks.sys calls them, on the user-mode host: the default allocator, a vendor allocator, the
-//! `KsCreateDefaultAllocatorEx` path, bad input, and a fault-injection sweep over
-//! `InitializeAllocator`.
+//! AVStream calls them (ks-host's `DispatchAllocator`), on the user-mode host: the default
+//! allocator, the request held against the pin and the budget, deleting with frames outstanding,
+//! a driver's own allocator, the `KsCreateDefaultAllocatorEx` path, bad input, and a
+//! fault-injection sweep over `InitializeAllocator`.
 
 extern crate ks_host;
 
 use std::ptr::{self, NonNull};
 
 use ks_allocator::{
-    DEFAULT_DISPATCH, DefaultAllocator, Error, FramePool, PinAllocator, PoolConfig,
-    dispatch::AllocatorOwner,
-    dispatch_table,
-    framing::{Framing, OptionFlags, PoolType},
+    AllocatorRequest, Budget, DEFAULT_DISPATCH, DefaultAllocator, Error, FramePool, PinAllocator,
+    PinConstraints, PoolConfig, dispatch_table,
+    framing::{FramingEx, FramingItem, FramingRange, ItemFlags, MemoryType, OptionFlags, PoolType},
     pool::FrameMemory,
 };
-use ks_host::{Session, ks::AllocatorCreateRequest};
+use ks_host::{Session, ks::AllocatorCreateRequest, ks::DispatchAllocator};
 use ks_sys::{
-    KSALLOCATOR_DISPATCH, KSALLOCATOR_FRAMING, KSPIN, NTSTATUS, PVOID,
-    STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_PARAMETER, STATUS_SUCCESS,
+    KSALLOCATOR_DISPATCH, KSALLOCATOR_FRAMING, KSPIN, KSPIN_DESCRIPTOR_EX, NTSTATUS, PVOID,
+    STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_PARAMETER,
 };
 
-const SENTINEL: PVOID = 0x5EED as PVOID;
-
 fn framing(frames: u32, frame_size: u32, alignment: u32) -> KSALLOCATOR_FRAMING {
-    Framing::request(OptionFlags::SYSTEM_MEMORY, PoolType::NON_PAGED, frames, frame_size, alignment)
-        .to_raw()
+    ks_allocator::framing::Framing::request(
+        OptionFlags::SYSTEM_MEMORY,
+        PoolType::NON_PAGED,
+        frames,
+        frame_size,
+        alignment,
+    )
+    .to_raw()
 }
 
-/// A pin object for the callbacks' `Pin` argument; the allocator only keeps its address.
-fn pin() -> Box<KSPIN> {
-    // SAFETY: KSPIN is plain data (pointers, integers, GUIDs); all zeros is a valid value.
-    Box::new(unsafe { std::mem::zeroed() })
+fn paged(frames: u32, frame_size: u32) -> KSALLOCATOR_FRAMING {
+    KSALLOCATOR_FRAMING { PoolType: ks_sys::PagedPool, ..framing(frames, frame_size, 0) }
 }
 
-/// Calls `InitializeAllocator` through the table; returns the status and the context.
+/// A pin as AVStream hands it to `InitializeAllocator`: a `KSPIN` whose descriptor has `flags`
+/// and, optionally, a framing.
+struct TestPin {
+    pin: Box<KSPIN>,
+    _descriptor: Box<KSPIN_DESCRIPTOR_EX>,
+    _framing: Option<Box<FramingEx<1>>>,
+}
+
+impl TestPin {
+    fn new(flags: u32, framing: Option<FramingEx<1>>) -> Self {
+        let framing = framing.map(Box::new);
+        // SAFETY: plain-data C structures; zero is a valid value for each field.
+        let mut descriptor: Box<KSPIN_DESCRIPTOR_EX> = Box::new(unsafe { std::mem::zeroed() });
+        descriptor.Flags = flags;
+        descriptor.AllocatorFraming = framing.as_ref().map_or(ptr::null(), |f| f.as_raw());
+        // SAFETY: as above.
+        let mut pin: Box<KSPIN> = Box::new(unsafe { std::mem::zeroed() });
+        pin.Descriptor = &raw const *descriptor;
+        Self { pin, _descriptor: descriptor, _framing: framing }
+    }
+
+    /// A pin without flags or framing.
+    fn plain() -> Self {
+        Self::new(0, None)
+    }
+
+    fn as_ptr(&mut self) -> *mut KSPIN {
+        &raw mut *self.pin
+    }
+}
+
+/// `InitializeAllocator` through `table`, as AVStream calls it.
 fn initialize(
-    table: &KSALLOCATOR_DISPATCH,
-    pin: &mut KSPIN,
-    mut framing: KSALLOCATOR_FRAMING,
-) -> (NTSTATUS, PVOID) {
-    let mut context = SENTINEL;
-    let initialize = table.InitializeAllocator.expect("InitializeAllocator");
-    // SAFETY: what ks.sys passes: a pin, a framing it owns for the call, an out-pointer.
-    let status = unsafe { initialize(pin, &raw mut framing, &raw mut context) };
-    (status, context)
-}
-
-fn allocate(table: &KSALLOCATOR_DISPATCH, context: PVOID) -> PVOID {
-    // SAFETY: a live context from InitializeAllocator.
-    unsafe { table.Allocate.expect("Allocate")(context) }
-}
-
-fn free(table: &KSALLOCATOR_DISPATCH, context: PVOID, frame: PVOID) {
-    // SAFETY: a live context from InitializeAllocator.
-    unsafe { table.Free.expect("Free")(context, frame) }
-}
-
-fn delete(table: &KSALLOCATOR_DISPATCH, context: PVOID) {
-    // SAFETY: a live context from InitializeAllocator, deleted once.
-    unsafe { table.DeleteAllocator.expect("DeleteAllocator")(context) }
+    table: &'static KSALLOCATOR_DISPATCH,
+    pin: &mut TestPin,
+    framing: KSALLOCATOR_FRAMING,
+) -> Result<DispatchAllocator, NTSTATUS> {
+    // SAFETY: a live test pin (its descriptor and framing included) that outlives the allocator
+    // in every test below.
+    unsafe { DispatchAllocator::initialize(table, pin.as_ptr(), &framing) }
 }
 
 #[test]
 fn default_dispatch_allocates_n_frames_then_null_and_deletes_without_leaks() {
     let host = Session::begin();
-    let mut pin = pin();
-    let table = DEFAULT_DISPATCH;
-    let (status, context) = initialize(table, &mut pin, framing(4, 230_400, 0x3F));
-    assert_eq!(status, STATUS_SUCCESS);
-    assert_ne!(context, SENTINEL);
+    let mut pin = TestPin::plain();
+    let allocator = initialize(DEFAULT_DISPATCH, &mut pin, framing(4, 230_400, 0x3F)).unwrap();
     assert!(host.live().count >= 3, "context, bookkeeping and frames");
-
-    let frames: Vec<PVOID> = (0..4).map(|_| allocate(table, context)).collect();
-    assert!(frames.iter().all(|f| !f.is_null() && (*f as usize).trailing_zeros() >= 6));
-    assert!(allocate(table, context).is_null(), "the fifth allocation finds nothing");
-    ks_host::irql::at_dispatch(|| {
-        for frame in &frames {
-            free(table, context, *frame);
-        }
-        assert!(!allocate(table, context).is_null(), "Allocate works at DISPATCH_LEVEL");
-    });
-    delete(table, context);
+    let calls = ks_host::pool::allocation_calls();
+    let frames: Vec<NonNull<u8>> = (0..4).map(|_| allocator.allocate().unwrap()).collect();
+    assert!(frames.iter().all(|f| (f.as_ptr() as usize).trailing_zeros() >= 6));
+    assert_eq!(allocator.allocate(), None, "the fifth allocation finds nothing");
+    for frame in &frames {
+        allocator.free(*frame);
+    }
+    assert!(allocator.allocate().is_some(), "frames come back");
+    assert_eq!(ks_host::pool::allocation_calls(), calls, "Allocate never calls the system pool");
+    drop(allocator);
+    assert!(host.take_output().len() == 1, "the frame still out at delete is reported");
+    if cfg!(debug_assertions) {
+        assert_eq!(host.take_violations().len(), 1, "and stops in the debugger");
+    }
     assert!(host.live().is_empty(), "{}", host.live());
 }
 
 #[test]
-fn delete_releases_frames_still_outstanding() {
+fn an_uncapped_request_is_preallocated_and_allocate_never_grows_it() {
     let host = Session::begin();
-    let mut pin = pin();
-    let (status, context) = initialize(DEFAULT_DISPATCH, &mut pin, framing(3, 1 << 20, 0xFFF));
-    assert_eq!(status, STATUS_SUCCESS);
-    for _ in 0..3 {
-        assert!(!allocate(DEFAULT_DISPATCH, context).is_null());
+    let mut pin = TestPin::plain();
+    let allocator = initialize(DEFAULT_DISPATCH, &mut pin, framing(0, 4096, 0)).unwrap();
+    let calls = ks_host::pool::allocation_calls();
+    let uncapped = PoolConfig::DEFAULT.uncapped_frames as usize;
+    let frames: Vec<NonNull<u8>> = std::iter::from_fn(|| allocator.allocate()).collect();
+    assert_eq!(frames.len(), uncapped, "Frames = 0 gets the budget's documented count");
+    assert_eq!(ks_host::pool::allocation_calls(), calls, "no pool call from Allocate");
+    for frame in frames {
+        allocator.free(frame);
     }
-    delete(DEFAULT_DISPATCH, context);
+    drop(allocator);
+    assert!(host.live().is_empty() && host.take_output().is_empty());
+}
+
+#[test]
+fn delete_with_frames_outstanding_releases_them_and_reports_the_count() {
+    let host = Session::begin();
+    let mut pin = TestPin::plain();
+    let allocator = initialize(DEFAULT_DISPATCH, &mut pin, framing(3, 1 << 20, 0xFFF)).unwrap();
+    for _ in 0..3 {
+        assert!(allocator.allocate().is_some());
+    }
+    drop(allocator);
     assert!(host.live().is_empty(), "{}", host.live());
+    let output = host.take_output();
+    assert_eq!(output.len(), 1);
+    assert_eq!(output[0].level, ks_sys::DPFLTR_ERROR_LEVEL);
+    assert!(output[0].text.contains("3 of 3 frames outstanding"), "{}", output[0].text);
+    let violations = host.take_violations();
+    if cfg!(debug_assertions) {
+        assert!(
+            matches!(&violations[..], [v] if v.routine == "DbgBreakPoint"),
+            "debug builds stop in the debugger: {violations:?}"
+        );
+    } else {
+        assert!(violations.is_empty());
+    }
+}
+
+#[test]
+fn paged_frames_are_refused_for_pins_that_need_nonpaged_frames() {
+    let host = Session::begin();
+    for flags in
+        [ks_sys::KSPIN_FLAG_DISPATCH_LEVEL_PROCESSING, ks_sys::KSPIN_FLAG_GENERATE_MAPPINGS]
+    {
+        let mut pin = TestPin::new(flags, None);
+        let result = initialize(DEFAULT_DISPATCH, &mut pin, paged(2, 4096));
+        assert_eq!(result.err(), Some(STATUS_INVALID_PARAMETER), "flags {flags:#x}");
+        let output = host.take_output();
+        assert_eq!(output.len(), 1, "{output:?}");
+        assert!(output[0].text.contains("allocator request for"), "{}", output[0].text);
+        assert!(output[0].text.contains("must be non-paged"), "{}", output[0].text);
+        // Non-paged frames are fine for the same pin.
+        let allocator = initialize(DEFAULT_DISPATCH, &mut pin, framing(2, 4096, 0)).unwrap();
+        drop(allocator);
+    }
+    // An ordinary pin may have paged frames.
+    let mut pin = TestPin::plain();
+    let allocator = initialize(DEFAULT_DISPATCH, &mut pin, paged(2, 4096)).unwrap();
+    // SAFETY: the context DEFAULT_DISPATCH stores is a DefaultAllocator.
+    let context = unsafe { &*allocator.context().cast::<DefaultAllocator>() };
+    assert!(context.pool().memory().is_paged());
+    drop(allocator);
+    assert!(host.live().is_empty(), "{}", host.live());
+}
+
+#[test]
+fn requests_beyond_the_budget_are_refused_before_anything_is_allocated() {
+    let host = Session::begin();
+    let mut pin = TestPin::plain();
+    let calls = ks_host::pool::allocation_calls();
+    // 65535 frames of 64 KiB would be 4 GiB of non-paged pool.
+    let cases = [
+        (framing(65_535, 64 << 10, 0), "Frames 65535 exceeds the allocator budget of 1024 frames"),
+        (framing(1024, 1 << 20, 0), "exceed the allocator budget of 67108864 bytes"),
+        (framing(2, u32::MAX, 0xFFF), "exceed the allocator budget"),
+    ];
+    for (request, message) in cases {
+        let result = initialize(DEFAULT_DISPATCH, &mut pin, request);
+        assert_eq!(result.err(), Some(STATUS_INSUFFICIENT_RESOURCES), "{request:?}");
+        let output = host.take_output();
+        assert!(output[0].text.contains(message), "{}", output[0].text);
+    }
+    assert_eq!(ks_host::pool::allocation_calls(), calls, "nothing was allocated");
+    assert!(host.live().is_empty());
+}
+
+#[test]
+fn frames_larger_than_the_pins_physical_maximum_are_refused() {
+    let host = Session::begin();
+    // The avshws capture pin after KsEdit: exactly 153600-byte frames.
+    let declared = FramingEx::new([FramingItem::new(MemoryType::KERNEL_NONPAGED)
+        .with_flags(ItemFlags::SYSTEM_MEMORY.union(ItemFlags::PREFERENCES_ONLY))
+        .with_frames(2)
+        .with_exact_size(153_600)]);
+    let mut pin = TestPin::new(0, Some(declared));
+    let result = initialize(DEFAULT_DISPATCH, &mut pin, framing(2, 153_601, 0));
+    assert_eq!(result.err(), Some(STATUS_INVALID_PARAMETER));
+    let output = host.take_output();
+    assert!(
+        output[0].text.contains("FrameSize 153601 exceeds the pin framing's largest physical"),
+        "{}",
+        output[0].text
+    );
+    // The pin's own request (what negotiation gives for it) is accepted.
+    let sink = FramingEx::new([FramingItem::new(MemoryType::KERNEL_NONPAGED)]);
+    let plan = ks_allocator::negotiate(&declared.view(), &sink.view()).unwrap();
+    let allocator = initialize(DEFAULT_DISPATCH, &mut pin, plan.framing.to_raw()).unwrap();
+    let frame = allocator.allocate().unwrap();
+    allocator.free(frame);
+    drop(allocator);
+    // A pin whose framing takes any size does not limit the request.
+    let any =
+        FramingEx::new([FramingItem::new(MemoryType::KERNEL_NONPAGED)
+            .with_physical_range(FramingRange::DONT_CARE)]);
+    let mut pin = TestPin::new(0, Some(any));
+    drop(initialize(DEFAULT_DISPATCH, &mut pin, framing(2, 1 << 20, 0)).unwrap());
+    assert!(host.live().is_empty() && host.take_output().is_empty());
 }
 
 #[test]
 fn bad_frees_through_the_table_are_harmless() {
     let host = Session::begin();
-    let mut pin = pin();
-    let (_, context) = initialize(DEFAULT_DISPATCH, &mut pin, framing(2, 4096, 0));
-    let frame = allocate(DEFAULT_DISPATCH, context);
-    free(DEFAULT_DISPATCH, context, frame);
-    free(DEFAULT_DISPATCH, context, frame); // double
-    free(DEFAULT_DISPATCH, context, frame.cast::<u8>().wrapping_add(8).cast()); // interior
-    free(DEFAULT_DISPATCH, context, ptr::null_mut()); // NULL is ignored
+    let mut pin = TestPin::plain();
+    let allocator = initialize(DEFAULT_DISPATCH, &mut pin, framing(2, 4096, 0)).unwrap();
+    let frame = allocator.allocate().unwrap();
+    allocator.free(frame);
+    allocator.free(frame); // double
+    allocator.free_raw(frame.as_ptr().wrapping_add(8).cast()); // interior
+    allocator.free_raw(ptr::null_mut()); // NULL is ignored
     let mut local = 0u8;
-    free(DEFAULT_DISPATCH, context, (&raw mut local).cast()); // foreign
-    let again = [allocate(DEFAULT_DISPATCH, context), allocate(DEFAULT_DISPATCH, context)];
-    assert!(again.iter().all(|f| !f.is_null()) && again[0] != again[1]);
-    assert!(allocate(DEFAULT_DISPATCH, context).is_null());
+    allocator.free_raw((&raw mut local).cast()); // foreign
+    let again = [allocator.allocate().unwrap(), allocator.allocate().unwrap()];
+    assert_ne!(again[0], again[1]);
+    assert!(allocator.allocate().is_none());
     assert_eq!(host.take_output().len(), 3, "double, interior and foreign are each reported");
-    delete(DEFAULT_DISPATCH, context);
+    for frame in again {
+        allocator.free(frame);
+    }
 }
 
 #[test]
 fn invalid_framings_and_pointers_fail_without_touching_the_context() {
     let _host = Session::begin();
-    let mut pin = pin();
+    let mut pin = TestPin::plain();
     let bad = [
         framing(2, 0, 0),
         framing(2, 100, 6),
@@ -127,79 +255,76 @@ fn invalid_framings_and_pointers_fail_without_touching_the_context() {
         KSALLOCATOR_FRAMING { OptionsFlags: 0x4000_0000, ..framing(2, 100, 0) },
         KSALLOCATOR_FRAMING { PoolType: 7, ..framing(2, 100, 0) },
     ];
-    for framing in bad {
-        let (status, context) = initialize(DEFAULT_DISPATCH, &mut pin, framing);
-        assert_eq!(status, STATUS_INVALID_PARAMETER, "{framing:?}");
-        assert_eq!(context, SENTINEL, "*Context is written only on success");
+    for request in bad {
+        // The host records a violation if *Context is written on failure.
+        let result = initialize(DEFAULT_DISPATCH, &mut pin, request);
+        assert_eq!(result.err(), Some(STATUS_INVALID_PARAMETER), "{request:?}");
     }
     let initialize = DEFAULT_DISPATCH.InitializeAllocator.unwrap();
-    let mut context = SENTINEL;
+    let sentinel: PVOID = ptr::without_provenance_mut(0x5EED);
+    let mut context = sentinel;
     let mut raw = framing(2, 100, 0);
     // SAFETY: NULL framing / NULL context are what the trampoline must reject.
     unsafe {
         assert_eq!(
-            initialize(&raw mut *pin, ptr::null_mut(), &raw mut context),
+            initialize(pin.as_ptr(), ptr::null_mut(), &raw mut context),
             STATUS_INVALID_PARAMETER
         );
     }
     // SAFETY: as above.
     unsafe {
         assert_eq!(
-            initialize(&raw mut *pin, &raw mut raw, ptr::null_mut()),
+            initialize(pin.as_ptr(), &raw mut raw, ptr::null_mut()),
             STATUS_INVALID_PARAMETER
         );
     }
-    assert_eq!(context, SENTINEL);
+    assert_eq!(context, sentinel);
 }
 
 #[test]
 fn fault_injection_sweep_over_initialize_allocator() {
     let host = Session::begin();
-    let mut pin = pin();
+    let mut pin = TestPin::plain();
     for raw in [framing(4, 153_600, 0), framing(0, 4096, 0xFFF)] {
         let mut failures = 0;
         for n in 1.. {
             ks_host::pool::fail_nth(n);
-            let (status, context) = initialize(DEFAULT_DISPATCH, &mut pin, raw);
+            let result = initialize(DEFAULT_DISPATCH, &mut pin, raw);
             ks_host::pool::clear_failures();
-            if status == STATUS_SUCCESS {
-                assert!(n > 1);
-                delete(DEFAULT_DISPATCH, context);
-                assert!(host.live().is_empty());
-                break;
+            match result {
+                Ok(allocator) => {
+                    assert!(n > 1);
+                    drop(allocator);
+                    assert!(host.live().is_empty());
+                    break;
+                }
+                Err(status) => {
+                    failures += 1;
+                    assert_eq!(status, STATUS_INSUFFICIENT_RESOURCES, "allocation {n}");
+                    assert!(host.live().is_empty(), "allocation {n} leaked: {}", host.live());
+                }
             }
-            failures += 1;
-            assert_eq!(status, STATUS_INSUFFICIENT_RESOURCES, "allocation {n}");
-            assert_eq!(context, SENTINEL, "allocation {n}: *Context written on failure");
-            assert!(host.live().is_empty(), "allocation {n} leaked: {}", host.live());
         }
-        assert_eq!(failures, 3, "bookkeeping, frames and context: each failure point was hit");
+        assert_eq!(failures, 3, "frames, bookkeeping and context: each failure point was hit");
     }
-}
-
-#[test]
-fn paged_pool_type_gets_paged_frames() {
-    let _host = Session::begin();
-    let framing = Framing::request(OptionFlags::SYSTEM_MEMORY, PoolType::PAGED, 2, 4096, 0);
-    let allocator =
-        DefaultAllocator::initialize(AllocatorOwner::from_ptr(ptr::null_mut()), &framing).unwrap();
-    assert!(allocator.pool().memory().is_paged());
-    assert!(!allocator.pool().usable_at_dispatch());
 }
 
 #[test]
 fn the_stream_class_path_serves_allocator_objects() {
     let host = Session::begin();
     let mut request = AllocatorCreateRequest::new(&framing(3, 8192, 7));
-    let filter_context = 0xF117 as PVOID;
-    // SAFETY: the IRP of a live allocator create request.
-    let result = unsafe {
-        ks_allocator::dispatch::create_allocator_object::<DefaultAllocator>(
-            request.irp(),
-            filter_context,
-        )
+    let owner: PVOID = ptr::without_provenance_mut(0xF117);
+    let create = |request: &mut AllocatorCreateRequest, constraints| {
+        // SAFETY: the IRP of a live allocator create request.
+        unsafe {
+            ks_allocator::dispatch::create_allocator_object::<DefaultAllocator>(
+                request.irp(),
+                owner,
+                constraints,
+            )
+        }
     };
-    assert_eq!(result, Ok(()));
+    assert_eq!(create(&mut request, PinConstraints::NONE), Ok(()));
     let object = request.allocator().expect("allocator object");
     let frames: Vec<NonNull<u8>> = std::iter::from_fn(|| object.allocate_frame()).collect();
     assert_eq!(frames.len(), 3);
@@ -216,26 +341,18 @@ fn the_stream_class_path_serves_allocator_objects() {
         [vec![0u8; 20], bytes_of(&framing(3, 0, 0)), bytes_of(&framing(3, 64, 0x2000))]
     {
         let mut request = AllocatorCreateRequest::with_parameters(&parameters);
-        // SAFETY: as above.
-        let result = unsafe {
-            ks_allocator::dispatch::create_allocator_object::<DefaultAllocator>(
-                request.irp(),
-                filter_context,
-            )
-        };
-        assert_eq!(result, Err(Error::INVALID_PARAMETER));
+        assert_eq!(create(&mut request, PinConstraints::NONE), Err(Error::INVALID_PARAMETER));
         assert!(request.allocator().is_none());
     }
+    // The filter's pin constraints hold here too.
+    let mut request = AllocatorCreateRequest::new(&paged(2, 4096));
+    let dispatch_pin = PinConstraints::NONE.with_nonpaged_only(true);
+    assert_eq!(create(&mut request, dispatch_pin), Err(Error::INVALID_PARAMETER));
+    assert!(host.take_output()[0].text.contains("must be non-paged"));
     // And InitializeAllocator's failure is the create's failure.
     ks_host::pool::fail_all();
     let mut request = AllocatorCreateRequest::new(&framing(3, 64, 0));
-    // SAFETY: as above.
-    let result = unsafe {
-        ks_allocator::dispatch::create_allocator_object::<DefaultAllocator>(
-            request.irp(),
-            filter_context,
-        )
-    };
+    let result = create(&mut request, PinConstraints::NONE);
     ks_host::pool::clear_failures();
     assert_eq!(result, Err(Error::INSUFFICIENT_RESOURCES));
     assert!(request.allocator().is_none());
@@ -243,11 +360,11 @@ fn the_stream_class_path_serves_allocator_objects() {
 }
 
 fn bytes_of(framing: &KSALLOCATOR_FRAMING) -> Vec<u8> {
-    Framing::from_raw(framing).to_bytes().to_vec()
+    ks_allocator::framing::Framing::from_raw(framing).to_bytes().to_vec()
 }
 
-/// A driver's own allocator: frames from a device buffer, built into a dispatch table with one
-/// line.
+/// A driver's own allocator: frames from a device buffer, with a budget of its own, built into a
+/// dispatch table with one line.
 struct DeviceAllocator {
     pool: FramePool<Bump>,
 }
@@ -256,8 +373,8 @@ struct Bump {
     region: std::sync::Mutex<Option<(usize, usize)>>,
 }
 
-// SAFETY: hands out one 64-byte-aligned block of at most 64 KiB from the system allocator and
-// takes it back; usable anywhere.
+// SAFETY: hands out one 64-byte-aligned block from the system allocator and takes it back;
+// usable anywhere.
 unsafe impl FrameMemory for Bump {
     fn usable_at_dispatch(&self) -> bool {
         true
@@ -281,14 +398,11 @@ unsafe impl FrameMemory for Bump {
 }
 
 impl PinAllocator for DeviceAllocator {
-    fn initialize(owner: AllocatorOwner, framing: &Framing) -> ks_allocator::Result<Self> {
+    const BUDGET: PoolConfig = PoolConfig::DEFAULT.with_max_frames(4).with_max_bytes(64 << 10);
+
+    fn initialize(request: &AllocatorRequest) -> ks_allocator::Result<Self> {
         let memory = Bump { region: std::sync::Mutex::new(None) };
-        let pool = FramePool::new(
-            framing,
-            memory,
-            PoolConfig::DEFAULT.with_owner(owner.as_ptr() as usize),
-        )?;
-        Ok(Self { pool })
+        Ok(Self { pool: FramePool::new(request, memory)? })
     }
     fn allocate(&self) -> Option<NonNull<u8>> {
         self.pool.allocate()
@@ -301,23 +415,73 @@ impl PinAllocator for DeviceAllocator {
 static DEVICE_DISPATCH: &KSALLOCATOR_DISPATCH = dispatch_table::<DeviceAllocator>();
 
 #[test]
-fn a_driver_builds_a_table_from_its_own_allocator() {
+fn a_driver_builds_a_table_from_its_own_allocator_and_budget() {
     let host = Session::begin();
-    let mut pin = pin();
-    let (status, context) = initialize(DEVICE_DISPATCH, &mut pin, framing(2, 1000, 0x3F));
-    assert_eq!(status, STATUS_SUCCESS);
-    let a = allocate(DEVICE_DISPATCH, context);
-    let b = allocate(DEVICE_DISPATCH, context);
-    assert!(!a.is_null() && !b.is_null() && allocate(DEVICE_DISPATCH, context).is_null());
+    let mut pin = TestPin::plain();
+    let allocator = initialize(DEVICE_DISPATCH, &mut pin, framing(2, 1000, 0x3F)).unwrap();
+    let a = allocator.allocate().unwrap();
+    let b = allocator.allocate().unwrap();
+    assert!(allocator.allocate().is_none());
     // SAFETY: the context is the DeviceAllocator InitializeAllocator stored.
-    let device = unsafe { &*context.cast::<DeviceAllocator>() };
+    let device = unsafe { &*allocator.context().cast::<DeviceAllocator>() };
     let (start, len) = device.pool.memory().region.lock().unwrap().unwrap();
-    assert!(
-        (a as usize) >= start && (b as usize) + 1000 <= start + len,
-        "frames come from the device block"
+    let (a_address, b_address) = (a.as_ptr() as usize, b.as_ptr() as usize);
+    assert!(a_address >= start && b_address + 1000 <= start + len, "from the device block");
+    allocator.free(a);
+    allocator.free(b);
+    drop(allocator);
+    // Its budget, not the default one, bounds the requests it gets.
+    assert_eq!(
+        initialize(DEVICE_DISPATCH, &mut pin, framing(5, 1000, 0)).err(),
+        Some(STATUS_INSUFFICIENT_RESOURCES)
     );
-    free(DEVICE_DISPATCH, context, a);
-    free(DEVICE_DISPATCH, context, b);
-    delete(DEVICE_DISPATCH, context);
+    assert_eq!(
+        initialize(DEVICE_DISPATCH, &mut pin, framing(4, 32 << 10, 0)).err(),
+        Some(STATUS_INSUFFICIENT_RESOURCES)
+    );
+    assert_eq!(host.take_output().len(), 2);
     assert!(host.live().is_empty());
+}
+
+/// A budget for `DefaultAllocator`: at most 2 frames.
+struct TwoFrames;
+impl Budget for TwoFrames {
+    const CONFIG: PoolConfig = PoolConfig::DEFAULT.with_max_frames(2).with_uncapped_frames(2);
+}
+
+#[test]
+fn the_default_allocator_takes_a_driver_budget() {
+    let host = Session::begin();
+    let table = dispatch_table::<DefaultAllocator<TwoFrames>>();
+    let mut pin = TestPin::plain();
+    assert_eq!(
+        initialize(table, &mut pin, framing(3, 64, 0)).err(),
+        Some(STATUS_INSUFFICIENT_RESOURCES)
+    );
+    let allocator = initialize(table, &mut pin, framing(0, 64, 0)).unwrap();
+    let frames = [allocator.allocate().unwrap(), allocator.allocate().unwrap()];
+    assert!(allocator.allocate().is_none(), "an uncapped request gets the budget's 2 frames");
+    for frame in frames {
+        allocator.free(frame);
+    }
+    drop(allocator);
+    assert_eq!(host.take_output().len(), 1, "the refusal was reported");
+}
+
+#[test]
+fn the_status_of_a_refusal_is_the_request_errors() {
+    let host = Session::begin();
+    // Every refusal through the table returns exactly what `Error::from(RequestError)` gives.
+    let mut pin = TestPin::new(ks_sys::KSPIN_FLAG_DISPATCH_LEVEL_PROCESSING, None);
+    for raw in [framing(2, 0, 0), paged(2, 64), framing(5000, 64, 0)] {
+        let expected = AllocatorRequest::new(
+            &ks_allocator::framing::Framing::from_raw(&raw),
+            &PinConstraints::NONE.with_nonpaged_only(true),
+            &PoolConfig::DEFAULT,
+        )
+        .map(|_| ())
+        .map_err(|error| Error::from(error).to_status());
+        assert_eq!(initialize(DEFAULT_DISPATCH, &mut pin, raw).map(drop), expected, "{raw:?}");
+    }
+    let _ = host.take_output();
 }

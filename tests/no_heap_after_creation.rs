@@ -9,10 +9,11 @@ use std::{
 };
 
 use ks_allocator::{
-    DEFAULT_DISPATCH, FramePool, PoolConfig,
+    AllocatorRequest, DEFAULT_DISPATCH, FramePool, PinConstraints, PoolConfig,
     framing::{Framing, OptionFlags, PoolType},
-    pool::{FRAME_TAG, SystemMemory},
+    pool::SystemMemory,
 };
+use ks_host::ks::DispatchAllocator;
 
 struct Counting;
 
@@ -54,8 +55,9 @@ fn allocations() -> u64 {
 #[test]
 fn allocate_free_and_stats_allocate_nothing() {
     let framing = Framing::request(OptionFlags::SYSTEM_MEMORY, PoolType::NON_PAGED, 8, 4096, 0xFFF);
-    let pool =
-        FramePool::new(&framing, SystemMemory::non_paged(FRAME_TAG), PoolConfig::DEFAULT).unwrap();
+    let request =
+        AllocatorRequest::new(&framing, &PinConstraints::NONE, &PoolConfig::DEFAULT).unwrap();
+    let pool = FramePool::new(&request, SystemMemory::NON_PAGED).unwrap();
     let before_creation_counted = allocations();
     assert!(
         before_creation_counted > 0,
@@ -77,27 +79,18 @@ fn allocate_free_and_stats_allocate_nothing() {
     assert!(stats_total > 0);
     assert_eq!(allocations() - start, 0, "the hot path allocated");
 
-    // The same through the C dispatch table.
-    let mut raw = framing.to_raw();
-    let mut context = std::ptr::null_mut();
-    // SAFETY: what ks.sys passes to InitializeAllocator.
-    let status = unsafe {
-        DEFAULT_DISPATCH.InitializeAllocator.unwrap()(
-            std::ptr::null_mut(),
-            &raw mut raw,
-            &raw mut context,
-        )
-    };
-    assert_eq!(status, ks_sys::STATUS_SUCCESS);
-    let start = allocations();
-    for _ in 0..100_000 {
-        // SAFETY: a live context.
-        let frame = unsafe { DEFAULT_DISPATCH.Allocate.unwrap()(context) };
-        assert!(!frame.is_null());
-        // SAFETY: a live context and a frame it handed out.
-        unsafe { DEFAULT_DISPATCH.Free.unwrap()(context, frame) };
+    // The same through the C dispatch table, called as AVStream calls it.
+    // SAFETY: a NULL pin (no constraints) and the library's own table.
+    let allocator = unsafe {
+        DispatchAllocator::initialize(DEFAULT_DISPATCH, std::ptr::null_mut(), &framing.to_raw())
     }
+    .unwrap();
+    let start = allocations();
+    ks_host::irql::at_dispatch(|| {
+        for _ in 0..100_000 {
+            let frame = allocator.allocate().unwrap();
+            allocator.free(frame);
+        }
+    });
     assert_eq!(allocations() - start, 0, "the dispatch path allocated");
-    // SAFETY: a live context, deleted once.
-    unsafe { DEFAULT_DISPATCH.DeleteAllocator.unwrap()(context) };
 }

@@ -1,32 +1,21 @@
-//! The frame pool on the user-mode host: sizes, alignment, exhaustion, growth, every kind of bad
-//! free, statistics, memory backends, the `ExAllocatePool2` fallback and fault injection.
+//! The frame pool on the user-mode host: sizes, alignment, exhaustion, every kind of bad free,
+//! statistics, uncapped and paged requests, memory backends, dropping with frames outstanding
+//! and fault injection. (The `ExAllocatePool2` fallback has a test binary of its own,
+//! `pool_fallback.rs`: the lookup is made once per driver.)
 
 extern crate ks_host;
 
 use std::{collections::HashSet, ptr::NonNull};
 
 use ks_allocator::{
-    Error, FramePool, PoolConfig,
+    AllocatorRequest, Error, FramePool, PinConstraints, PoolConfig,
     framing::{Framing, OptionFlags, PoolType},
-    pool::{
-        BadFree, BadFreeCounts, FRAME_TAG, FrameMemory, INITIAL_UNCAPPED, REPORTED_BAD_FREES,
-        SystemMemory,
-    },
+    pool::{BadFree, BadFreeCounts, FrameMemory, REPORTED_BAD_FREES, SystemMemory},
 };
 use ks_host::Session;
 
-fn framing(frames: u32, frame_size: u32, alignment: u32) -> Framing {
-    Framing::request(OptionFlags::SYSTEM_MEMORY, PoolType::NON_PAGED, frames, frame_size, alignment)
-}
-
-fn pool(frames: u32, frame_size: u32, alignment: u32) -> FramePool {
-    FramePool::new(
-        &framing(frames, frame_size, alignment),
-        SystemMemory::non_paged(FRAME_TAG),
-        PoolConfig::DEFAULT,
-    )
-    .expect("pool")
-}
+mod common;
+use common::{request, system_pool as pool};
 
 fn take_all<M: FrameMemory>(pool: &FramePool<M>) -> Vec<NonNull<u8>> {
     std::iter::from_fn(|| pool.allocate()).collect()
@@ -195,36 +184,40 @@ fn release_builds_stop_reporting_after_a_few_bad_frees() {
 }
 
 #[test]
-fn an_uncapped_pool_grows_to_its_ceiling_and_stops() {
+fn an_uncapped_request_gets_the_budgets_frames_up_front_and_never_grows() {
     let _host = Session::begin();
-    let config = PoolConfig::DEFAULT.with_ceiling(8);
-    let pool = FramePool::new(&framing(0, 5000, 0x3F), SystemMemory::non_paged(FRAME_TAG), config)
-        .unwrap();
-    assert_eq!(pool.stats().frames_total, INITIAL_UNCAPPED);
-    let frames = take_all(&pool);
-    assert_eq!(frames.len(), 8);
+    let framing = Framing::request(OptionFlags::SYSTEM_MEMORY, PoolType::NON_PAGED, 0, 5000, 0x3F);
+    let budget = PoolConfig::DEFAULT.with_uncapped_frames(6);
+    let request = AllocatorRequest::new(&framing, &PinConstraints::NONE, &budget).unwrap();
+    assert!(request.is_uncapped());
+    let pool = FramePool::new(&request, SystemMemory::NON_PAGED).unwrap();
+    assert_eq!(pool.stats().frames_total, 6);
+    let calls = ks_host::pool::allocation_calls();
+    let frames = ks_host::irql::at_dispatch(|| take_all(&pool));
+    assert_eq!(frames.len(), 6);
     assert!(frames.iter().all(|f| (f.as_ptr() as usize).trailing_zeros() >= 6));
-    assert_eq!(frames.iter().collect::<HashSet<_>>().len(), 8);
-    let stats = pool.stats();
-    assert_eq!((stats.capacity, stats.frames_total, stats.frames_outstanding), (8, 8, 8));
-    assert_eq!(pool.allocate(), None, "the ceiling is a cap");
+    assert_eq!(frames.iter().collect::<HashSet<_>>().len(), 6);
+    assert_eq!(pool.allocate(), None, "exhausted: no growth");
+    assert_eq!(ks_host::pool::allocation_calls(), calls, "Allocate never calls the system pool");
     for frame in &frames {
         pool.free(*frame).unwrap();
     }
-    // Frames of every region come back and are accepted exactly once.
-    assert_eq!(pool.free(frames[7]), Err(BadFree::Double { frame: 7 }));
-    assert_eq!(pool.stats().frames_free, 8);
+    assert_eq!(pool.free(frames[5]), Err(BadFree::Double { frame: 5 }));
+    let stats = pool.stats();
+    assert_eq!((stats.frames_total, stats.frames_free, stats.failed_allocations), (6, 6, 2));
 }
 
 #[test]
-fn paged_frames_are_flagged_and_never_grown_at_run_time() {
+fn paged_requests_get_paged_frames() {
     let _host = Session::begin();
-    let config = PoolConfig::DEFAULT.with_ceiling(5);
-    let memory = SystemMemory::paged(FRAME_TAG);
+    let framing = Framing::request(OptionFlags::SYSTEM_MEMORY, PoolType::PAGED, 5, 4096, 0);
+    let request =
+        AllocatorRequest::new(&framing, &PinConstraints::NONE, &PoolConfig::DEFAULT).unwrap();
+    let memory = SystemMemory::for_request(&request);
     assert!(memory.is_paged() && !memory.usable_at_dispatch());
-    let pool = FramePool::new(&framing(0, 4096, 0), memory, config).unwrap();
+    let pool = FramePool::new(&request, memory).unwrap();
     assert!(!pool.usable_at_dispatch());
-    assert_eq!(pool.stats().frames_total, 5, "an uncapped paged pool takes its ceiling up front");
+    assert_eq!(pool.stats().frames_total, 5);
     // The pool itself works at DISPATCH_LEVEL (its bookkeeping is non-paged); only the frames
     // must not be touched there.
     let frames = ks_host::irql::at_dispatch(|| take_all(&pool));
@@ -233,133 +226,95 @@ fn paged_frames_are_flagged_and_never_grown_at_run_time() {
 }
 
 #[test]
-fn works_on_windows_without_exallocatepool2() {
-    let host = Session::begin();
-    ks_host::routines::hide("ExAllocatePool2");
-    let memory = SystemMemory::non_paged(FRAME_TAG);
-    assert!(!memory.uses_allocate_pool2());
-    let pool = FramePool::new(&framing(2, 512, 7), memory, PoolConfig::DEFAULT).unwrap();
-    let frame = pool.allocate().unwrap();
-    // SAFETY: 512 readable bytes at `frame`.
-    let bytes = unsafe { std::slice::from_raw_parts(frame.as_ptr(), 512) };
-    assert!(bytes.iter().all(|b| *b == 0), "the fallback zeroes like ExAllocatePool2");
-    pool.free(frame).unwrap();
-    drop(pool);
-    assert!(host.live().is_empty());
-    assert!(!SystemMemory::non_paged(FRAME_TAG).uses_allocate_pool2(), "still hidden");
-}
-
-#[test]
-fn invalid_framings_are_rejected() {
-    let _host = Session::begin();
-    let memory = || SystemMemory::non_paged(FRAME_TAG);
-    let cases = [
-        framing(2, 0, 0),                                         // no frame size
-        framing(2, 100, 5),                                       // not a mask
-        framing(2, 100, 0x1FFF),                                  // beyond a page
-        Framing { pool_type: PoolType(2), ..framing(2, 100, 0) }, // pool type
-        Framing { flags: 0x8000_0000, ..framing(2, 100, 0) },     // option bits
-        framing(ks_allocator::pool::MAX_FRAMES + 1, 100, 0),      // too many frames
-        framing(2, u32::MAX, 0xFFF),                              // stride over 4 GiB
-        framing(2, 3_000_000_000, 0),                             // region over 4 GiB
-    ];
-    for (n, case) in cases.iter().enumerate() {
-        let result = FramePool::new(case, memory(), PoolConfig::DEFAULT);
-        assert_eq!(result.err(), Some(Error::INVALID_PARAMETER), "case {n}: {case:?}");
-    }
-    assert_eq!(
-        FramePool::new(&framing(0, 100, 0), memory(), PoolConfig::DEFAULT.with_ceiling(0)).err(),
-        Some(Error::INVALID_PARAMETER)
-    );
-}
-
-#[test]
 fn creation_fails_cleanly_at_every_allocation() {
     let host = Session::begin();
-    for config in [PoolConfig::DEFAULT, PoolConfig::DEFAULT.with_ceiling(4)] {
-        for frames in [3, 0] {
-            let mut failures = 0;
-            for n in 1.. {
-                ks_host::pool::fail_nth(n);
-                let result = FramePool::new(
-                    &framing(frames, 20_000, 0xFFF),
-                    SystemMemory::non_paged(FRAME_TAG),
-                    config,
-                );
-                ks_host::pool::clear_failures();
-                match result {
-                    Ok(pool) => {
-                        assert_eq!(pool.stats().frames_free, pool.stats().frames_total);
-                        break;
-                    }
-                    Err(error) => {
-                        assert_eq!(error, Error::INSUFFICIENT_RESOURCES, "allocation {n}");
-                        assert!(
-                            host.live().is_empty(),
-                            "allocation {n} failed and leaked: {}",
-                            host.live()
-                        );
-                        failures += 1;
-                    }
+    for frames in [3, 0] {
+        let request = request(frames, 20_000, 0xFFF);
+        let mut failures = 0;
+        for n in 1.. {
+            ks_host::pool::fail_nth(n);
+            let result = FramePool::new(&request, SystemMemory::NON_PAGED);
+            ks_host::pool::clear_failures();
+            match result {
+                Ok(pool) => {
+                    assert_eq!(pool.stats().frames_free, pool.stats().frames_total);
+                    break;
+                }
+                Err(error) => {
+                    assert_eq!(error, Error::INSUFFICIENT_RESOURCES, "allocation {n}");
+                    assert!(
+                        host.live().is_empty(),
+                        "allocation {n} failed and leaked: {}",
+                        host.live()
+                    );
+                    failures += 1;
                 }
             }
-            assert_eq!(failures, 2, "bookkeeping and frame memory are the two allocations");
+        }
+        assert_eq!(failures, 2, "frame memory and bookkeeping are the two allocations");
+    }
+}
+
+#[test]
+fn dropping_a_pool_with_frames_outstanding_releases_them_and_says_so() {
+    for attached in [true, false] {
+        let host = Session::begin();
+        ks_host::debug::set_debugger_attached(attached);
+        let pool = pool(4, 300_000, 0xFFF);
+        let outstanding = take_all(&pool);
+        pool.free(outstanding[0]).unwrap();
+        assert_eq!(host.live().by_tag["KsAf"].count, 1, "one block of frames");
+        assert_eq!(host.live().by_tag["KsAh"].count, 1, "one bookkeeping block");
+        drop(pool);
+        assert!(host.live().is_empty(), "{}", host.live());
+        let output = host.take_output();
+        assert_eq!(output.len(), 1, "{output:?}");
+        assert_eq!(output[0].level, ks_sys::DPFLTR_ERROR_LEVEL);
+        assert_eq!(output[0].component, ks_sys::DPFLTR_IHVSTREAMING_ID);
+        assert!(output[0].text.contains("deleted with 3 of 4 frames outstanding"), "{output:?}");
+        let violations = host.take_violations();
+        if cfg!(debug_assertions) && attached {
+            assert_eq!(violations.len(), 1, "debug builds stop in the debugger: {violations:?}");
+            assert_eq!(violations[0].routine, "DbgBreakPoint");
+            assert!(violations[0].detail.contains("3 of 4 frames outstanding"), "{violations:?}");
+        } else {
+            assert!(violations.is_empty(), "no breakpoint without a debugger: {violations:?}");
         }
     }
 }
 
 #[test]
-fn growth_that_fails_for_lack_of_memory_is_an_ordinary_exhaustion() {
+fn dropping_a_pool_with_every_frame_back_is_silent() {
     let host = Session::begin();
-    let pool = FramePool::new(
-        &framing(0, 100, 0),
-        SystemMemory::non_paged(FRAME_TAG),
-        PoolConfig::DEFAULT,
-    )
-    .unwrap();
-    let frames = take_all_limited(&pool, 2);
-    ks_host::pool::fail_tag(FRAME_TAG);
-    assert_eq!(pool.allocate(), None);
-    assert_eq!(pool.stats().failed_allocations, 1);
-    ks_host::pool::clear_failures();
-    let grown = pool.allocate().expect("grows once memory is there again");
-    for frame in frames.into_iter().chain([grown]) {
+    let pool = pool(4, 4096, 0);
+    let frames = take_all(&pool);
+    for frame in frames {
         pool.free(frame).unwrap();
     }
     drop(pool);
-    assert!(host.live().is_empty());
-}
-
-fn take_all_limited(pool: &FramePool, n: usize) -> Vec<NonNull<u8>> {
-    (0..n).map(|_| pool.allocate().unwrap()).collect()
+    assert!(host.take_output().is_empty());
 }
 
 #[test]
-fn dropping_a_pool_releases_outstanding_frames() {
+fn creating_a_paged_pool_above_apc_level_is_a_violation() {
     let host = Session::begin();
-    let pool = pool(4, 300_000, 0xFFF);
-    let _outstanding = take_all(&pool);
-    assert_eq!(host.live().by_tag["KsAf"].count, 1, "one region");
-    assert_eq!(host.live().by_tag["KsAh"].count, 1, "one bookkeeping block");
-    drop(pool);
-    assert!(host.live().is_empty(), "{}", host.live());
-}
-
-#[test]
-fn creating_a_pool_above_passive_level_is_a_violation() {
-    let host = Session::begin();
-    let pool = ks_host::irql::at_dispatch(|| pool(2, 100, 0));
+    let framing = Framing::request(OptionFlags::SYSTEM_MEMORY, PoolType::PAGED, 2, 100, 0);
+    let request =
+        AllocatorRequest::new(&framing, &PinConstraints::NONE, &PoolConfig::DEFAULT).unwrap();
+    let result = ks_host::irql::at_dispatch(|| {
+        FramePool::new(&request, SystemMemory::for_request(&request)).map(|_| ())
+    });
+    assert_eq!(result, Err(Error::INSUFFICIENT_RESOURCES));
     let violations = host.take_violations();
-    assert!(!violations.is_empty());
     assert!(
-        violations.iter().all(|v| v.routine == "MmGetSystemRoutineAddress" && v.irql == 2),
+        violations.iter().any(|v| v.routine == "ExAllocatePool2" && v.irql == 2),
         "{violations:?}"
     );
-    drop(pool);
 }
 
 #[test]
 fn bookkeeping_is_at_most_16_bytes_per_frame_plus_a_header() {
+    const _: () = assert!(1002 <= PoolConfig::DEFAULT.max_frames);
     let _host = Session::begin();
     let small = pool(2, 64, 0).bookkeeping_bytes();
     let large = pool(1002, 64, 0).bookkeeping_bytes();
@@ -407,7 +362,7 @@ fn a_vendor_backend_serves_frames_from_device_memory() {
     // SAFETY: non-zero size.
     let base = NonNull::new(unsafe { std::alloc::alloc(layout) }).unwrap();
     let device = DeviceBuffer { base, size: 1 << 20, used: 0.into() };
-    let pool = FramePool::new(&framing(4, 100_000, 0xFFF), device, PoolConfig::DEFAULT).unwrap();
+    let pool = FramePool::new(&request(4, 100_000, 0xFFF), device).unwrap();
     let frames = take_all(&pool);
     assert_eq!(frames.len(), 4);
     for frame in &frames {

@@ -1,5 +1,5 @@
 //! Model checking of the frame pool's free map with loom: every interleaving (up to the
-//! preemption bound) of concurrent allocations, frees, double frees and growth.
+//! preemption bound) of concurrent allocations, frees and double frees.
 //!
 //! Run with `RUSTFLAGS="--cfg loom" cargo test --release --test pool_loom` (the `.ci/run`
 //! script does, with `LOOM_MAX_PREEMPTIONS=3`).
@@ -8,22 +8,15 @@
 
 extern crate ks_host;
 
-use std::ptr::NonNull;
 
-use ks_allocator::{
-    FramePool, PoolConfig,
-    framing::{Framing, OptionFlags, PoolType},
-    pool::{BadFree, FRAME_TAG, SystemMemory},
-};
+use ks_allocator::{FramePool, pool::BadFree};
 use loom::{sync::Arc, thread};
 
 mod common;
-use common::Frame;
+use common::{Frame, system_pool};
 
-fn pool(frames: u32, config: PoolConfig) -> Arc<FramePool> {
-    let framing =
-        Framing::request(OptionFlags::SYSTEM_MEMORY, PoolType::NON_PAGED, frames, 64, 0xF);
-    Arc::new(FramePool::new(&framing, SystemMemory::non_paged(FRAME_TAG), config).unwrap())
+fn pool(frames: u32) -> Arc<FramePool> {
+    Arc::new(system_pool(frames, 64, 0xF))
 }
 
 /// Two threads each take a frame of a two-frame pool, write it, free it; both always succeed,
@@ -31,7 +24,7 @@ fn pool(frames: u32, config: PoolConfig) -> Arc<FramePool> {
 #[test]
 fn two_threads_allocate_distinct_frames() {
     loom::model(|| {
-        let pool = pool(2, PoolConfig::DEFAULT);
+        let pool = pool(2);
         let other = Arc::clone(&pool);
         let handle = thread::spawn(move || {
             let frame = other.allocate().expect("a frame is free");
@@ -58,7 +51,7 @@ fn two_threads_allocate_distinct_frames() {
 #[test]
 fn exhaustion_is_decided_by_one_atomic() {
     loom::model(|| {
-        let pool = pool(1, PoolConfig::DEFAULT);
+        let pool = pool(1);
         let other = Arc::clone(&pool);
         let handle = thread::spawn(move || other.allocate().map(Frame));
         let mine = pool.allocate().map(Frame);
@@ -78,7 +71,7 @@ fn exhaustion_is_decided_by_one_atomic() {
 #[test]
 fn racing_double_frees() {
     loom::model(|| {
-        let pool = pool(2, PoolConfig::DEFAULT);
+        let pool = pool(2);
         let frame = Frame(pool.allocate().unwrap());
         let other = Arc::clone(&pool);
         let handle = thread::spawn(move || other.free(frame.get()));
@@ -96,7 +89,7 @@ fn racing_double_frees() {
 #[test]
 fn free_and_allocate_race() {
     loom::model(|| {
-        let pool = pool(2, PoolConfig::DEFAULT);
+        let pool = pool(2);
         let first = Frame(pool.allocate().unwrap());
         let other = Arc::clone(&pool);
         let handle = thread::spawn(move || other.free(first.get()).unwrap());
@@ -114,34 +107,5 @@ fn free_and_allocate_race() {
             pool.free(third).unwrap();
         }
         assert_eq!(pool.stats().frames_free, 2);
-    });
-}
-
-/// An uncapped pool grows while another thread allocates and frees: no frame is handed out
-/// twice and every frame of the new region comes back.
-#[test]
-fn growth_races_with_allocation() {
-    loom::model(|| {
-        let pool = pool(0, PoolConfig::DEFAULT.with_ceiling(4));
-        let held = [pool.allocate().unwrap(), pool.allocate().unwrap()].map(Frame);
-        let other = Arc::clone(&pool);
-        let handle = thread::spawn(move || other.allocate().map(Frame));
-        let mine = pool.allocate().map(Frame);
-        let theirs = handle.join().unwrap();
-        let got: Vec<Frame> = mine.into_iter().chain(theirs).collect();
-        assert!(!got.is_empty(), "someone grows the pool");
-        if got.len() == 2 {
-            assert_ne!(got[0], got[1]);
-        }
-        let all: Vec<Frame> = held.iter().chain(&got).copied().collect();
-        for (i, a) in all.iter().enumerate() {
-            assert!(all[i + 1..].iter().all(|b| b != a), "a frame was handed out twice");
-        }
-        for frame in all {
-            pool.free(frame.get()).unwrap();
-        }
-        let stats = pool.stats();
-        assert_eq!(stats.frames_free, stats.frames_total);
-        assert!(stats.frames_total <= 4);
     });
 }

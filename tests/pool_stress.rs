@@ -14,15 +14,11 @@ use std::{
     thread,
 };
 
-use ks_allocator::{
-    FramePool, PoolConfig,
-    framing::{Framing, OptionFlags, PoolType},
-    pool::{FRAME_TAG, SystemMemory},
-};
+use ks_allocator::FramePool;
 use ks_host::Session;
 
 mod common;
-use common::Frame;
+use common::{Frame, system_pool};
 
 const FRAMES: u32 = 8;
 
@@ -42,11 +38,7 @@ struct Checked {
 
 impl Checked {
     fn new(frames: u32) -> Self {
-        let framing =
-            Framing::request(OptionFlags::SYSTEM_MEMORY, PoolType::NON_PAGED, frames, 4096, 0x3F);
-        let pool =
-            FramePool::new(&framing, SystemMemory::non_paged(FRAME_TAG), PoolConfig::DEFAULT)
-                .unwrap();
+        let pool = system_pool(frames, 4096, 0x3F);
         let all: Vec<NonNull<u8>> = std::iter::from_fn(|| pool.allocate()).collect();
         let index = all.iter().enumerate().map(|(i, f)| (f.as_ptr() as usize, i)).collect();
         for frame in all {

@@ -4,6 +4,8 @@
 
 extern crate ks_host;
 
+use std::ptr::NonNull;
+
 use ks_allocator::{
     framing::{Compression, FramingExView, FramingItem, MemoryType},
     property::{
@@ -12,13 +14,14 @@ use ks_allocator::{
 };
 use ks_host::{
     Session,
+    object::{self, HandleOwner, ObjectKind},
     property::{Client, Reply, request},
 };
 use ks_sys::{
     GUID, KSPIN, KSPIN_DESCRIPTOR_EX, KSPROPERTY_SET, KSPROPERTY_TYPE_GET, KSPROPERTY_TYPE_SET,
-    KSSTATE_RUN, NTSTATUS, STATUS_BUFFER_OVERFLOW, STATUS_BUFFER_TOO_SMALL,
-    STATUS_INVALID_DEVICE_STATE, STATUS_INVALID_PARAMETER, STATUS_NOT_FOUND, STATUS_NOT_SUPPORTED,
-    STATUS_SUCCESS,
+    KSSTATE_RUN, KSSTATE_STOP, NTSTATUS, STATUS_BUFFER_OVERFLOW, STATUS_BUFFER_TOO_SMALL,
+    STATUS_INVALID_DEVICE_STATE, STATUS_INVALID_HANDLE, STATUS_INVALID_PARAMETER, STATUS_NOT_FOUND,
+    STATUS_NOT_SUPPORTED, STATUS_OBJECT_TYPE_MISMATCH, STATUS_SUCCESS,
 };
 use proptest::prelude::*;
 
@@ -150,40 +153,153 @@ fn legacy_framing_from_the_preferred_item() {
     assert_eq!(reply, Reply { status: STATUS_BUFFER_TOO_SMALL, information: 24 });
 }
 
+fn stream_allocator(flags: u32) -> Vec<u8> {
+    property(&ks_sys::KSPROPSETID_Stream, ks_sys::KSPROPERTY_STREAM_ALLOCATOR, flags)
+}
+
 #[test]
-fn stream_allocator_handles_native_and_32_bit() {
+fn stream_allocator_get_returns_a_null_handle_of_the_callers_width() {
     let _host = Session::begin();
     let mut pin = TestPin::new(1);
-    let get = property(
-        &ks_sys::KSPROPSETID_Stream,
-        ks_sys::KSPROPERTY_STREAM_ALLOCATOR,
-        KSPROPERTY_TYPE_GET,
-    );
-    let set = property(
-        &ks_sys::KSPROPSETID_Stream,
-        ks_sys::KSPROPERTY_STREAM_ALLOCATOR,
-        KSPROPERTY_TYPE_SET,
-    );
+    let get = stream_allocator(KSPROPERTY_TYPE_GET);
     let (reply, written) = guarded(8, |value| pin.call(&get, value, Client::Native));
     assert_eq!((reply, written), (Reply { status: STATUS_SUCCESS, information: 8 }, vec![0; 8]));
-    let (reply, _) = guarded(4, |value| pin.call(&get, value, Client::Wow64));
-    assert_eq!(reply, Reply { status: STATUS_SUCCESS, information: 4 });
-    // A 32-bit client's 4-byte handle is accepted...
-    let mut handle = 0x0BAD_F00Du32.to_le_bytes();
-    assert_eq!(pin.call(&set, &mut handle, Client::Wow64).status, STATUS_SUCCESS);
-    assert_eq!(pin.state.allocator.handle(), 0x0BAD_F00D);
-    // ... a native client must send 8 bytes.
+    let (reply, written) = guarded(4, |value| pin.call(&get, value, Client::Wow64));
+    assert_eq!((reply, written), (Reply { status: STATUS_SUCCESS, information: 4 }, vec![0; 4]));
+}
+
+#[test]
+fn stream_allocator_set_references_the_file_object_and_releases_it() {
+    let host = Session::begin();
+    let mut pin = TestPin::new(1);
+    let set = stream_allocator(KSPROPERTY_TYPE_SET);
+    let first = object::open_file();
+    let first_object = object::object_of(first).unwrap();
+    let mut value = first.to_le_bytes();
+    assert_eq!(pin.call(&set, &mut value, Client::Native).status, STATUS_SUCCESS);
+    assert_eq!(pin.state.allocator.file_object().map(NonNull::as_ptr), Some(first_object));
+    assert_eq!(object::driver_references(first_object), Some(1));
+    // The client closes its handle: the pin's reference keeps the object alive.
+    object::close(first);
+    assert_eq!(object::driver_references(first_object), Some(1));
+
+    // A second allocator replaces the first, whose reference is released (and so the object
+    // destroyed, no handle being left).
+    let second = object::open_file();
+    let second_object = object::object_of(second).unwrap();
+    let mut value = second.to_le_bytes();
+    assert_eq!(pin.call(&set, &mut value, Client::Native).status, STATUS_SUCCESS);
+    assert_eq!(pin.state.allocator.file_object().map(NonNull::as_ptr), Some(second_object));
+    assert_eq!(object::driver_references(first_object), None, "the first object is gone");
+
+    // Not while streaming: nothing changes.
+    pin.pin.DeviceState = KSSTATE_RUN;
+    let mut null = [0u8; 8];
+    assert_eq!(pin.call(&set, &mut null, Client::Native).status, STATUS_INVALID_DEVICE_STATE);
+    assert_eq!(object::driver_references(second_object), Some(1));
+    pin.pin.DeviceState = KSSTATE_STOP;
+
+    // NULL releases the allocator.
+    assert_eq!(pin.call(&set, &mut null, Client::Native).status, STATUS_SUCCESS);
+    assert_eq!(pin.state.allocator.file_object(), None);
+    assert_eq!(object::driver_references(second_object), Some(0));
+    object::close(second);
+    assert!(object::driver_held().is_empty());
+    drop(pin);
+    drop(host);
+}
+
+#[test]
+fn stream_allocator_refuses_handles_that_are_not_the_callers_file_objects() {
+    let _host = Session::begin();
+    let mut pin = TestPin::new(1);
+    let set = stream_allocator(KSPROPERTY_TYPE_SET);
+    let current = object::open_file();
+    let mut value = current.to_le_bytes();
+    assert_eq!(pin.call(&set, &mut value, Client::Native).status, STATUS_SUCCESS);
+    let current_object = pin.state.allocator.file_object();
+
+    let closed = object::open_file();
+    object::close(closed);
+    let event = object::open(ObjectKind::Event, HandleOwner::User, u32::MAX);
+    let kernel = object::open(ObjectKind::File, HandleOwner::Kernel, u32::MAX);
+    let cases = [
+        (closed, Client::Native, STATUS_INVALID_HANDLE),
+        (0x7FFF_0000_1234_5678, Client::Native, STATUS_INVALID_HANDLE),
+        (event, Client::Native, STATUS_OBJECT_TYPE_MISMATCH),
+        // A kernel handle from a user-mode client: refused, as UserMode resolution does.
+        (kernel, Client::Native, STATUS_INVALID_HANDLE),
+    ];
+    for (handle, client, status) in cases {
+        let mut value = handle.to_le_bytes();
+        assert_eq!(
+            pin.call(&set, &mut value, client),
+            Reply { status, information: 0 },
+            "handle {handle:#x}"
+        );
+        assert_eq!(pin.state.allocator.file_object(), current_object, "unchanged");
+    }
+    // The same kernel handle from kernel mode is accepted.
+    let mut value = kernel.to_le_bytes();
+    assert_eq!(pin.call(&set, &mut value, Client::Kernel).status, STATUS_SUCCESS);
+    assert_eq!(pin.state.allocator.file_object().map(NonNull::as_ptr), object::object_of(kernel));
     assert_eq!(
-        pin.call(&set, &mut handle, Client::Native),
+        object::driver_held(),
+        [(ObjectKind::File, 1)],
+        "only the kernel file object is referenced now"
+    );
+    for handle in [current, event, kernel] {
+        object::close(handle);
+    }
+}
+
+#[test]
+fn stream_allocator_from_32_bit_clients_sign_extends_the_handle() {
+    let _host = Session::begin();
+    let mut pin = TestPin::new(1);
+    let set = stream_allocator(KSPROPERTY_TYPE_SET);
+    // A 32-bit client sends 4 bytes although MinData is 8 on x64...
+    let file = object::open_file();
+    let mut value = u32::try_from(file).unwrap().to_le_bytes();
+    assert_eq!(pin.call(&set, &mut value, Client::Wow64).status, STATUS_SUCCESS);
+    assert_eq!(pin.state.allocator.file_object().map(NonNull::as_ptr), object::object_of(file));
+    // ... a native client must send 8.
+    assert_eq!(
+        pin.call(&set, &mut value, Client::Native),
         Reply { status: STATUS_BUFFER_TOO_SMALL, information: 8 }
     );
-    let mut native = 0x7FFF_0000_1234_5678u64.to_le_bytes();
-    assert_eq!(pin.call(&set, &mut native, Client::Native).status, STATUS_SUCCESS);
-    assert_eq!(pin.state.allocator.handle(), 0x7FFF_0000_1234_5678);
-    // Not while streaming.
-    pin.pin.DeviceState = KSSTATE_RUN;
-    assert_eq!(pin.call(&set, &mut [0u8; 8], Client::Native).status, STATUS_INVALID_DEVICE_STATE);
-    assert_eq!(pin.state.allocator.handle(), 0x7FFF_0000_1234_5678);
+    // Handle32ToHandle sign-extends: (HANDLE)-2 (the current thread) stays -2, and a 32-bit
+    // value with its top bit set becomes the kernel-handle range.
+    for (bytes, widened) in [
+        (0xFFFF_FFFEu32, 0xFFFF_FFFF_FFFF_FFFEu64),
+        (0x8000_0004, 0xFFFF_FFFF_8000_0004),
+        (0x7FFF_FFFC, 0x0000_0000_7FFF_FFFC),
+    ] {
+        let mut value = bytes.to_le_bytes();
+        assert_eq!(pin.call(&set, &mut value, Client::Wow64).status, STATUS_INVALID_HANDLE);
+        assert_eq!(object::handles_referenced().last(), Some(&widened), "{bytes:#x}");
+    }
+    object::close(file);
+    // The pin still holds the reference; dropping its context releases it.
+    assert_eq!(object::driver_held(), [(ObjectKind::File, 1)]);
+    drop(pin);
+    assert!(object::driver_held().is_empty());
+}
+
+#[test]
+fn a_reference_still_held_at_the_end_of_a_session_is_reported() {
+    let result = std::panic::catch_unwind(|| {
+        let _host = Session::begin();
+        let mut pin = TestPin::new(1);
+        let set = stream_allocator(KSPROPERTY_TYPE_SET);
+        let mut value = object::open_file().to_le_bytes();
+        assert_eq!(pin.call(&set, &mut value, Client::Native).status, STATUS_SUCCESS);
+        // The driver "forgets" to release: its pin context is leaked, not dropped.
+        std::mem::forget(pin);
+    });
+    let message = result.expect_err("the session reports the leak");
+    let text = message.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(text.contains("object reference leaked: 1 on a File object"), "{text}");
 }
 
 #[test]
@@ -253,6 +369,7 @@ proptest! {
         let documented = [
             STATUS_SUCCESS, STATUS_BUFFER_OVERFLOW, STATUS_BUFFER_TOO_SMALL, STATUS_NOT_FOUND,
             STATUS_INVALID_PARAMETER, STATUS_NOT_SUPPORTED, STATUS_INVALID_DEVICE_STATE,
+            STATUS_INVALID_HANDLE,
         ];
         prop_assert!(documented.contains(&reply.status), "{:?}", reply);
         if reply.status == STATUS_SUCCESS {

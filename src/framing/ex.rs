@@ -240,7 +240,9 @@ pub struct FramingItem {
 
 const _: () = {
     use core::mem::offset_of;
-    use ks_sys::KS_FRAMING_ITEM as Raw;
+    use ks_sys::{
+        KS_COMPRESSION, KS_FRAMING_ITEM as Raw, KS_FRAMING_RANGE, KS_FRAMING_RANGE_WEIGHTED,
+    };
     assert!(size_of::<FramingItem>() == size_of::<Raw>());
     assert!(align_of::<FramingItem>() == align_of::<Raw>());
     assert!(offset_of!(FramingItem, memory_type) == offset_of!(Raw, MemoryType));
@@ -254,6 +256,22 @@ const _: () = {
     assert!(offset_of!(FramingItem, physical_range) == offset_of!(Raw, PhysicalRange));
     assert!(offset_of!(FramingItem, framing_range) == offset_of!(Raw, FramingRange));
     assert!(size_of::<FramingItem>() == ITEM_LEN);
+    assert!(size_of::<FramingRange>() == size_of::<KS_FRAMING_RANGE>());
+    assert!(offset_of!(FramingRange, min_frame_size) == offset_of!(KS_FRAMING_RANGE, MinFrameSize));
+    assert!(offset_of!(FramingRange, max_frame_size) == offset_of!(KS_FRAMING_RANGE, MaxFrameSize));
+    assert!(offset_of!(FramingRange, stepping) == offset_of!(KS_FRAMING_RANGE, Stepping));
+    assert!(size_of::<WeightedRange>() == size_of::<KS_FRAMING_RANGE_WEIGHTED>());
+    assert!(offset_of!(WeightedRange, range) == offset_of!(KS_FRAMING_RANGE_WEIGHTED, Range));
+    assert!(
+        offset_of!(WeightedRange, in_place_weight)
+            == offset_of!(KS_FRAMING_RANGE_WEIGHTED, InPlaceWeight)
+    );
+    assert!(
+        offset_of!(WeightedRange, not_in_place_weight)
+            == offset_of!(KS_FRAMING_RANGE_WEIGHTED, NotInPlaceWeight)
+    );
+    assert!(size_of::<Compression>() == size_of::<KS_COMPRESSION>());
+    assert!(size_of::<ItemFlags>() == size_of::<u32>());
 };
 
 impl FramingItem {
@@ -345,99 +363,91 @@ impl FramingItem {
     /// From the raw structure.
     #[must_use]
     pub const fn from_raw(raw: &ks_sys::KS_FRAMING_ITEM) -> Self {
-        Self {
-            memory_type: MemoryType(super::Guid::from_raw(&raw.MemoryType)),
-            bus_type: BusType(super::Guid::from_raw(&raw.BusType)),
-            memory_flags: raw.MemoryFlags,
-            bus_flags: raw.BusFlags,
-            flags: ItemFlags::from_bits_retain(raw.Flags),
-            frames: raw.Frames,
-            file_alignment: raw.FileAlignment,
-            memory_type_weight: raw.MemoryTypeWeight,
-            physical_range: FramingRange::from_raw(&raw.PhysicalRange),
-            framing_range: WeightedRange::from_raw(&raw.FramingRange),
-        }
+        // SAFETY: the two types have the same layout, field for field (asserted at compile time
+        // above, nested structures included), and every field of both is plain integers (the
+        // flags keep unknown bits), so every bit pattern of one is a valid value of the other.
+        unsafe { core::mem::transmute::<ks_sys::KS_FRAMING_ITEM, Self>(*raw) }
     }
 
     /// To the raw structure.
     #[must_use]
     pub const fn to_raw(self) -> ks_sys::KS_FRAMING_ITEM {
-        ks_sys::KS_FRAMING_ITEM {
-            MemoryType: self.memory_type.0.to_raw(),
-            BusType: self.bus_type.0.to_raw(),
-            MemoryFlags: self.memory_flags,
-            BusFlags: self.bus_flags,
-            Flags: self.flags.bits(),
-            Frames: self.frames,
-            FileAlignment: self.file_alignment,
-            MemoryTypeWeight: self.memory_type_weight,
-            PhysicalRange: self.physical_range.to_raw(),
-            FramingRange: self.framing_range.to_raw(),
-        }
-    }
-
-    pub(crate) fn decode(reader: &mut Reader<'_>) -> Option<Self> {
-        let memory_type = MemoryType(reader.guid()?);
-        let bus_type = BusType(reader.guid()?);
-        let memory_flags = reader.u32()?;
-        let bus_flags = reader.u32()?;
-        let flags = ItemFlags::from_bits_retain(reader.u32()?);
-        let frames = reader.u32()?;
-        let file_alignment = reader.u32()?;
-        let memory_type_weight = reader.u32()?;
-        let physical_range = FramingRange {
-            min_frame_size: reader.u32()?,
-            max_frame_size: reader.u32()?,
-            stepping: reader.u32()?,
-        };
-        let range = FramingRange {
-            min_frame_size: reader.u32()?,
-            max_frame_size: reader.u32()?,
-            stepping: reader.u32()?,
-        };
-        let framing_range = WeightedRange {
-            range,
-            in_place_weight: reader.u32()?,
-            not_in_place_weight: reader.u32()?,
-        };
-        Some(Self {
-            memory_type,
-            bus_type,
-            memory_flags,
-            bus_flags,
-            flags,
-            frames,
-            file_alignment,
-            memory_type_weight,
-            physical_range,
-            framing_range,
-        })
-    }
-
-    pub(crate) fn encode(&self, writer: &mut Writer<'_>) -> Option<()> {
-        writer.guid(self.memory_type.0)?;
-        writer.guid(self.bus_type.0)?;
-        for value in [
-            self.memory_flags,
-            self.bus_flags,
-            self.flags.bits(),
-            self.frames,
-            self.file_alignment,
-            self.memory_type_weight,
-            self.physical_range.min_frame_size,
-            self.physical_range.max_frame_size,
-            self.physical_range.stepping,
-            self.framing_range.range.min_frame_size,
-            self.framing_range.range.max_frame_size,
-            self.framing_range.range.stepping,
-            self.framing_range.in_place_weight,
-            self.framing_range.not_in_place_weight,
-        ] {
-            writer.u32(value)?;
-        }
-        Some(())
+        // SAFETY: as in `from_raw`, the other way.
+        unsafe { core::mem::transmute::<Self, ks_sys::KS_FRAMING_ITEM>(self) }
     }
 }
+
+/// The fields of `KS_FRAMING_ITEM` in their C order, each with how it is stored: the one place
+/// the list is written. Calls `$callback!` with `kind field.path;` entries, where the kind is
+/// `guid(Wrapper)`, `flags(Type)` or `u32`.
+macro_rules! framing_item_fields {
+    ($callback:ident) => {
+        $callback! {
+            guid(MemoryType) memory_type;
+            guid(BusType) bus_type;
+            u32 memory_flags;
+            u32 bus_flags;
+            flags(ItemFlags) flags;
+            u32 frames;
+            u32 file_alignment;
+            u32 memory_type_weight;
+            u32 physical_range.min_frame_size;
+            u32 physical_range.max_frame_size;
+            u32 physical_range.stepping;
+            u32 framing_range.range.min_frame_size;
+            u32 framing_range.range.max_frame_size;
+            u32 framing_range.range.stepping;
+            u32 framing_range.in_place_weight;
+            u32 framing_range.not_in_place_weight;
+        }
+    };
+}
+
+/// Reads one field of the given kind.
+macro_rules! read_field {
+    ($reader:ident, guid($wrapper:ident)) => {
+        $reader.guid().map($wrapper)
+    };
+    ($reader:ident, flags($flags:ident)) => {
+        $reader.u32().map($flags::from_bits_retain)
+    };
+    ($reader:ident, u32) => {
+        $reader.u32()
+    };
+}
+
+/// Writes one field of the given kind.
+macro_rules! write_field {
+    ($writer:ident, $value:expr, guid($wrapper:ident)) => {
+        $writer.guid($value.0)
+    };
+    ($writer:ident, $value:expr, flags($flags:ident)) => {
+        $writer.u32($value.bits())
+    };
+    ($writer:ident, $value:expr, u32) => {
+        $writer.u32($value)
+    };
+}
+
+/// The little-endian codec of an item, in C field order.
+macro_rules! item_codec {
+    ($( $kind:ident $(($arg:ident))? $($field:ident).+; )*) => {
+        impl FramingItem {
+            pub(crate) fn decode(reader: &mut Reader<'_>) -> Option<Self> {
+                let mut item = Self::new(MemoryType::DONT_CARE);
+                $( item.$($field).+ = read_field!(reader, $kind $(($arg))?)?; )*
+                Some(item)
+            }
+
+            pub(crate) fn encode(&self, writer: &mut Writer<'_>) -> Option<()> {
+                $( write_field!(writer, self.$($field).+, $kind $(($arg))?)?; )*
+                Some(())
+            }
+        }
+    };
+}
+
+framing_item_fields!(item_codec);
 
 /// The fixed 24-byte header of an extended framing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -40,6 +40,5 @@ pub(crate) fn codec_writer(bytes: &mut [u8]) -> codec::Writer<'_> {
 }
 
 pub use validate::{
-    Finding, FramingError, KsValidateRejection, LegacyRole, MAX_ALIGNMENT_MASK, Problem, Severity,
-    Summary,
+    Finding, KsValidateRejection, LegacyRole, MAX_ALIGNMENT_MASK, Problem, Severity, Summary,
 };

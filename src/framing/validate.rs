@@ -9,8 +9,8 @@
 use core::fmt;
 
 use super::{
-    Compression, Framing, FramingExView, FramingRange, ItemFlags, OptionFlags, ParseError,
-    PoolType, RequirementFlags,
+    Compression, Framing, FramingExView, FramingRange, ItemFlags, OptionFlags, PoolType,
+    RequirementFlags,
 };
 use crate::Error;
 
@@ -214,46 +214,18 @@ impl Summary {
     ///
     /// # Errors
     ///
-    /// The first error as [`FramingError::Invalid`].
-    pub fn into_result(self) -> Result<(), FramingError> {
-        self.first_error.map_or(Ok(()), |finding| Err(FramingError::Invalid(finding)))
+    /// The first error.
+    pub fn into_result(self) -> Result<(), Finding> {
+        self.first_error.map_or(Ok(()), Err)
     }
 }
 
-/// Why a framing cannot be used: it cannot be parsed, or it has a validation error.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum FramingError {
-    /// The bytes are not a framing.
-    Parse(ParseError),
-    /// The framing has (at least) this error.
-    Invalid(Finding),
-}
+impl core::error::Error for Finding {}
 
-impl fmt::Display for FramingError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Parse(error) => write!(f, "cannot parse the framing: {error}"),
-            Self::Invalid(finding) => write!(f, "invalid framing: {finding}"),
-        }
-    }
-}
-
-impl core::error::Error for FramingError {}
-
-impl From<ParseError> for FramingError {
-    fn from(error: ParseError) -> Self {
-        Self::Parse(error)
-    }
-}
-
-impl From<FramingError> for Error {
-    /// Parse errors map as [`ParseError`] does; validation errors are
-    /// `STATUS_INVALID_PARAMETER`.
-    fn from(error: FramingError) -> Self {
-        match error {
-            FramingError::Parse(error) => error.into(),
-            FramingError::Invalid(_) => Self::INVALID_PARAMETER,
-        }
+impl From<Finding> for Error {
+    /// `STATUS_INVALID_PARAMETER`: a framing with a validation error cannot be used.
+    fn from(_: Finding) -> Self {
+        Self::INVALID_PARAMETER
     }
 }
 
@@ -338,6 +310,35 @@ impl<F: FnMut(Finding)> Sink<'_, F> {
 
 impl FramingExView<'_> {
     /// Reports every finding of rules (A) to `report`, header first, then each item in order.
+    /// Nothing is allocated, so it works on framings of any size, at any IRQL.
+    ///
+    /// ```
+    /// use ks_allocator::framing::{
+    ///     FramingEx, FramingItem, FramingRange, MemoryType, Problem, Severity,
+    /// };
+    ///
+    /// // Item 1 asks for a 5-byte "alignment" and has its sizes the wrong way round.
+    /// let framing = FramingEx::new([
+    ///     FramingItem::new(MemoryType::KERNEL_NONPAGED).with_exact_size(4096),
+    ///     FramingItem::new(MemoryType::KERNEL_PAGED)
+    ///         .with_alignment(5)
+    ///         .with_physical_range(FramingRange::new(8192, 4096)),
+    /// ]);
+    /// let mut findings = Vec::new();
+    /// framing.view().validate(|finding| findings.push(finding));
+    ///
+    /// let errors: Vec<String> = findings
+    ///     .iter()
+    ///     .filter(|finding| finding.severity == Severity::Error)
+    ///     .map(ToString::to_string)
+    ///     .collect();
+    /// assert_eq!(errors, [
+    ///     "error: FramingItem[1].FileAlignment: 0x5 is not an alignment mask (2^k - 1, e.g. FILE_QUAD_ALIGNMENT = 7)",
+    ///     "error: FramingItem[1].PhysicalRange: minimum 8192 exceeds maximum 4096",
+    /// ]);
+    /// assert!(matches!(findings[0].problem, Problem::NotAlignmentMask { value: 5 }));
+    /// assert_eq!(framing.view().check(), Err(findings[0]));
+    /// ```
     pub fn validate(&self, mut report: impl FnMut(Finding)) {
         let header = self.header();
         let mut sink = Sink { report: &mut report, item: None };
@@ -412,7 +413,7 @@ impl FramingExView<'_> {
     /// # Errors
     ///
     /// The first error found.
-    pub fn check(&self) -> Result<(), FramingError> {
+    pub fn check(&self) -> Result<(), Finding> {
         self.summary().into_result()
     }
 }
@@ -467,7 +468,7 @@ impl Framing {
     /// # Errors
     ///
     /// The first error found.
-    pub fn check(&self, role: LegacyRole) -> Result<(), FramingError> {
+    pub fn check(&self, role: LegacyRole) -> Result<(), Finding> {
         self.summary(role).into_result()
     }
 }

@@ -12,20 +12,18 @@
 /// # Invariants
 ///
 /// `magic == ceil(2^64 / d)` for the divisor `d`, `2 <= d <= u32::MAX`.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct ExactDivider {
     magic: u64,
 }
 
 impl ExactDivider {
-    /// A divider by `divisor`, or `None` for a divisor below 2 (for 2^64 / 1 does not fit the
-    /// magic) or above `u32::MAX`.
-    pub(crate) const fn new(divisor: u64) -> Option<Self> {
-        if divisor < 2 || divisor > u32::MAX as u64 {
-            return None;
-        }
+    /// A divider by `divisor`; a divisor below 2 is taken as 2 (`2^64 / 1` does not fit the
+    /// magic, and frame strides are at least 2).
+    pub(crate) const fn new(divisor: u32) -> Self {
+        let divisor = if divisor < 2 { 2 } else { divisor as u64 };
         // INVARIANT: u64::MAX / d + 1 == ceil(2^64 / d) for every d >= 2.
-        Some(Self { magic: u64::MAX / divisor + 1 })
+        Self { magic: u64::MAX / divisor + 1 }
     }
 
     /// `(n / divisor, n % divisor == 0)` for any 32-bit `n`.
@@ -33,12 +31,12 @@ impl ExactDivider {
     pub(crate) const fn divide(self, n: u32) -> (u32, bool) {
         let n = n as u64;
         let product = self.magic as u128 * n as u128;
-        #[allow(
+        #[expect(
             clippy::cast_possible_truncation,
             reason = "the high half of a 64x32 product is < 2^32"
         )]
         let quotient = (product >> 64) as u32;
-        #[allow(clippy::cast_possible_truncation, reason = "the low half, on purpose")]
+        #[expect(clippy::cast_possible_truncation, reason = "the low half, on purpose")]
         let low = product as u64;
         (quotient, low < self.magic)
     }
@@ -50,7 +48,7 @@ mod tests {
     use super::*;
 
     fn check(divisor: u64, n: u32) {
-        let divider = ExactDivider::new(divisor).unwrap();
+        let divider = ExactDivider::new(u32::try_from(divisor).unwrap());
         let expected =
             (u32::try_from(u64::from(n) / divisor).unwrap(), u64::from(n) % divisor == 0);
         assert_eq!(divider.divide(n), expected, "{n} / {divisor}");
@@ -82,9 +80,8 @@ mod tests {
             }
             check(divisor, u32::MAX);
         }
-        assert!(ExactDivider::new(0).is_none());
-        assert!(ExactDivider::new(1).is_none());
-        assert!(ExactDivider::new(u64::from(u32::MAX) + 1).is_none());
+        assert_eq!(ExactDivider::new(0), ExactDivider::new(2));
+        assert_eq!(ExactDivider::new(1), ExactDivider::new(2));
     }
 
     #[test]
@@ -99,7 +96,7 @@ mod tests {
         for _ in 0..200_000 {
             let divisor = next() % (u64::from(u32::MAX) - 1) + 2;
             let divisor = if next() % 2 == 0 { divisor % 70_000 + 2 } else { divisor };
-            #[allow(clippy::cast_possible_truncation, reason = "a random 32-bit value")]
+            #[expect(clippy::cast_possible_truncation, reason = "a random 32-bit value")]
             let n = next() as u32;
             check(divisor, n);
             check(divisor, n - n % u32::try_from(divisor).unwrap_or(u32::MAX).max(1));

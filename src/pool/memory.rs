@@ -7,34 +7,93 @@
 use core::ptr::NonNull;
 
 use crate::{
-    framing::PoolType,
-    system::{PoolKind, SystemPool},
+    AllocatorRequest,
+    system::{self, PoolKind},
+    tags::FRAME_TAG,
 };
 
 /// A source of frame memory.
 ///
-/// The pool asks it for one block per region of frames (all frames at creation for a capped
-/// pool) and gives every block back when the pool is dropped.
+/// A pool asks it for one block, holding all its frames, when it is created (PASSIVE_LEVEL), and
+/// gives the block back when it is dropped (PASSIVE_LEVEL).
+///
+/// A driver whose frames live in its own memory implements it; here a fixed buffer that hands
+/// out one block at a time (a stand-in for a slice of device memory):
+///
+/// ```
+/// # extern crate ks_host;
+/// use core::ptr::NonNull;
+/// use std::sync::atomic::{AtomicBool, Ordering};
+///
+/// use ks_allocator::{
+///     AllocatorRequest, FramePool, PinConstraints, PoolConfig,
+///     framing::{Framing, OptionFlags, PoolType},
+///     pool::FrameMemory,
+/// };
+///
+/// #[repr(align(4096))]
+/// struct DeviceWindow {
+///     bytes: core::cell::UnsafeCell<[u8; 4 * 4096]>,
+///     taken: AtomicBool,
+/// }
+///
+/// // SAFETY: `bytes` is only handed out as one block while `taken` is set.
+/// unsafe impl Sync for DeviceWindow {}
+///
+/// // SAFETY: one block of at most 16 KiB, page aligned, used by nobody else until it is freed;
+/// // plain memory, usable at any IRQL.
+/// unsafe impl FrameMemory for DeviceWindow {
+///     fn usable_at_dispatch(&self) -> bool {
+///         true
+///     }
+///     fn alignment(&self, _bytes: usize) -> usize {
+///         4096
+///     }
+///     fn allocate(&self, bytes: usize) -> Option<NonNull<u8>> {
+///         let fits = bytes <= 4 * 4096;
+///         if !fits || self.taken.swap(true, Ordering::Acquire) {
+///             return None;
+///         }
+///         NonNull::new(self.bytes.get().cast())
+///     }
+///     unsafe fn free(&self, _block: NonNull<u8>, _bytes: usize) {
+///         self.taken.store(false, Ordering::Release);
+///     }
+/// }
+///
+/// static WINDOW: DeviceWindow =
+///     DeviceWindow { bytes: core::cell::UnsafeCell::new([0; 4 * 4096]), taken: AtomicBool::new(false) };
+///
+/// # let _host = ks_host::Session::begin();
+/// let framing = Framing::request(OptionFlags::empty(), PoolType::NON_PAGED, 4, 4096, 0xFFF);
+/// let request = AllocatorRequest::new(&framing, &PinConstraints::NONE, &PoolConfig::DEFAULT)?;
+/// let pool = FramePool::new(&request, &WINDOW)?;
+/// let frame = pool.allocate().expect("a frame of the window");
+/// assert!(WINDOW.bytes.get().cast::<u8>() <= frame.as_ptr());
+/// pool.free(frame).expect("ours");
+/// # Ok::<(), ks_allocator::Error>(())
+/// ```
+///
+/// A shared reference to a `FrameMemory` is one too, so a `static` backend serves several pools.
 ///
 /// # Safety
 ///
 /// Implementors guarantee that [`allocate`](FrameMemory::allocate) returns `None` or a block of
 /// at least `bytes` bytes, aligned to at least [`alignment`](FrameMemory::alignment)`(bytes)`,
 /// that nothing else uses until it is passed to [`free`](FrameMemory::free); and that if
-/// [`usable_at_dispatch`](FrameMemory::usable_at_dispatch) is true, `allocate`, `free` and
-/// accesses to the memory are valid at IRQL <= DISPATCH_LEVEL.
+/// [`usable_at_dispatch`](FrameMemory::usable_at_dispatch) is true, accesses to the memory are
+/// valid at IRQL <= DISPATCH_LEVEL.
 pub unsafe trait FrameMemory: Send + Sync {
-    /// Whether frames may be touched, and blocks allocated, at DISPATCH_LEVEL. A pool grows on
-    /// demand only over such memory.
+    /// Whether frames may be touched at DISPATCH_LEVEL (false for paged memory).
     fn usable_at_dispatch(&self) -> bool;
 
     /// The alignment every block of `bytes` bytes is guaranteed to have.
     fn alignment(&self, bytes: usize) -> usize;
 
-    /// A block of `bytes` bytes, or `None`.
+    /// A block of `bytes` bytes, or `None`. PASSIVE_LEVEL.
     fn allocate(&self, bytes: usize) -> Option<NonNull<u8>>;
 
-    /// Gives back a block.
+    /// Gives back a block. PASSIVE_LEVEL.
     ///
     /// # Safety
     ///
@@ -43,50 +102,52 @@ pub unsafe trait FrameMemory: Send + Sync {
     unsafe fn free(&self, block: NonNull<u8>, bytes: usize);
 }
 
-/// Pool tag of frame memory: `KsAf` in a debugger.
-pub const FRAME_TAG: u32 = u32::from_le_bytes(*b"KsAf");
+// SAFETY: forwards to `T`, which upholds the contract.
+unsafe impl<T: FrameMemory> FrameMemory for &T {
+    fn usable_at_dispatch(&self) -> bool {
+        (**self).usable_at_dispatch()
+    }
 
-/// System pool memory for frames: non-paged (the default, usable at DISPATCH_LEVEL) or paged
-/// (for `KSMEMORY_TYPE_KERNEL_PAGED`; frames must not be touched at DISPATCH_LEVEL, and the pool
-/// never grows at run time).
-#[derive(Clone, Copy, Debug)]
+    fn alignment(&self, bytes: usize) -> usize {
+        (**self).alignment(bytes)
+    }
+
+    fn allocate(&self, bytes: usize) -> Option<NonNull<u8>> {
+        (**self).allocate(bytes)
+    }
+
+    unsafe fn free(&self, block: NonNull<u8>, bytes: usize) {
+        // SAFETY: the caller's contract, forwarded.
+        unsafe { (**self).free(block, bytes) }
+    }
+}
+
+/// System pool memory for frames, tagged [`FRAME_TAG`]: non-paged (the default, usable at
+/// DISPATCH_LEVEL) or paged (for `PagedPool` requests; frames must not be touched at
+/// DISPATCH_LEVEL).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SystemMemory {
-    system: SystemPool,
     kind: PoolKind,
-    tag: u32,
 }
 
 impl SystemMemory {
-    /// Non-paged, non-executable pool with `tag`. PASSIVE_LEVEL (looks up `ExAllocatePool2`).
-    #[must_use]
-    pub fn non_paged(tag: u32) -> Self {
-        Self { system: SystemPool::resolve(), kind: PoolKind::NonPaged, tag }
-    }
+    /// Non-paged, non-executable pool.
+    pub const NON_PAGED: Self = Self { kind: PoolKind::NonPaged };
 
-    /// Paged pool with `tag`. PASSIVE_LEVEL.
-    #[must_use]
-    pub fn paged(tag: u32) -> Self {
-        Self { system: SystemPool::resolve(), kind: PoolKind::Paged, tag }
-    }
+    /// Paged pool.
+    pub const PAGED: Self = Self { kind: PoolKind::Paged };
 
-    /// The memory a legacy framing's `PoolType` asks for: paged for `PagedPool` and
-    /// `PagedPoolCacheAligned`, non-paged otherwise. PASSIVE_LEVEL.
+    /// The memory a request's `PoolType` asks for: paged for `PagedPool` and
+    /// `PagedPoolCacheAligned`, non-paged otherwise.
     #[must_use]
-    pub fn for_pool_type(pool_type: PoolType, tag: u32) -> Self {
-        if pool_type.is_paged() { Self::paged(tag) } else { Self::non_paged(tag) }
+    pub const fn for_request(request: &AllocatorRequest) -> Self {
+        if request.is_paged() { Self::PAGED } else { Self::NON_PAGED }
     }
 
     /// Whether this memory is paged.
     #[must_use]
     pub fn is_paged(&self) -> bool {
         self.kind == PoolKind::Paged
-    }
-
-    /// Whether `ExAllocatePool2` is used (false: the `ExAllocatePoolWithTag` fallback of
-    /// Windows before 10 version 2004).
-    #[must_use]
-    pub fn uses_allocate_pool2(&self) -> bool {
-        self.system.has_allocate_pool2()
     }
 }
 
@@ -104,11 +165,11 @@ unsafe impl FrameMemory for SystemMemory {
     }
 
     fn allocate(&self, bytes: usize) -> Option<NonNull<u8>> {
-        self.system.allocate(self.kind, bytes, self.tag)
+        system::allocate(self.kind, bytes, FRAME_TAG)
     }
 
     unsafe fn free(&self, block: NonNull<u8>, _bytes: usize) {
-        // SAFETY: the caller passes a block from `allocate`, which used `self.tag`, once.
-        unsafe { SystemPool::free(block, self.tag) };
+        // SAFETY: the caller passes a block from `allocate`, which used FRAME_TAG, once.
+        unsafe { system::free(block, FRAME_TAG) };
     }
 }

@@ -30,3 +30,29 @@ pub fn guarded<R>(len: usize, f: impl FnOnce(&mut [u8]) -> R) -> (R, Vec<u8>) {
     assert!(memory[32 + len..].iter().all(|b| *b == CANARY), "wrote after the buffer");
     (result, memory[32..32 + len].to_vec())
 }
+
+/// A non-paged allocator request of `frames` frames of `frame_size` bytes aligned to
+/// `alignment + 1`, for no pin in particular, within the default budget.
+pub fn request(frames: u32, frame_size: u32, alignment: u32) -> ks_allocator::AllocatorRequest {
+    use ks_allocator::framing::{Framing, OptionFlags, PoolType};
+    let framing = Framing::request(
+        OptionFlags::SYSTEM_MEMORY,
+        PoolType::NON_PAGED,
+        frames,
+        frame_size,
+        alignment,
+    );
+    ks_allocator::AllocatorRequest::new(
+        &framing,
+        &ks_allocator::PinConstraints::NONE,
+        &ks_allocator::PoolConfig::DEFAULT,
+    )
+    .expect("a valid request")
+}
+
+/// A pool over non-paged system memory for [`request`]`(frames, frame_size, alignment)`.
+pub fn system_pool(frames: u32, frame_size: u32, alignment: u32) -> ks_allocator::FramePool {
+    let request = request(frames, frame_size, alignment);
+    ks_allocator::FramePool::new(&request, ks_allocator::pool::SystemMemory::NON_PAGED)
+        .expect("pool memory")
+}

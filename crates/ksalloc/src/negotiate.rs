@@ -60,6 +60,7 @@ fn conflict_name(error: &NegotiationError) -> &'static str {
         NegotiationError::NoFrameSize => "no_frame_size",
         NegotiationError::Pitched2dBuffers => "pitched_2d_buffers",
         NegotiationError::InvalidPlan(_) => "invalid_plan",
+        NegotiationError::TooManyPairs { .. } => "too_many_pairs",
     }
 }
 
