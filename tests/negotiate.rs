@@ -92,6 +92,78 @@ mod items {
         assert!(run(&pci, &one(sized(MemoryType::DEVICE_UNKNOWN, 100))).is_ok(), "any bus matches");
     }
 
+    /// Every compatible pair is considered, however many: the heaviest pair is the 100th here,
+    /// and the reason counts all of them.
+    #[test]
+    fn every_pair_is_considered() {
+        let items = |heavy: u32| -> Vec<FramingItem> {
+            (0..10)
+                .map(|i| {
+                    let weight = if i == 9 { heavy } else { 0 };
+                    sized(MemoryType::KERNEL_NONPAGED, 4096 + i * 64).with_weight(weight)
+                })
+                .collect()
+        };
+        let (up, down) = (items(7), items(8));
+        let upstream = FramingExView::from_parts(Compression::IDENTITY, &up).unwrap();
+        let downstream = FramingExView::from_parts(Compression::IDENTITY, &down).unwrap();
+        let plan = negotiate(&upstream, &downstream).unwrap();
+        assert_eq!((plan.upstream_item, plan.downstream_item), (9, 9));
+        assert_eq!(plan.framing.frame_size, 4096 + 9 * 64);
+        let Reason::Items { candidates, weight, .. } = plan.reasons().next().copied().unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((candidates, weight), (100, 15), "all 100 pairs counted");
+        assert!(plan.reasons().next().unwrap().to_string().contains("100 compatible pairs"));
+    }
+
+    /// Among items of equal weight the order is the preference: each ordering picks its own
+    /// item 0.
+    #[test]
+    fn item_order_is_the_preference_among_equal_weights() {
+        let a = sized(MemoryType::KERNEL_NONPAGED, 8192).with_frames(2);
+        let b = sized(MemoryType::KERNEL_NONPAGED, 4096).with_frames(4);
+        let down = one(item(MemoryType::DONT_CARE));
+        let ab = run(&FramingEx::new([a, b]), &down).unwrap();
+        let ba = run(&FramingEx::new([b, a]), &down).unwrap();
+        assert_eq!((ab.upstream_item, ba.upstream_item), (0, 0));
+        assert_eq!((ab.framing.frame_size, ba.framing.frame_size), (8192, 4096));
+    }
+
+    /// The plan's framing, as a request for the library's own allocator, keeps the plan's shape
+    /// and is held against the owner's pin and budget.
+    #[test]
+    fn a_plan_becomes_an_allocator_request() {
+        let upstream = one(sized(MemoryType::KERNEL_NONPAGED, 230_400).with_frames(3));
+        let plan = run(&upstream, &sink()).unwrap();
+        let none = ks_allocator::PinConstraints::NONE;
+        let request = plan.request(&none, &ks_allocator::PoolConfig::DEFAULT).unwrap();
+        assert_eq!((request.frames(), request.frame_size()), (3, 230_400));
+        assert_eq!(request.framing(), plan.framing);
+        let tight = ks_allocator::PoolConfig::DEFAULT.with_max_frames(2);
+        assert!(matches!(
+            plan.request(&none, &tight),
+            Err(ks_allocator::request::RequestError::TooManyFrames { frames: 3, budget: 2 })
+        ));
+    }
+
+    #[test]
+    fn huge_framings_are_refused_with_the_item_counts() {
+        let many = vec![sized(MemoryType::KERNEL_NONPAGED, 4096); 300];
+        let view = FramingExView::from_parts(Compression::IDENTITY, &many).unwrap();
+        let result = negotiate(&view, &view);
+        assert_eq!(
+            result,
+            Err(NegotiationError::TooManyPairs { upstream_items: 300, downstream_items: 300 })
+        );
+        let message = result.unwrap_err().to_string();
+        assert!(message.contains("300 upstream items times 300 downstream items"), "{message}");
+        let few = vec![sized(MemoryType::KERNEL_NONPAGED, 4096); 256];
+        let view = FramingExView::from_parts(Compression::IDENTITY, &few).unwrap();
+        assert!(negotiate(&view, &view).is_ok(), "256 x 256 = MAX_PAIRS is allowed");
+    }
+
     #[test]
     fn invalid_framings_are_named() {
         let bad = one(sized(MemoryType::SYSTEM, 100).with_alignment(5));

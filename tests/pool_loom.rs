@@ -8,7 +8,6 @@
 
 extern crate ks_host;
 
-
 use ks_allocator::{FramePool, pool::BadFree};
 use loom::{sync::Arc, thread};
 
