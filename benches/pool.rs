@@ -127,7 +127,7 @@ impl FreeList for ViaDispatch {
     }
 }
 
-struct Queue(ArrayQueue<usize>, #[allow(dead_code)] Frames);
+struct Queue(ArrayQueue<usize>, #[expect(dead_code)] Frames);
 impl Queue {
     fn new(size: usize) -> Self {
         let frames = Frames::new(size);
@@ -147,7 +147,7 @@ impl FreeList for Queue {
     }
 }
 
-struct MutexVec(Mutex<Vec<usize>>, #[allow(dead_code)] Frames);
+struct MutexVec(Mutex<Vec<usize>>, #[expect(dead_code)] Frames);
 impl MutexVec {
     fn new(size: usize) -> Self {
         let frames = Frames::new(size);
@@ -168,7 +168,7 @@ impl FreeList for MutexVec {
 
 /// A Treiber stack whose head is (pointer, tag) in one 128-bit word, with the link stored in the
 /// free frame itself: how `InterlockedPushEntrySList` / `InterlockedPopEntrySList` work.
-struct Slist(AtomicU128, #[allow(dead_code)] Frames);
+struct Slist(AtomicU128, Frames);
 impl Slist {
     fn new(size: usize) -> Self {
         let frames = Frames::new(size);
@@ -194,7 +194,7 @@ impl FreeList for Slist {
     fn take(&self) -> Option<NonNull<u8>> {
         let mut head = self.0.load(Ordering::Acquire);
         loop {
-            #[allow(clippy::cast_possible_truncation, reason = "splitting the 128-bit head")]
+            #[expect(clippy::cast_possible_truncation, reason = "splitting the 128-bit head")]
             let (frame, tag) = (head as u64, (head >> 64) as u64);
             if frame == 0 {
                 return None;
@@ -212,7 +212,7 @@ impl FreeList for Slist {
         let address = frame.as_ptr() as u64;
         let mut head = self.0.load(Ordering::Relaxed);
         loop {
-            #[allow(clippy::cast_possible_truncation, reason = "the pointer half of the head")]
+            #[expect(clippy::cast_possible_truncation, reason = "the pointer half of the head")]
             Self::link(address).store(head as u64, Ordering::Relaxed);
             let new = u128::from(address) | (((head >> 64) + 1) << 64);
             match self.0.compare_exchange_weak(head, new, Ordering::Release, Ordering::Relaxed) {
@@ -223,9 +223,8 @@ impl FreeList for Slist {
     }
 }
 
-/// The heapless pool of frame slot numbers (the macro takes no documentation).
+/// The heapless pool of frame slot numbers.
 mod heapless_frames {
-    #![allow(missing_docs)]
     heapless::object_pool!(HeaplessFrames: usize);
 }
 use heapless_frames::HeaplessFrames;

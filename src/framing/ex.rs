@@ -173,7 +173,7 @@ impl Compression {
         if out > u32::MAX as u64 {
             return None;
         }
-        #[allow(clippy::cast_possible_truncation, reason = "checked against u32::MAX above")]
+        #[expect(clippy::cast_possible_truncation, reason = "checked against u32::MAX above")]
         Some(out as u32)
     }
 
@@ -536,7 +536,7 @@ impl<const N: usize> FramingEx<N> {
             assert!(N >= 1, "a framing needs at least one item");
             assert!(N <= super::MAX_ITEMS as usize, "too many framing items");
         }
-        #[allow(clippy::cast_possible_truncation, reason = "N <= MAX_ITEMS, checked above")]
+        #[expect(clippy::cast_possible_truncation, reason = "N <= MAX_ITEMS, checked above")]
         let count_items = N as u32;
         // INVARIANT: count_items is N, and N is in range by the assertions above.
         Self {

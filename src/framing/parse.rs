@@ -13,7 +13,7 @@ pub const HEADER_LEN: usize = 24;
 /// Size of one `KS_FRAMING_ITEM`.
 pub const ITEM_LEN: usize = 88;
 /// The largest `CountItems` whose size `24 + 88 * CountItems` fits the 32-bit lengths KS uses.
-#[allow(clippy::cast_possible_truncation, reason = "the quotient is below u32::MAX")]
+#[expect(clippy::cast_possible_truncation, reason = "the quotient is below u32::MAX")]
 pub const MAX_ITEMS: u32 = ((u32::MAX as usize - HEADER_LEN) / ITEM_LEN) as u32;
 
 /// The byte size of an extended framing with `count` items, `24 + 88 * count`, or `None` if it
@@ -21,7 +21,7 @@ pub const MAX_ITEMS: u32 = ((u32::MAX as usize - HEADER_LEN) / ITEM_LEN) as u32;
 #[must_use]
 pub const fn ex_len(count: u32) -> Option<u32> {
     // Both constants are small; the casts are exact.
-    #[allow(clippy::cast_possible_truncation, reason = "ITEM_LEN and HEADER_LEN are small")]
+    #[expect(clippy::cast_possible_truncation, reason = "ITEM_LEN and HEADER_LEN are small")]
     let (item, header) = (ITEM_LEN as u32, HEADER_LEN as u32);
     match count.checked_mul(item) {
         Some(items) => items.checked_add(header),

@@ -26,7 +26,7 @@ impl Guid {
 
     /// The GUID whose canonical string form is the hex digits of `value`.
     #[must_use]
-    #[allow(clippy::cast_possible_truncation, reason = "each field takes its own bits")]
+    #[expect(clippy::cast_possible_truncation, reason = "each field takes its own bits")]
     pub const fn from_u128(value: u128) -> Self {
         Self {
             data1: (value >> 96) as u32,

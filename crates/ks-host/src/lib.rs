@@ -27,7 +27,7 @@
 //! ks_host;` is enough). Tests that check accounting take a [`Session`], which serialises them
 //! and checks for leaks and violations at the end.
 
-#![allow(non_snake_case, reason = "the kernel routines and their parameters keep their C names")]
+#![expect(non_snake_case, reason = "the kernel routines and their parameters keep their C names")]
 
 mod irp;
 mod session;

@@ -158,7 +158,7 @@ pub unsafe fn KsEdit<T>(bag: KSOBJECT_BAG, item: *mut *mut T, tag: ULONG) -> NTS
     const {
         assert!(size_of::<T>() <= ULONG::MAX as usize, "KsEdit of an item larger than 4 GiB");
     }
-    #[allow(clippy::cast_possible_truncation, reason = "checked by the const assertion above")]
+    #[expect(clippy::cast_possible_truncation, reason = "checked by the const assertion above")]
     let size = size_of::<T>() as ULONG;
     // SAFETY: the caller upholds `_KsEdit`'s contract; `item` has the layout of a `PVOID*`.
     unsafe { _KsEdit(bag, item.cast(), size, size, tag) }

@@ -8,7 +8,7 @@
 
 // The fields are aligned in the IRP layout (each offset is a multiple of its field's size); the
 // pointer casts only look misaligned because `IRP` is opaque in the host configuration.
-#![allow(clippy::cast_ptr_alignment, reason = "see the comment above")]
+#![expect(clippy::cast_ptr_alignment, reason = "see the comment above")]
 
 use crate::{KPROCESSOR_MODE, PIRP, ULONG, ULONG_PTR};
 

@@ -84,7 +84,7 @@ pub struct ParamLayout {
 ///
 /// `guid(0x4A6D5FC4_7895_11D1_B069_00A0C9062802)` is `{4A6D5FC4-7895-11D1-B069-00A0C9062802}`.
 #[must_use]
-#[allow(clippy::cast_possible_truncation, reason = "each field takes its own bits of the number")]
+#[expect(clippy::cast_possible_truncation, reason = "each field takes its own bits of the number")]
 pub const fn guid(value: u128) -> crate::GUID {
     crate::GUID {
         Data1: (value >> 96) as u32,

@@ -18,11 +18,10 @@
 //! Use the `ks-allocator` crate's safe API instead wherever it covers what you need.
 
 #![no_std]
-#![allow(
+#![expect(
     non_camel_case_types,
     non_snake_case,
     non_upper_case_globals,
-    clippy::upper_case_acronyms,
     reason = "bindings keep the C spellings of ks.h so they can be searched for in the docs"
 )]
 
