@@ -190,6 +190,10 @@ pub struct DefaultAllocator<B = DefaultBudget> {
 
 impl<B> DefaultAllocator<B> {
     /// The pool, for statistics.
+    ///
+    /// # IRQL
+    ///
+    /// Any.
     #[must_use]
     pub fn pool(&self) -> &FramePool<SystemMemory> {
         &self.pool

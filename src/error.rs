@@ -102,11 +102,31 @@ impl fmt::Display for Error {
 impl core::error::Error for Error {}
 
 /// Converts an `NTSTATUS` coming from the kernel into a [`Result`]: success and informational
-/// statuses are `Ok`.
+/// statuses are `Ok`, so `?` works on kernel calls; [`from_result`] goes back.
+///
+/// ```
+/// use ks_allocator::{Error, from_result, to_result};
+///
+/// /// What a driver's callback does with the statuses of the routines it calls.
+/// fn start(status_of_first_call: ks_sys::NTSTATUS) -> ks_allocator::Result {
+///     to_result(status_of_first_call)?; // an error or warning returns early
+///     Ok(())
+/// }
+///
+/// assert_eq!(start(ks_sys::STATUS_SUCCESS), Ok(()));
+/// assert_eq!(start(ks_sys::STATUS_PENDING), Ok(()), "informational, not an error");
+/// assert_eq!(start(ks_sys::STATUS_INSUFFICIENT_RESOURCES), Err(Error::INSUFFICIENT_RESOURCES));
+/// // Back to the NTSTATUS an `extern "C"` callback returns to KS.
+/// assert_eq!(from_result(start(ks_sys::STATUS_NOT_FOUND)), ks_sys::STATUS_NOT_FOUND);
+/// ```
 ///
 /// # Errors
 ///
 /// The status itself when it is an error or a warning.
+///
+/// # IRQL
+///
+/// Any.
 pub const fn to_result(status: NTSTATUS) -> Result {
     match Error::from_status(status) {
         Some(error) => Err(error),
@@ -115,6 +135,10 @@ pub const fn to_result(status: NTSTATUS) -> Result {
 }
 
 /// Converts a [`Result`] going back to the kernel into an `NTSTATUS`.
+///
+/// # IRQL
+///
+/// Any.
 #[must_use]
 pub const fn from_result(result: Result) -> NTSTATUS {
     match result {

@@ -21,6 +21,12 @@
 //! - [`tags`]: the pool tags of everything the library allocates;
 //! - [`Error`]: one error type carrying an `NTSTATUS`, for callbacks that return one.
 //!
+//! # IRQL
+//!
+//! Every function a driver calls at run time says in an `# IRQL` section at which IRQL it may
+//! be called; callbacks say it in their first line. The `const fn`s (builders and accessors of
+//! plain data, usable in `static` initialisers) are pure computation, callable at any IRQL.
+//!
 //! Kernel services are reached only through `ks_sys` imports. On a development machine the
 //! `ks-host` crate provides them in user mode, so the same code runs in tests on any OS.
 //!

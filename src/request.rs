@@ -147,6 +147,10 @@ impl PinConstraints {
     }
 
     /// The constraints of a pin with these `KSPIN_FLAG_*` flags and this framing.
+    ///
+    /// # IRQL
+    ///
+    /// Any (pure computation; buffers must be resident).
     #[must_use]
     pub fn from_declaration(flags: u32, framing: Option<&FramingExView<'_>>) -> Self {
         let nonpaged =

@@ -597,6 +597,10 @@ impl<const N: usize> FramingEx<N> {
     }
 
     /// A borrowed view, the form the validator and the property handlers work on.
+    ///
+    /// # IRQL
+    ///
+    /// Any (pure computation; buffers must be resident).
     #[must_use]
     pub fn view(&self) -> FramingExView<'_> {
         FramingExView::from_items(self.header(), &self.items)
@@ -608,6 +612,10 @@ impl<const N: usize> FramingEx<N> {
     ///
     /// [`Error::BUFFER_TOO_SMALL`](crate::Error::BUFFER_TOO_SMALL) if `out` is shorter; `out` is then
     /// left unchanged.
+    ///
+    /// # IRQL
+    ///
+    /// Any (pure computation; buffers must be resident).
     pub fn encode(&self, out: &mut [u8]) -> crate::Result<usize> {
         self.view().encode(out)
     }

@@ -80,6 +80,10 @@ impl Framing {
     /// The legacy reply a pin with an extended framing gives for `item` (its preferred item):
     /// its requirement bits, paged pool for kernel paged memory and non-paged otherwise, its
     /// frame count, the smallest size of its optimal range, its alignment.
+    ///
+    /// # IRQL
+    ///
+    /// Any (pure computation; buffers must be resident).
     #[must_use]
     pub fn from_item(item: &super::FramingItem) -> Self {
         let pool_type = if item.memory_type == super::MemoryType::KERNEL_PAGED {
@@ -140,6 +144,10 @@ impl Framing {
     /// # Errors
     ///
     /// [`ParseError::TooShort`](super::ParseError::TooShort) if fewer than 24 bytes are given.
+    ///
+    /// # IRQL
+    ///
+    /// Any (pure computation; buffers must be resident).
     pub fn parse(bytes: &[u8]) -> core::result::Result<Self, super::ParseError> {
         let too_short = super::ParseError::TooShort { len: bytes.len(), needed: LEGACY_LEN };
         let mut reader = Reader::new(bytes);
@@ -155,6 +163,10 @@ impl Framing {
     }
 
     /// The 24 bytes of the structure.
+    ///
+    /// # IRQL
+    ///
+    /// Any (pure computation; buffers must be resident).
     #[must_use]
     pub fn to_bytes(&self) -> [u8; LEGACY_LEN] {
         let mut out = [0; LEGACY_LEN];
@@ -168,6 +180,10 @@ impl Framing {
     /// # Errors
     ///
     /// [`Error::BUFFER_TOO_SMALL`] if `out` is shorter than 24 bytes; `out` is then unchanged.
+    ///
+    /// # IRQL
+    ///
+    /// Any (pure computation; buffers must be resident).
     pub fn encode(&self, out: &mut [u8]) -> Result<usize> {
         let target = out.get_mut(..LEGACY_LEN).ok_or(Error::BUFFER_TOO_SMALL)?;
         let mut writer = Writer::new(target);

@@ -125,6 +125,10 @@ impl<'a> FramingExView<'a> {
     /// A [`ParseError`] naming what is wrong: too short for the header, no items, an item count
     /// whose size overflows, or fewer bytes than the items need. No input panics or reads out of
     /// bounds.
+    ///
+    /// # IRQL
+    ///
+    /// Any (pure computation; buffers must be resident).
     pub fn parse(bytes: &'a [u8]) -> core::result::Result<Self, ParseError> {
         let mut reader = Reader::new(bytes);
         let too_short = ParseError::TooShort { len: bytes.len(), needed: HEADER_LEN };
@@ -166,6 +170,10 @@ impl<'a> FramingExView<'a> {
     ///
     /// `framing` is NULL or points at an initialised extended framing whose `24 + 88 *
     /// CountItems` bytes are readable and not written while the view lives.
+    ///
+    /// # IRQL
+    ///
+    /// Any (pure computation; buffers must be resident).
     #[must_use]
     pub unsafe fn from_raw(framing: *const ks_sys::KSALLOCATOR_FRAMING_EX) -> Option<Self> {
         if framing.is_null() {
@@ -182,6 +190,10 @@ impl<'a> FramingExView<'a> {
 
     /// A framing of any number of items built at run time (the reserved fields 0), or `None` for
     /// no items or more than [`MAX_ITEMS`].
+    ///
+    /// # IRQL
+    ///
+    /// Any (pure computation; buffers must be resident).
     #[must_use]
     pub fn from_parts(output_compression: Compression, items: &'a [FramingItem]) -> Option<Self> {
         let count_items =
@@ -219,6 +231,10 @@ impl<'a> FramingExView<'a> {
     }
 
     /// Item `index`, or `None` past the last one.
+    ///
+    /// # IRQL
+    ///
+    /// Any (pure computation; buffers must be resident).
     #[must_use]
     pub fn item(&self, index: usize) -> Option<FramingItem> {
         match self.items {
@@ -232,6 +248,10 @@ impl<'a> FramingExView<'a> {
     }
 
     /// The items in order.
+    ///
+    /// # IRQL
+    ///
+    /// Any (pure computation; buffers must be resident).
     pub fn items(&self) -> impl Iterator<Item = FramingItem> + '_ {
         (0..self.count()).map_while(|index| self.item(index))
     }
@@ -241,6 +261,10 @@ impl<'a> FramingExView<'a> {
     /// # Errors
     ///
     /// [`Error::BUFFER_TOO_SMALL`] if `out` is shorter; `out` is then left unchanged.
+    ///
+    /// # IRQL
+    ///
+    /// Any (pure computation; buffers must be resident).
     pub fn encode(&self, out: &mut [u8]) -> Result<usize> {
         let len = self.byte_len();
         let target = out.get_mut(..len).ok_or(Error::BUFFER_TOO_SMALL)?;

@@ -129,6 +129,10 @@ macro_rules! named_guid_type {
             $( $(#[$cattr])* pub const $const: Self = Self(Guid::from_raw(&$raw)); )*
 
             /// The short name of a well-known value (`"KernelNonPaged"`), or `None`.
+            ///
+            /// # IRQL
+            ///
+            /// Any (pure computation; buffers must be resident).
             #[must_use]
             pub fn name(self) -> Option<&'static str> {
                 $( if self == Self::$const { return Some($short); } )*
@@ -136,6 +140,10 @@ macro_rules! named_guid_type {
             }
 
             /// The C name of a well-known value (`"KSMEMORY_TYPE_KERNEL_NONPAGED"`), or `None`.
+            ///
+            /// # IRQL
+            ///
+            /// Any (pure computation; buffers must be resident).
             #[must_use]
             pub fn c_name(self) -> Option<&'static str> {
                 $( if self == Self::$const { return Some($c_name); } )*
@@ -193,6 +201,10 @@ named_guid_type! {
 impl MemoryType {
     /// Whether frames of this type are pool memory the kernel allocates (system, kernel paged
     /// or kernel non-paged).
+    ///
+    /// # IRQL
+    ///
+    /// Any (pure computation; buffers must be resident).
     #[must_use]
     pub fn is_system(self) -> bool {
         self == Self::SYSTEM || self == Self::KERNEL_PAGED || self == Self::KERNEL_NONPAGED

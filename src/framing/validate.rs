@@ -215,6 +215,10 @@ impl Summary {
     /// # Errors
     ///
     /// The first error.
+    ///
+    /// # IRQL
+    ///
+    /// Any (pure computation; buffers must be resident).
     pub fn into_result(self) -> Result<(), Finding> {
         self.first_error.map_or(Ok(()), Err)
     }
@@ -339,6 +343,10 @@ impl FramingExView<'_> {
     /// assert!(matches!(findings[0].problem, Problem::NotAlignmentMask { value: 5 }));
     /// assert_eq!(framing.view().check(), Err(findings[0]));
     /// ```
+    ///
+    /// # IRQL
+    ///
+    /// Any (pure computation; buffers must be resident).
     pub fn validate(&self, mut report: impl FnMut(Finding)) {
         let header = self.header();
         let mut sink = Sink { report: &mut report, item: None };
@@ -401,6 +409,10 @@ impl FramingExView<'_> {
     }
 
     /// Counts errors and warnings.
+    ///
+    /// # IRQL
+    ///
+    /// Any (pure computation; buffers must be resident).
     #[must_use]
     pub fn summary(&self) -> Summary {
         let mut summary = Summary::default();
@@ -413,6 +425,10 @@ impl FramingExView<'_> {
     /// # Errors
     ///
     /// The first error found.
+    ///
+    /// # IRQL
+    ///
+    /// Any (pure computation; buffers must be resident).
     pub fn check(&self) -> Result<(), Finding> {
         self.summary().into_result()
     }
@@ -420,6 +436,10 @@ impl FramingExView<'_> {
 
 impl Framing {
     /// Reports every finding of rules (B) or (C), depending on `role`, to `report`.
+    ///
+    /// # IRQL
+    ///
+    /// Any (pure computation; buffers must be resident).
     pub fn validate(&self, role: LegacyRole, mut report: impl FnMut(Finding)) {
         let mut sink = Sink { report: &mut report, item: None };
         match role {
@@ -456,6 +476,10 @@ impl Framing {
     }
 
     /// Counts errors and warnings for `role`.
+    ///
+    /// # IRQL
+    ///
+    /// Any (pure computation; buffers must be resident).
     #[must_use]
     pub fn summary(&self, role: LegacyRole) -> Summary {
         let mut summary = Summary::default();
@@ -468,6 +492,10 @@ impl Framing {
     /// # Errors
     ///
     /// The first error found.
+    ///
+    /// # IRQL
+    ///
+    /// Any (pure computation; buffers must be resident).
     pub fn check(&self, role: LegacyRole) -> Result<(), Finding> {
         self.summary(role).into_result()
     }
@@ -533,6 +561,10 @@ impl FramingExView<'_> {
     /// # Errors
     ///
     /// The first rule the framing breaks, in the order the routine checks them.
+    ///
+    /// # IRQL
+    ///
+    /// Any (pure computation; buffers must be resident).
     pub fn check_ks_validate_profile(&self) -> Result<(), KsValidateRejection> {
         let first = self.item(0).ok_or(KsValidateRejection::NoPartialReadSupport)?;
         if !first.flags.contains(ItemFlags::PARTIAL_READ_SUPPORT) {

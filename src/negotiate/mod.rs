@@ -72,6 +72,10 @@ pub struct AllocatorPlan {
 
 impl AllocatorPlan {
     /// The decisions, in the order they were taken.
+    ///
+    /// # IRQL
+    ///
+    /// Any (pure computation; buffers must be resident).
     pub fn reasons(&self) -> impl Iterator<Item = &Reason> {
         self.reasons.iter().flatten()
     }
@@ -85,6 +89,10 @@ impl AllocatorPlan {
     /// # Errors
     ///
     /// The [`RequestError`] of the first check the plan's framing fails.
+    ///
+    /// # IRQL
+    ///
+    /// Any (pure computation; buffers must be resident).
     pub fn request(
         &self,
         pin: &PinConstraints,

@@ -145,6 +145,10 @@ impl SystemMemory {
     }
 
     /// Whether this memory is paged.
+    ///
+    /// # IRQL
+    ///
+    /// Any.
     #[must_use]
     pub fn is_paged(&self) -> bool {
         self.kind == PoolKind::Paged

@@ -364,36 +364,60 @@ impl<M: FrameMemory> FramePool<M> {
     }
 
     /// Bytes of each frame a consumer may use (the framing's `FrameSize`).
+    ///
+    /// # IRQL
+    ///
+    /// Any.
     #[must_use]
     pub fn frame_size(&self) -> usize {
         self.header().frame_size
     }
 
     /// Distance between consecutive frames: the frame size rounded up to the alignment.
+    ///
+    /// # IRQL
+    ///
+    /// Any.
     #[must_use]
     pub fn stride(&self) -> usize {
         self.header().stride
     }
 
     /// The alignment mask every frame address honours.
+    ///
+    /// # IRQL
+    ///
+    /// Any.
     #[must_use]
     pub fn align_mask(&self) -> usize {
         self.header().align_mask
     }
 
     /// Whether frames may be touched at DISPATCH_LEVEL (false for paged memory).
+    ///
+    /// # IRQL
+    ///
+    /// Any.
     #[must_use]
     pub fn usable_at_dispatch(&self) -> bool {
         self.header().memory.usable_at_dispatch()
     }
 
     /// The frame memory backend.
+    ///
+    /// # IRQL
+    ///
+    /// Any.
     #[must_use]
     pub fn memory(&self) -> &M {
         &self.header().memory
     }
 
     /// Bytes of bookkeeping: the fixed header plus the per-frame free bit and use counter.
+    ///
+    /// # IRQL
+    ///
+    /// Any.
     #[must_use]
     pub fn bookkeeping_bytes(&self) -> usize {
         self.header().bookkeeping_bytes
