@@ -342,6 +342,51 @@ fn single_thread(c: &mut Criterion) {
     }
 }
 
+/// The share of the machine's CPU time that other processes used over half a second in which
+/// this one slept, from `/proc/stat`; `None` where that file does not exist.
+fn others_busy() -> Option<f64> {
+    fn sample() -> Option<(u64, u64)> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let line = stat.lines().find(|line| line.starts_with("cpu "))?;
+        let ticks: Vec<u64> =
+            line.split_whitespace().skip(1).filter_map(|t| t.parse().ok()).collect();
+        // user nice system idle iowait irq softirq steal ...
+        let idle = ticks.get(3)? + ticks.get(4).copied().unwrap_or(0);
+        Some((ticks.iter().sum(), idle))
+    }
+    let (total0, idle0) = sample()?;
+    thread::sleep(Duration::from_millis(500));
+    let (total1, idle1) = sample()?;
+    let total = total1.saturating_sub(total0);
+    let idle = idle1.saturating_sub(idle0);
+    #[expect(clippy::cast_precision_loss, reason = "tick counts over half a second")]
+    (total > 0).then(|| (total - idle.min(total)) as f64 / total as f64)
+}
+
+/// Most CPU time others may use while the multi-thread scenarios run for their figures to mean
+/// anything: two threads need two idle cores.
+const BUSY_LIMIT: f64 = 0.10;
+
+/// Why the multi-thread rows are not meaningful, if they are not: fewer than two cores, or
+/// other processes using them before or after the run.
+static CORES_NOT_IDLE: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+fn check_cores_idle(when: &str) {
+    let cores = thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let mut problems = CORES_NOT_IDLE.lock().unwrap();
+    if cores < 2 {
+        problems.push(format!("only {cores} core available"));
+    }
+    match others_busy() {
+        Some(busy) if busy > BUSY_LIMIT => problems.push(format!(
+            "other processes used {:.0}% of the CPU time {when} the multi-thread scenarios",
+            busy * 100.0
+        )),
+        Some(_) => {}
+        None => problems.push("no /proc/stat to check that the cores are idle".to_owned()),
+    }
+}
+
 fn producer_consumer(c: &mut Criterion) {
     let mut group = c.benchmark_group("b-producer-consumer");
     for (name, list) in contenders(4096) {
@@ -490,6 +535,8 @@ fn report() {
         "c-two-threads",
         "d-create-touch-destroy",
     ];
+    let problems = CORES_NOT_IDLE.lock().unwrap().clone();
+    let contended = |group: &str| group.starts_with("b-") || group.starts_with("c-");
     let mut out = String::new();
     writeln!(
         out,
@@ -498,6 +545,7 @@ fn report() {
     )
     .unwrap();
     for group in groups {
+        let mark = if contended(group) && !problems.is_empty() { " *" } else { "" };
         let floor = estimate("a-pair-4KiB", "cas-pair");
         let ours = estimate(group, "ours");
         for name in names {
@@ -507,12 +555,22 @@ fn report() {
             };
             writeln!(
                 out,
-                "{group:<24} {name:<14} {ns:>10.2} {:>9} {:>9}",
+                "{group:<24} {name:<14} {ns:>10.2} {:>9} {:>9}{mark}",
                 ratio(floor),
                 ratio(ours)
             )
             .unwrap();
         }
+    }
+    if !problems.is_empty() {
+        writeln!(
+            out,
+            "\n* not meaningful: {}; the contention and hand-off ratios are not given",
+            problems.join("; ")
+        )
+        .unwrap();
+        println!("{out}");
+        return;
     }
     if let (Some(one), Some(two)) =
         (estimate("a-pair-4KiB", "ours"), estimate("c-two-threads", "ours"))
@@ -544,8 +602,10 @@ fn main() {
         .sample_size(30)
         .configure_from_args();
     single_thread(&mut criterion);
+    check_cores_idle("before");
     producer_consumer(&mut criterion);
     two_threads(&mut criterion);
+    check_cores_idle("after");
     lifecycle(&mut criterion);
     criterion.final_summary();
     report();

@@ -3,9 +3,12 @@
 use std::fmt::Write as _;
 
 use ks_allocator::framing::{
-    BusType, Framing, FramingExView, FramingItem, FramingRange, ItemFlags, LEGACY_LEN, LegacyRole,
-    MemoryType, OptionFlags, ParseError, RequirementFlags, Severity,
+    BusType, Finding, Framing, FramingExView, FramingItem, FramingRange, ItemFlags, LEGACY_LEN,
+    LegacyRole, MemoryType, OptionFlags, ParseError, RequirementFlags, Severity,
 };
+use serde_json::{Value, json};
+
+use crate::input;
 
 /// Exit status: the framing is valid (warnings allowed).
 pub const EXIT_VALID: u8 = 0;
@@ -28,55 +31,178 @@ pub enum Kind {
     },
 }
 
-/// Renders `bytes` as `kind` into `out` and returns the exit status, or the reason the bytes
-/// cannot be parsed.
-pub fn decode(kind: Kind, bytes: &[u8], out: &mut String) -> Result<u8, String> {
+/// A decoded framing: the text rendering, the same as one JSON object, and the exit status.
+pub struct Report {
+    /// Every field by name, then the verdict and each finding.
+    pub text: String,
+    /// The same as one JSON object.
+    pub json: Value,
+    /// [`EXIT_VALID`] or [`EXIT_INVALID`].
+    pub status: u8,
+}
+
+/// Decodes `bytes` as `kind`.
+///
+/// An extended framing may be given in any form `framing negotiate` reads (raw bytes, JSON, a
+/// `DECLARE_SIMPLE_FRAMING_EX` line); a legacy one must be its exact 24 bytes.
+///
+/// # Errors
+///
+/// Why the bytes are not a framing of that kind.
+pub fn decode(kind: Kind, bytes: &[u8]) -> Result<Report, String> {
     let mut findings = Vec::new();
-    match kind {
+    let mut text = String::new();
+    let mut json = match kind {
+        Kind::Extended if input::is_text(bytes) => {
+            let owned = input::read(bytes)?;
+            let view = owned.view().ok_or("a framing needs at least one item")?;
+            render_ex(&view, &mut text);
+            view.validate(|finding| findings.push(finding));
+            ex_json(&view)
+        }
         Kind::Extended => {
             let view =
                 FramingExView::parse(bytes).map_err(|e| describe(&e, "KSALLOCATOR_FRAMING_EX"))?;
-            render_ex(&view, out);
+            render_ex(&view, &mut text);
             view.validate(|finding| findings.push(finding));
             if view.trailing_len() > 0 {
                 let _ = writeln!(
-                    out,
+                    text,
                     "note: {} bytes after the framing were not read",
                     view.trailing_len()
                 );
             }
+            let mut json = ex_json(&view);
+            json["trailing_bytes"] = view.trailing_len().into();
+            json
         }
         Kind::Legacy | Kind::Request { .. } => {
+            if bytes.len() > LEGACY_LEN {
+                let hint = if FramingExView::parse(bytes).is_ok() {
+                    " (it parses as a KSALLOCATOR_FRAMING_EX: decode it without --legacy or --request)"
+                } else {
+                    ""
+                };
+                return Err(format!(
+                    "not a KSALLOCATOR_FRAMING: {} bytes, but the structure is exactly {LEGACY_LEN}{hint}",
+                    bytes.len()
+                ));
+            }
             let framing = Framing::parse(bytes).map_err(|e| describe(&e, "KSALLOCATOR_FRAMING"))?;
             let role = match kind {
                 Kind::Request { lenient: false } => LegacyRole::Request,
                 Kind::Request { lenient: true } => LegacyRole::RequestLenient,
                 _ => LegacyRole::Query,
             };
-            render_legacy(&framing, role, out);
+            render_legacy(&framing, role, &mut text);
             framing.validate(role, |finding| findings.push(finding));
-            if bytes.len() > LEGACY_LEN {
-                let _ = writeln!(
-                    out,
-                    "note: {} bytes after the framing were not read",
-                    bytes.len() - LEGACY_LEN
-                );
-            }
+            legacy_json(&framing, role)
         }
-    }
+    };
     let errors = findings.iter().filter(|f| f.severity == Severity::Error).count();
     let warnings = findings.len() - errors;
     let verdict = if errors == 0 { "valid" } else { "INVALID" };
     let _ = writeln!(
-        out,
+        text,
         "{verdict}: {errors} error{}, {warnings} warning{}",
         plural(errors),
         plural(warnings)
     );
     for finding in &findings {
-        let _ = writeln!(out, "{finding}");
+        let _ = writeln!(text, "{finding}");
     }
-    Ok(if errors == 0 { EXIT_VALID } else { EXIT_INVALID })
+    json["valid"] = (errors == 0).into();
+    json["errors"] = errors.into();
+    json["warnings"] = warnings.into();
+    json["findings"] = findings.iter().map(finding_json).collect();
+    let status = if errors == 0 { EXIT_VALID } else { EXIT_INVALID };
+    Ok(Report { text, json, status })
+}
+
+fn finding_json(finding: &Finding) -> Value {
+    json!({
+        "severity": match finding.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        },
+        "item": finding.item,
+        "field": finding.field,
+        "message": finding.problem.to_string(),
+    })
+}
+
+fn range_json(range: FramingRange) -> Value {
+    json!({ "min": range.min_frame_size, "max": range.max_frame_size, "stepping": range.stepping })
+}
+
+fn names<'a>(names: impl Iterator<Item = (&'a str, u32)>) -> Vec<&'a str> {
+    names.map(|(name, _)| name).collect()
+}
+
+fn ex_json(view: &FramingExView<'_>) -> Value {
+    let header = view.header();
+    let c = header.output_compression;
+    let items: Vec<Value> = view
+        .items()
+        .map(|item| {
+            let mut value = json!({
+                "memory_type": item.memory_type.to_string(),
+                "memory_type_guid": item.memory_type.0.to_string(),
+                "bus_type": item.bus_type.to_string(),
+                "bus_type_guid": item.bus_type.0.to_string(),
+                "memory_flags": item.memory_flags,
+                "bus_flags": item.bus_flags,
+                "flags": item.flags.bits(),
+                "flag_names": names(item.flags.iter_names().map(|(n, f)| (n, f.bits()))),
+                "frames": item.frames,
+                "memory_type_weight": item.memory_type_weight,
+                "physical_range": range_json(item.physical_range),
+                "optimal_range": range_json(item.framing_range.range),
+                "in_place_weight": item.framing_range.in_place_weight,
+                "not_in_place_weight": item.framing_range.not_in_place_weight,
+            });
+            if item.flags.contains(ItemFlags::BUFFER_2D_REQUIRED) {
+                value["frame_pitch"] = item.frame_pitch().into();
+            } else {
+                value["file_alignment"] = item.file_alignment.into();
+            }
+            value
+        })
+        .collect();
+    json!({
+        "structure": "KSALLOCATOR_FRAMING_EX",
+        "bytes": view.byte_len(),
+        "count_items": header.count_items,
+        "pin_flags": header.pin_flags,
+        "output_compression": { "numerator": c.numerator, "denominator": c.denominator, "margin": c.constant_margin },
+        "pin_weight": header.pin_weight,
+        "items": items,
+    })
+}
+
+fn legacy_json(framing: &Framing, role: LegacyRole) -> Value {
+    let (role_name, flag_names) = match role {
+        LegacyRole::Query => {
+            let flags = framing.requirements();
+            ("query", names(flags.iter_names().map(|(n, f)| (n, f.bits()))))
+        }
+        LegacyRole::Request | LegacyRole::RequestLenient => {
+            let flags = framing.options();
+            ("request", names(flags.iter_names().map(|(n, f)| (n, f.bits()))))
+        }
+    };
+    json!({
+        "structure": "KSALLOCATOR_FRAMING",
+        "role": role_name,
+        "flags": framing.flags,
+        "flag_names": flag_names,
+        "pool_type": framing.pool_type.0,
+        "pool_type_name": framing.pool_type.to_string(),
+        "frames": framing.frames,
+        "frame_size": framing.frame_size,
+        "file_alignment": framing.file_alignment,
+        "reserved": framing.reserved,
+    })
 }
 
 fn plural(n: usize) -> &'static str {

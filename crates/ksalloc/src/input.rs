@@ -33,12 +33,19 @@ impl Owned {
 
 /// Reads `bytes` in whichever form they are in.
 pub fn read(bytes: &[u8]) -> Result<Owned, String> {
-    let text = if bytes.contains(&0) { None } else { std::str::from_utf8(bytes).ok() };
+    let text = if is_text(bytes) { std::str::from_utf8(bytes).ok() } else { None };
     match text {
         None => raw(bytes),
         Some(text) if text.trim_start().starts_with('{') => json(text),
         Some(text) => declare_simple(text),
     }
+}
+
+/// Whether `bytes` are a text input (JSON or a macro line) rather than raw framing bytes: every
+/// binary framing has NUL bytes (its high-order bytes are 0), text has none. Empty or blank
+/// input is neither; it is read as (too short) raw bytes.
+pub fn is_text(bytes: &[u8]) -> bool {
+    !bytes.contains(&0) && std::str::from_utf8(bytes).is_ok_and(|text| !text.trim().is_empty())
 }
 
 fn raw(bytes: &[u8]) -> Result<Owned, String> {
@@ -211,39 +218,51 @@ fn expression(text: &str) -> Result<u32, String> {
     u32::try_from(value).map_err(|_| format!("{value} does not fit 32 bits"))
 }
 
-/// Splits at top-level commas.
-fn arguments(text: &str) -> Vec<&str> {
+/// Splits at top-level commas: each argument, trimmed, with the byte offset in `text` where it
+/// starts.
+fn arguments(text: &str) -> Vec<(usize, &str)> {
     let mut out = Vec::new();
     let (mut depth, mut start) = (0i32, 0);
+    let mut push = |start: usize, end: usize| {
+        let raw = &text[start..end];
+        let lead = raw.len() - raw.trim_start().len();
+        out.push((start + lead, raw.trim()));
+    };
     for (i, c) in text.char_indices() {
         match c {
             '(' => depth += 1,
             ')' => depth -= 1,
             ',' if depth == 0 => {
-                out.push(text[start..i].trim());
+                push(start, i);
                 start = i + 1;
             }
             _ => {}
         }
     }
-    out.push(text[start..].trim());
+    push(start, text.len());
     out
 }
 
-/// The line of the macro name at byte `at` and the text between its parentheses.
-fn macro_body(text: &str, at: usize) -> Result<(usize, &str), String> {
+/// The 1-based line of byte `at` of `text`.
+fn line_of(text: &str, at: usize) -> usize {
+    text[..at].matches('\n').count() + 1
+}
+
+/// The byte range of the text between the parentheses of the macro whose name is at byte `at`.
+fn macro_body(text: &str, at: usize) -> Result<std::ops::Range<usize>, String> {
     const MACRO: &str = "DECLARE_SIMPLE_FRAMING_EX";
-    let line = text[..at].matches('\n').count() + 1;
-    let rest = &text[at + MACRO.len()..];
-    let open = rest.find('(').ok_or_else(|| format!("line {line}: {MACRO} without '('"))?;
+    let line = line_of(text, at);
+    let after = at + MACRO.len();
+    let open = after
+        + text[after..].find('(').ok_or_else(|| format!("line {line}: {MACRO} without '('"))?;
     let mut depth = 0;
-    for (i, c) in rest[open..].char_indices() {
+    for (i, c) in text[open..].char_indices() {
         match c {
             '(' => depth += 1,
             ')' => {
                 depth -= 1;
                 if depth == 0 {
-                    return Ok((line, &rest[open + 1..open + i]));
+                    return Ok(open + 1..open + i);
                 }
             }
             _ => {}
@@ -256,38 +275,46 @@ fn macro_body(text: &str, at: usize) -> Result<(usize, &str), String> {
 /// arguments after the name.
 fn declare_simple(text: &str) -> Result<Owned, String> {
     const MACRO: &str = "DECLARE_SIMPLE_FRAMING_EX";
-    let (line, body) = if let Some(at) = text.find(MACRO) {
+    let body = if let Some(at) = text.find(MACRO) {
         macro_body(text, at)?
     } else {
-        let line = text.lines().position(|l| !l.trim().is_empty()).map_or(1, |p| p + 1);
-        (line, text.trim().trim_end_matches(';'))
+        let trimmed = text.trim_end().trim_end_matches(';');
+        let start = trimmed.len() - trimmed.trim_start().len();
+        start..trimmed.len()
     };
-    let mut args = arguments(body);
+    let mut args = arguments(&text[body.clone()]);
     if args.len() == 7 {
         args.remove(0);
     }
     let names = ["MemoryType", "Flags", "Frames", "Alignment", "MinFrameSize", "MaxFrameSize"];
     let [memory, flags, frames, alignment, min, max] = args[..] else {
         return Err(format!(
-            "line {line}: expected the arguments of {MACRO}({}) but found {} argument(s); \
+            "line {}: expected the arguments of {MACRO}({}) but found {} argument(s); \
              a text input that is not JSON must be a {MACRO} line",
+            line_of(text, body.start),
             names.join(", "),
             args.len()
         ));
     };
-    let field = |name: &str, error: String| format!("line {line}: {name}: {error}");
+    // Each error names the line its argument starts on.
+    let field = |index: usize, (at, _): (usize, &str), error: String| {
+        format!("line {}: {}: {error}", line_of(text, body.start + at), names[index])
+    };
     let memory_name = memory
+        .1
         .strip_prefix("STATICGUIDOF")
-        .map_or(memory, |rest| rest.trim().trim_start_matches('(').trim_end_matches(')'));
-    let memory = memory_type(memory_name).map_err(|e| field(names[0], e))?;
+        .map_or(memory.1, |rest| rest.trim().trim_start_matches('(').trim_end_matches(')'));
+    let memory_value = memory_type(memory_name).map_err(|e| field(0, memory, e))?;
     let mut item_flags = ItemFlags::empty();
-    for part in flags.split('|') {
-        item_flags |= flag(part).map_err(|e| field(names[1], e))?;
+    for part in flags.1.split('|') {
+        item_flags |= flag(part).map_err(|e| field(1, flags, e))?;
     }
-    let frames = expression(frames).map_err(|e| field(names[2], e))?;
-    let alignment = expression(alignment).map_err(|e| field(names[3], e))?;
-    let min = expression(min).map_err(|e| field(names[4], e))?;
-    let max = expression(max).map_err(|e| field(names[5], e))?;
+    let number = |index: usize, argument: (usize, &str)| {
+        expression(argument.1).map_err(|e| field(index, argument, e))
+    };
+    let (frames, alignment) = (number(2, frames)?, number(3, alignment)?);
+    let (min, max) = (number(4, min)?, number(5, max)?);
+    let memory = memory_value;
     let item = FramingItem::new(memory)
         .with_flags(item_flags)
         .with_frames(frames)
@@ -399,28 +426,64 @@ struct JsonFraming {
     items: Vec<JsonItem>,
 }
 
+/// The line and column of the last `"key"` before line `line`, column `column` of `text`.
+fn key_position(text: &str, line: usize, column: usize, key: &str) -> Option<(usize, usize)> {
+    let line_start: usize =
+        text.split_inclusive('\n').take(line.saturating_sub(1)).map(str::len).sum();
+    let end = (line_start + column).min(text.len());
+    let at = text.get(..end)?.rfind(&format!("\"{key}\""))?;
+    let key_line = line_of(text, at);
+    let key_line_start = text[..at].rfind('\n').map_or(0, |newline| newline + 1);
+    Some((key_line, text[key_line_start..at].chars().count() + 1))
+}
+
+/// `line L: [path: ]message (column C)`: serde_json ends its message with the position; the
+/// line goes in front, where the other formats put it, and the column at the end.
+fn json_error(error: &serde_json::Error, path: Option<&str>) -> String {
+    let mut message = format!("line {}: ", error.line());
+    if let Some(path) = path {
+        let _ = write!(message, "{path}: ");
+    }
+    let text = error.to_string();
+    let suffix = format!(" at line {} column {}", error.line(), error.column());
+    match text.strip_suffix(&suffix) {
+        Some(text) => {
+            let _ = write!(message, "{text} (column {})", error.column());
+        }
+        None => message.push_str(&text),
+    }
+    message
+}
+
 fn json(text: &str) -> Result<Owned, String> {
     let mut deserializer = serde_json::Deserializer::from_str(text);
     let framing: JsonFraming =
         serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+            // A syntax error has no meaningful field path (serde_path_to_error shows the place
+            // it stopped at as `items[0].?`); a data error names the field, and is placed at
+            // the field's key: serde_json places errors of a value it has already read after the
+            // whitespace that follows, often on the next line.
             let inner = error.inner();
-            let mut message = format!("line {}: ", inner.line());
             let path = error.path().to_string();
-            if path != "." {
-                let _ = write!(message, "{path}: ");
+            if inner.classify() != serde_json::error::Category::Data || path == "." {
+                return json_error(inner, None);
             }
-            // serde_json ends its message with the position; keep the line in front, where
-            // the other formats put it, and the column at the end.
-            let text = inner.to_string();
-            let suffix = format!(" at line {} column {}", inner.line(), inner.column());
-            match text.strip_suffix(&suffix) {
-                Some(text) => {
-                    let _ = write!(message, "{text} (column {})", inner.column());
+            let key = match error.path().iter().next_back() {
+                Some(serde_path_to_error::Segment::Map { key }) => Some(key.as_str()),
+                _ => None,
+            };
+            match key.and_then(|key| key_position(text, inner.line(), inner.column(), key)) {
+                Some((line, column)) => {
+                    let message = inner.to_string();
+                    let suffix = format!(" at line {} column {}", inner.line(), inner.column());
+                    let message = message.strip_suffix(&suffix).unwrap_or(&message);
+                    format!("line {line}: {path}: {message} (column {column})")
                 }
-                None => message.push_str(&text),
+                None => json_error(inner, Some(&path)),
             }
-            message
         })?;
+    // Anything after the object (a second object, stray text) is an error, not ignored.
+    deserializer.end().map_err(|error| json_error(&error, None))?;
     if framing.items.is_empty() {
         return Err("items: a framing needs at least one item".to_owned());
     }

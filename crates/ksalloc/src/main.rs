@@ -1,12 +1,15 @@
 //! `ksalloc`: the command-line tool of ks-allocator.
 //!
-//! - `ksalloc framing decode [--legacy | --request [--lenient]] FILE` prints every field of a KS
-//!   allocator framing captured from a driver or a device, then every error and warning the
-//!   validator finds. Exit status: 0 valid (warnings allowed), 1 the framing has errors, 2 the
-//!   input cannot be read or parsed.
+//! - `ksalloc framing decode [--json] [--legacy | --request [--lenient]] FILE` prints every
+//!   field of a KS allocator framing captured from a driver or a device (or written as JSON or a
+//!   `DECLARE_SIMPLE_FRAMING_EX` line), then every error and warning the validator finds.
 //! - `ksalloc framing negotiate [--json] UPSTREAM DOWNSTREAM` prints the allocator plan for two
-//!   connected pins and the reason for each choice. Exit status: 0 a plan, 1 the framings cannot
-//!   be reconciled (the conflict is named), 2 unreadable input.
+//!   connected pins and the reason for each choice.
+//!
+//! Exit status: 0 valid / a plan, 1 the framing has errors / the framings cannot be reconciled
+//! (the conflict is named), 2 the input cannot be read or parsed, 64 a usage error (unknown or
+//! conflicting options; `--help` and `--version` exit 0). With `--json`, a failure is also one
+//! JSON object on standard output: `{"status": N, "kind": "...", "error": "..."}`.
 
 use std::{
     io::{self, Read, Write},
@@ -15,14 +18,21 @@ use std::{
 };
 
 use clap::{Args, Parser, Subcommand};
+use serde_json::json;
 
 mod decode;
 mod input;
 mod negotiate;
 
-/// Decode and check Windows kernel-streaming allocator framings.
+/// Exit status of a usage error (`EX_USAGE` of sysexits.h), apart from the input's own 0-2.
+const EXIT_USAGE: u8 = 64;
+
+/// Decode, check and negotiate Windows kernel-streaming allocator framings.
+///
+/// Exit status: 0 valid framing or a plan; 1 the framing has errors or the framings cannot be
+/// reconciled; 2 unreadable input; 64 usage error.
 #[derive(Debug, Parser)]
-#[command(name = "ksalloc", version, about)]
+#[command(name = "ksalloc", version, about, long_about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -30,7 +40,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Work with allocator framings.
+    /// Decode, validate and negotiate allocator framings.
     #[command(subcommand)]
     Framing(FramingCommand),
 }
@@ -39,9 +49,11 @@ enum Command {
 enum FramingCommand {
     /// Print every field of a framing and validate it.
     ///
-    /// FILE holds the raw bytes as a driver or KS hands them over: by default a
-    /// KSALLOCATOR_FRAMING_EX (the ALLOCATORFRAMING_EX property value). Exit status: 0 valid
-    /// (warnings allowed), 1 the framing has errors, 2 the bytes cannot be read or parsed.
+    /// FILE (or - for standard input) holds a KSALLOCATOR_FRAMING_EX as raw bytes (the
+    /// ALLOCATORFRAMING_EX property value), a JSON description or a DECLARE_SIMPLE_FRAMING_EX(...)
+    /// line, as `framing negotiate` reads them; with --legacy or --request, the exact 24 bytes
+    /// of a KSALLOCATOR_FRAMING. Exit status: 0 valid (warnings allowed), 1 the framing has
+    /// errors, 2 the input cannot be read or parsed.
     Decode(DecodeArgs),
     /// Negotiate the allocator for a connection between two pins.
     ///
@@ -54,7 +66,7 @@ enum FramingCommand {
 
 #[derive(Debug, Args)]
 struct NegotiateArgs {
-    /// Print the plan as one JSON object.
+    /// Print the plan, or the failure, as one JSON object.
     #[arg(long)]
     json: bool,
     /// The framing of the upstream (output) pin.
@@ -64,7 +76,11 @@ struct NegotiateArgs {
 }
 
 #[derive(Debug, Args)]
+#[expect(clippy::struct_excessive_bools, reason = "each is one command-line flag")]
 struct DecodeArgs {
+    /// Print the fields, verdict and findings, or the failure, as one JSON object.
+    #[arg(long)]
+    json: bool,
     /// A 24-byte KSALLOCATOR_FRAMING as the legacy ALLOCATORFRAMING property returns it
     /// (RequirementsFlags).
     #[arg(long, conflicts_with = "request")]
@@ -80,83 +96,100 @@ struct DecodeArgs {
     file: PathBuf,
 }
 
-fn read_input(path: &PathBuf) -> io::Result<Vec<u8>> {
-    if path.as_os_str() == "-" {
-        let mut bytes = Vec::new();
-        io::stdin().lock().read_to_end(&mut bytes)?;
-        Ok(bytes)
-    } else {
-        std::fs::read(path)
+/// Why a command produced no result: its exit status, a short machine-readable kind and the
+/// message.
+pub struct Failure {
+    status: u8,
+    kind: &'static str,
+    message: String,
+}
+
+impl Failure {
+    fn unreadable(message: String) -> Self {
+        Self { status: decode::EXIT_UNREADABLE, kind: "unreadable_input", message }
+    }
+
+    /// Reports the failure (stderr, and stdout as JSON when asked) and returns its status.
+    fn report(&self, as_json: bool) -> ExitCode {
+        eprintln!("ksalloc: {}", self.message);
+        if as_json {
+            let object = json!({ "status": self.status, "kind": self.kind, "error": self.message });
+            print(&format!("{object}\n"));
+        }
+        ExitCode::from(self.status)
     }
 }
 
-/// Reads and parses one framing input, or prints why not.
-fn framing_input(path: &PathBuf, stdin_used: &mut bool) -> Result<input::Owned, String> {
-    let name = path.display().to_string();
-    if path.as_os_str() == "-" {
-        if *stdin_used {
-            return Err("- (standard input) can only be given once".to_owned());
-        }
-        *stdin_used = true;
+/// Writes to standard output; a closed pipe (`ksalloc ... | head`) is not an error of ours.
+fn print(text: &str) {
+    let _ = io::stdout().lock().write_all(text.as_bytes());
+}
+
+fn read_input(path: &PathBuf) -> Result<Vec<u8>, Failure> {
+    let name = path.display();
+    let result = if path.as_os_str() == "-" {
+        let mut bytes = Vec::new();
+        io::stdin().lock().read_to_end(&mut bytes).map(|_| bytes)
+    } else {
+        std::fs::read(path)
+    };
+    result.map_err(|e| Failure::unreadable(format!("cannot read {name}: {e}")))
+}
+
+/// Reads and parses one framing input.
+fn framing_input(path: &PathBuf) -> Result<input::Owned, Failure> {
+    let bytes = read_input(path)?;
+    input::read(&bytes).map_err(|e| Failure::unreadable(format!("{}: {e}", path.display())))
+}
+
+fn negotiate(args: &NegotiateArgs) -> Result<String, Failure> {
+    if args.upstream.as_os_str() == "-" && args.downstream.as_os_str() == "-" {
+        return Err(Failure::unreadable("- (standard input) can only be given once".to_owned()));
     }
-    let bytes = read_input(path).map_err(|e| format!("cannot read {name}: {e}"))?;
-    input::read(&bytes).map_err(|e| format!("{name}: {e}"))
+    let upstream = framing_input(&args.upstream)?;
+    let downstream = framing_input(&args.downstream)?;
+    negotiate::run(&upstream, &downstream, args.json)
+}
+
+fn decode(args: &DecodeArgs) -> Result<decode::Report, Failure> {
+    let bytes = read_input(&args.file)?;
+    let kind = if args.legacy {
+        decode::Kind::Legacy
+    } else if args.request {
+        decode::Kind::Request { lenient: args.lenient }
+    } else {
+        decode::Kind::Extended
+    };
+    decode::decode(kind, &bytes)
+        .map_err(|reason| Failure::unreadable(format!("{}: {reason}", args.file.display())))
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() { ExitCode::from(EXIT_USAGE) } else { ExitCode::SUCCESS };
+        }
+    };
     match cli.command {
-        Command::Framing(FramingCommand::Negotiate(args)) => {
-            let mut stdin_used = false;
-            if args.upstream.as_os_str() == "-" && args.downstream.as_os_str() == "-" {
-                eprintln!("ksalloc: - (standard input) can only be given once");
-                return ExitCode::from(decode::EXIT_UNREADABLE);
+        Command::Framing(FramingCommand::Negotiate(args)) => match negotiate(&args) {
+            Ok(plan) => {
+                print(&plan);
+                ExitCode::SUCCESS
             }
-            let inputs = framing_input(&args.upstream, &mut stdin_used)
-                .and_then(|up| Ok((up, framing_input(&args.downstream, &mut stdin_used)?)));
-            let (upstream, downstream) = match inputs {
-                Ok(inputs) => inputs,
-                Err(reason) => {
-                    eprintln!("ksalloc: {reason}");
-                    return ExitCode::from(decode::EXIT_UNREADABLE);
+            Err(failure) => failure.report(args.json),
+        },
+        Command::Framing(FramingCommand::Decode(args)) => match decode(&args) {
+            Ok(report) => {
+                if args.json {
+                    print(&format!("{}\n", report.json));
+                } else {
+                    print(&report.text);
                 }
-            };
-            let (mut out, mut err) = (String::new(), String::new());
-            let status = negotiate::run(&upstream, &downstream, args.json, &mut out, &mut err);
-            let _ = io::stdout().lock().write_all(out.as_bytes());
-            if !err.is_empty() {
-                eprint!("ksalloc: {err}");
+                ExitCode::from(report.status)
             }
-            ExitCode::from(status)
-        }
-        Command::Framing(FramingCommand::Decode(args)) => {
-            let name = args.file.display().to_string();
-            let bytes = match read_input(&args.file) {
-                Ok(bytes) => bytes,
-                Err(error) => {
-                    eprintln!("ksalloc: cannot read {name}: {error}");
-                    return ExitCode::from(decode::EXIT_UNREADABLE);
-                }
-            };
-            let kind = if args.legacy {
-                decode::Kind::Legacy
-            } else if args.request {
-                decode::Kind::Request { lenient: args.lenient }
-            } else {
-                decode::Kind::Extended
-            };
-            let mut out = String::new();
-            let result = decode::decode(kind, &bytes, &mut out);
-            let mut stdout = io::stdout().lock();
-            // A closed pipe (ksalloc ... | head) is not an error of the framing.
-            let _ = stdout.write_all(out.as_bytes());
-            match result {
-                Ok(status) => ExitCode::from(status),
-                Err(reason) => {
-                    eprintln!("ksalloc: {name}: {reason}");
-                    ExitCode::from(decode::EXIT_UNREADABLE)
-                }
-            }
-        }
+            Err(failure) => failure.report(args.json),
+        },
     }
 }

@@ -8,45 +8,31 @@ use ks_allocator::{
 };
 use serde_json::json;
 
-use crate::{decode, input::Owned};
+use crate::{Failure, decode, input::Owned};
 
-/// Exit status: a plan was found.
-pub const EXIT_PLAN: u8 = 0;
 /// Exit status: the framings cannot be reconciled.
 pub const EXIT_CONFLICT: u8 = 1;
 
-/// Negotiates and renders; returns the exit status.
-pub fn run(
-    upstream: &Owned,
-    downstream: &Owned,
-    as_json: bool,
-    out: &mut String,
-    err: &mut String,
-) -> u8 {
+/// Negotiates; returns the exit status and the plan (text or JSON), or the failure.
+pub fn run(upstream: &Owned, downstream: &Owned, as_json: bool) -> Result<String, Failure> {
     let (Some(up), Some(down)) = (upstream.view(), downstream.view()) else {
-        let _ = writeln!(err, "a framing has no items");
-        return decode::EXIT_UNREADABLE;
+        return Err(Failure::unreadable("a framing has no items".to_owned()));
     };
     match negotiate(&up, &down) {
         Ok(plan) => {
+            let mut out = String::new();
             if as_json {
                 let _ = writeln!(out, "{}", plan_json(&plan));
             } else {
-                render(&plan, out);
+                render(&plan, &mut out);
             }
-            EXIT_PLAN
+            Ok(out)
         }
-        Err(error) => {
-            if as_json {
-                let _ = writeln!(
-                    out,
-                    "{}",
-                    json!({ "error": error.to_string(), "conflict": conflict_name(&error) })
-                );
-            }
-            let _ = writeln!(err, "cannot negotiate: {error}");
-            EXIT_CONFLICT
-        }
+        Err(error) => Err(Failure {
+            status: EXIT_CONFLICT,
+            kind: conflict_name(&error),
+            message: format!("cannot negotiate: {error}"),
+        }),
     }
 }
 

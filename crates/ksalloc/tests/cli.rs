@@ -205,11 +205,131 @@ fn legacy_and_request_framings() {
 }
 
 #[test]
-fn conflicting_options_are_usage_errors() {
-    let output = ksalloc(&["framing", "decode", "--legacy", "--request", "-"], Some(&[]));
+fn usage_errors_have_a_status_of_their_own() {
+    for args in [
+        &["framing", "decode", "--legacy", "--request", "-"][..],
+        &["framing", "decode", "--lenient", "-"],
+        &["framing", "decode", "--bogus", "-"],
+        &["framing", "negotiate", "only-one"],
+        &["frobnicate"],
+    ] {
+        let output = ksalloc(args, Some(&[]));
+        assert_eq!(output.status.code(), Some(64), "{args:?}: {}", text(&output.stderr));
+        assert!(text(&output.stderr).contains("Usage:"), "{args:?}");
+    }
+    let output = ksalloc(&["--help"], None);
+    assert_eq!(output.status.code(), Some(0));
+    let help = text(&output.stdout);
+    assert!(help.contains("Decode, check and negotiate"), "{help}");
+    assert!(help.contains("64 usage error"), "{help}");
+    assert_eq!(ksalloc(&["framing", "negotiate", "--help"], None).status.code(), Some(0));
+}
+
+#[test]
+fn legacy_decoding_wants_exactly_24_bytes() {
+    let output = ksalloc(&["framing", "decode", "--request", "-"], Some(&avshws()));
     assert_eq!(output.status.code(), Some(2));
-    let output = ksalloc(&["framing", "decode", "--lenient", "-"], Some(&[]));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains(
+            "112 bytes, but the structure is exactly 24 (it parses as a KSALLOCATOR_FRAMING_EX"
+        ),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty());
+    let mut long = words(&[2, 0, 2, 153_600, 0, 0]);
+    long.push(0);
+    assert_eq!(
+        ksalloc(&["framing", "decode", "--legacy", "-"], Some(&long)).status.code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn decode_reads_json_and_macro_lines_too() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data");
+    let declare =
+        ksalloc(&["framing", "decode", data.join("avshws-declare.txt").to_str().unwrap()], None);
+    let stdout = text(&declare.stdout);
+    assert_eq!(declare.status.code(), Some(0), "{stdout}{}", text(&declare.stderr));
+    assert!(stdout.starts_with("KSALLOCATOR_FRAMING_EX: 112 bytes, 1 item\n"), "{stdout}");
+    assert!(stdout.contains("FramingRange           8192..=8192 stepping 1"), "{stdout}");
+    let sink = ksalloc(&["framing", "decode", data.join("sink.json").to_str().unwrap()], None);
+    let stdout = text(&sink.stdout);
+    assert_eq!(sink.status.code(), Some(0), "{stdout}{}", text(&sink.stderr));
+    assert!(stdout.contains("MemoryType             DontCare"), "{stdout}");
+    // A JSON file with an error names its line instead of misreading the bytes as CountItems.
+    let bad = scratch(
+        "decode-bad.json",
+        b"{\n  \"items\": [\n    { \"memory_type\": \"Kernel\" }\n  ]\n}",
+    );
+    let output = ksalloc(&["framing", "decode", bad.to_str().unwrap()], None);
     assert_eq!(output.status.code(), Some(2));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("line 3: items[0].memory_type: unknown memory type"), "{stderr}");
+    assert!(!stderr.contains("CountItems"), "{stderr}");
+}
+
+#[test]
+fn decode_json_output() {
+    let mut bytes = avshws();
+    bytes[24 + 48] = 5; // FramingItem[0].FileAlignment = 5
+    bytes[4] = 1; // PinFlags
+    let output = ksalloc(&["framing", "decode", "--json", "-"], Some(&bytes));
+    assert_eq!(output.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["structure"], "KSALLOCATOR_FRAMING_EX");
+    assert_eq!((report["bytes"].as_u64(), report["count_items"].as_u64()), (Some(112), Some(1)));
+    assert_eq!(
+        (report["valid"].as_bool(), report["errors"].as_u64(), report["warnings"].as_u64()),
+        (Some(false), Some(1), Some(1))
+    );
+    let item = &report["items"][0];
+    assert_eq!(item["memory_type"], "KernelNonPaged");
+    assert_eq!(item["memory_type_guid"], "4A6D5FC4-7895-11D1-B069-00A0C9062802");
+    assert_eq!(item["flag_names"], serde_json::json!(["SYSTEM_MEMORY", "PREFERENCES_ONLY"]));
+    assert_eq!(item["file_alignment"], 5);
+    assert_eq!(
+        item["physical_range"],
+        serde_json::json!({ "min": 153_600, "max": 153_600, "stepping": 0 })
+    );
+    assert_eq!(report["trailing_bytes"], 0);
+    let findings = report["findings"].as_array().unwrap();
+    assert_eq!(findings[0]["severity"], "warning");
+    assert_eq!(findings[0]["field"], "PinFlags");
+    assert_eq!(
+        findings[1],
+        serde_json::json!({
+            "severity": "error",
+            "item": 0,
+            "field": "FileAlignment",
+            "message": "0x5 is not an alignment mask (2^k - 1, e.g. FILE_QUAD_ALIGNMENT = 7)",
+        })
+    );
+
+    let query = words(&[2, 0, 2, 153_600, 0, 0]);
+    let output = ksalloc(&["framing", "decode", "--json", "--legacy", "-"], Some(&query));
+    assert_eq!(output.status.code(), Some(0));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        (report["structure"].as_str(), report["role"].as_str()),
+        (Some("KSALLOCATOR_FRAMING"), Some("query"))
+    );
+    assert_eq!(report["flag_names"], serde_json::json!(["SYSTEM_MEMORY"]));
+    assert_eq!(
+        (report["frame_size"].as_u64(), report["pool_type_name"].as_str()),
+        (Some(153_600), Some("NonPagedPool"))
+    );
+
+    // Unreadable input: the same error object as negotiate's.
+    let output = ksalloc(&["framing", "decode", "--json", "-"], Some(&avshws()[..50]));
+    assert_eq!(output.status.code(), Some(2));
+    let error: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        (error["status"].as_u64(), error["kind"].as_str()),
+        (Some(2), Some("unreadable_input"))
+    );
+    assert!(error["error"].as_str().unwrap().contains("CountItems 1 needs 112 bytes"));
 }
 
 mod negotiate {
@@ -313,16 +433,52 @@ mod negotiate {
         );
         assert_eq!(output.status.code(), Some(1));
         let error: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-        assert_eq!(error["conflict"], "memory_types_disjoint");
+        assert_eq!(error["kind"], "memory_types_disjoint");
+        assert_eq!(error["status"], 1);
+        assert!(
+            error["error"].as_str().unwrap().starts_with("cannot negotiate: memory types disjoint")
+        );
+        // Unreadable input gets the same shape, on stdout too.
+        let output = ksalloc(
+            &["framing", "negotiate", "--json", "/nonexistent", paged.to_str().unwrap()],
+            None,
+        );
+        assert_eq!(output.status.code(), Some(2));
+        let error: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(
+            (error["status"].as_u64(), error["kind"].as_str()),
+            (Some(2), Some("unreadable_input"))
+        );
+        assert!(error["error"].as_str().unwrap().contains("cannot read /nonexistent"));
     }
 
     #[test]
     fn text_errors_name_the_line_and_field() {
-        let cases: [(&str, &str, &str); 6] = [
+        let cases: [(&str, &str, &str); 10] = [
             (
                 "bad-type.json",
                 "{\n  \"items\": [ {\n    \"frames\": \"two\"\n  } ]\n}",
-                "line 3: items[0].frames: invalid type: string \"two\", expected u32 (column 19)\n",
+                "line 3: items[0].frames: invalid type: string \"two\", expected u32 (column 5)\n",
+            ),
+            (
+                "bad-alignment.json",
+                "{\n  \"items\": [\n    { \"memory_type\": \"System\",\n      \"alignment\": \"2 * FOO\"\n    }\n  ]\n}",
+                "line 4: items[0].alignment: cannot read \"FOO\" (column 7)",
+            ),
+            (
+                "syntax.json",
+                "{\n  \"items\": [\n    { \"memory_type\": \"System\", }\n  ]\n}",
+                "line 3: trailing comma (column 32)",
+            ),
+            (
+                "trailing.json",
+                "{ \"items\": [ { \"memory_type\": \"System\" } ] }\n{ }",
+                "line 2: trailing characters (column 1)",
+            ),
+            (
+                "bad-multiline.txt",
+                "DECLARE_SIMPLE_FRAMING_EX(\n    Name,\n    STATICGUIDOF(KSMEMORY_TYPE_SYSTEM),\n    0,\n    2,\n    5 +,\n    100,\n    100);",
+                "line 6: Alignment: the expression ends too early",
             ),
             (
                 "bad-memory.json",
@@ -361,6 +517,7 @@ mod negotiate {
             let stderr = text(&output.stderr);
             assert!(stderr.contains(expected), "{name}: {stderr}");
             assert!(!stderr.contains(" at line "), "{name}: position given twice: {stderr}");
+            assert!(!stderr.contains(".?"), "{name}: no made-up field path: {stderr}");
         }
         let output = ksalloc(&["framing", "negotiate", "-", "-"], Some(b""));
         assert_eq!(output.status.code(), Some(2));
@@ -376,6 +533,18 @@ mod negotiate {
         assert_eq!(output.status.code(), Some(2));
         assert!(text(&output.stderr).contains("not a KSALLOCATOR_FRAMING_EX"));
     }
+}
+
+/// The README shows `tests/data/sink.json` as it is.
+#[test]
+fn the_readme_shows_the_sink_file() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let sink = std::fs::read_to_string(root.join("tests/data/sink.json")).unwrap();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    assert!(
+        readme.contains(&format!("`tests/data/sink.json`:\n\n```json\n{sink}```")),
+        "README.md does not show tests/data/sink.json as it is"
+    );
 }
 
 /// The README shows this command and its output; keep them true.
