@@ -16,6 +16,7 @@ thread_local! {
 
 /// The calling thread's IRQL.
 #[must_use]
+#[inline]
 pub fn current() -> KIRQL {
     IRQL.with(Cell::get)
 }

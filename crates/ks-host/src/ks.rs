@@ -304,6 +304,7 @@ impl DispatchAllocator {
 
     /// `Allocate(context)` at DISPATCH_LEVEL (or at the caller's IRQL if already higher).
     #[must_use]
+    #[inline]
     pub fn allocate(&self) -> Option<NonNull<u8>> {
         let allocate = self.table.Allocate?;
         at_least_dispatch(|| {
@@ -313,6 +314,7 @@ impl DispatchAllocator {
     }
 
     /// `Free(context, frame)` at DISPATCH_LEVEL (or at the caller's IRQL if already higher).
+    #[inline]
     pub fn free(&self, frame: NonNull<u8>) {
         self.free_raw(frame.as_ptr().cast());
     }
@@ -322,6 +324,7 @@ impl DispatchAllocator {
         clippy::not_unsafe_ptr_arg_deref,
         reason = "the pointer only goes to the allocator's Free, whose contract is to validate it"
     )]
+    #[inline]
     pub fn free_raw(&self, pointer: PVOID) {
         if let Some(free) = self.table.Free {
             at_least_dispatch(|| {
@@ -343,6 +346,7 @@ impl Drop for DispatchAllocator {
     }
 }
 
+#[inline]
 fn at_least_dispatch<R>(f: impl FnOnce() -> R) -> R {
     if crate::irql::current() >= ks_sys::DISPATCH_LEVEL { f() } else { crate::irql::at_dispatch(f) }
 }
