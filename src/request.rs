@@ -286,21 +286,18 @@ impl From<RequestError> for Error {
 ///
 /// # Invariants
 ///
-/// - `framing` passes specification 7.4 (B) leniently ([`LegacyRole::RequestLenient`]), so
-///   `frame_size >= 1`, `align_mask` is `2^k - 1 <= 0xFFF`;
-/// - `paged` is false when the pin requires non-paged frames, and `frame_size` is at most the
-///   pin's largest physical frame size when it states one;
+/// - `framing` passes specification 7.4 (B) leniently ([`LegacyRole::RequestLenient`]), so its
+///   `FrameSize >= 1` and its `FileAlignment` is a mask `2^k - 1 <= 0xFFF`;
+/// - its pool type is non-paged when the pin requires non-paged frames, and its frame size is at
+///   most the pin's largest physical frame size when it states one;
 /// - `1 <= frames <= budget.max_frames`: the framing's `Frames`, or the budget's uncapped count
 ///   for 0;
-/// - `stride` is `frame_size` rounded up to `align_mask + 1`, at least 2, and `divider` divides
+/// - `stride` is the frame size rounded up to the alignment, at least 2, and `divider` divides
 ///   by it; `frames * stride <= budget.max_bytes <= MAX_POOL_BYTES`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct AllocatorRequest {
     framing: Framing,
     frames: u32,
-    frame_size: u32,
-    align_mask: u32,
-    paged: bool,
     stride: usize,
     divider: ExactDivider,
     owner: usize,
@@ -366,9 +363,6 @@ impl AllocatorRequest {
         Ok(Self {
             framing: *framing,
             frames,
-            frame_size: framing.frame_size,
-            align_mask: framing.file_alignment,
-            paged,
             stride: stride as usize,
             divider: ExactDivider::new(stride),
             owner: 0,
@@ -404,13 +398,13 @@ impl AllocatorRequest {
     /// Bytes of each frame a consumer may use. At least 1.
     #[must_use]
     pub const fn frame_size(&self) -> u32 {
-        self.frame_size
+        self.framing.frame_size
     }
 
     /// The alignment mask every frame honours (`FileAlignment`, at most `PAGE_SIZE - 1`).
     #[must_use]
     pub const fn align_mask(&self) -> u32 {
-        self.align_mask
+        self.framing.file_alignment
     }
 
     /// Distance between consecutive frames: the frame size rounded up to the alignment (at
@@ -429,7 +423,7 @@ impl AllocatorRequest {
     /// Whether the frames are paged pool (`PagedPool`, `PagedPoolCacheAligned`).
     #[must_use]
     pub const fn is_paged(&self) -> bool {
-        self.paged
+        self.framing.pool_type.is_paged()
     }
 
     /// The create options (`OptionsFlags`, unknown bits retained).

@@ -153,17 +153,20 @@ impl<M: FrameMemory> FramePool<M> {
         let padding = if memory.alignment(span) > align_mask { 0 } else { align_mask };
         let block_bytes = span.checked_add(padding).ok_or(Error::INSUFFICIENT_RESOURCES)?;
         let block = memory.allocate(block_bytes).ok_or(Error::INSUFFICIENT_RESOURCES)?;
-        let base = align_up(block.as_ptr() as usize, align_mask);
         // The aligned frames must lie inside the block (a backend breaking its alignment promise
         // could otherwise make them overrun it).
-        if base.is_none_or(|base| base + span > block.as_ptr() as usize + block_bytes) {
+        let block_end = (block.as_ptr() as usize).checked_add(block_bytes);
+        let base = align_up(block.as_ptr() as usize, align_mask).filter(|base| {
+            base.checked_add(span).is_some_and(|end| block_end.is_some_and(|limit| end <= limit))
+        });
+        let Some(base) = base else {
             // SAFETY: `block` came from `memory.allocate(block_bytes)` just now; freed once.
             unsafe { memory.free(block, block_bytes) };
             return Err(Error::INSUFFICIENT_RESOURCES);
-        }
+        };
         let frames = request.frames();
         let header = Header {
-            base: base.unwrap_or(0),
+            base,
             span,
             stride: request.stride(),
             divider: request.divider(),
