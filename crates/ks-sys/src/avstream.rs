@@ -25,10 +25,21 @@ ks_opaque! {
     KSCOMPONENTID,
     /// `KSATTRIBUTE_LIST`: attribute ranges of a data range.
     KSATTRIBUTE_LIST,
-    /// `KSP_PIN`: a property request that names a pin id.
-    KSP_PIN,
     /// `KSPROCESSPIN_INDEXENTRY`: the process pins of one pin factory.
     KSPROCESSPIN_INDEXENTRY,
+}
+
+ks_struct! {
+    /// `KSP_PIN`: a property request that names a pin factory (what an intersect handler
+    /// receives).
+    pub struct KSP_PIN (size 32, align 8) {
+        /// The property request.
+        pub Property: crate::KSPROPERTY => 0,
+        /// The pin factory id.
+        pub PinId: ULONG => 24,
+        /// Reserved, 0.
+        pub Reserved: ULONG => 28,
+    }
 }
 
 ks_callbacks! {

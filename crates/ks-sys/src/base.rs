@@ -14,10 +14,11 @@ pub use wdk_sys::{
     DEVICE_POWER_STATE, DRIVER_OBJECT, FILE_OBJECT, GUID, HANDLE, IO_STATUS_BLOCK, IRP, KDPC,
     KPROCESSOR_MODE, KTIMER, LARGE_INTEGER, LONG, LONG_PTR, LONGLONG, MDL, NTSTATUS,
     PCM_RESOURCE_LIST, PDEVICE_CAPABILITIES, PDEVICE_OBJECT, PDRIVER_OBJECT, PFILE_OBJECT, PHANDLE,
-    PIO_STATUS_BLOCK, PIRP, PKDPC, PKTIMER, PLONGLONG, PMDL, POBJECT_HANDLE_INFORMATION,
-    POBJECT_TYPE, POOL_FLAGS, POOL_TYPE, POWER_ACTION, PSECURITY_DESCRIPTOR, PUCHAR, PULONG,
-    PUNICODE_STRING, PVOID, PWCHAR, PWSTR, SIZE_T, SYSTEM_POWER_STATE, UCHAR, ULONG, ULONG_PTR,
-    ULONGLONG, UNICODE_STRING, USHORT, WCHAR,
+    PIO_STATUS_BLOCK, PIRP, PKDEFERRED_ROUTINE, PKDPC, PKTIMER, PLONGLONG, PMDL,
+    POBJECT_HANDLE_INFORMATION, POBJECT_TYPE, POOL_FLAGS, POOL_TYPE, POWER_ACTION, PRKDPC,
+    PSECURITY_DESCRIPTOR, PUCHAR, PULONG, PUNICODE_STRING, PVOID, PWCHAR, PWSTR, SIZE_T,
+    SYSTEM_POWER_STATE, TIMER_TYPE, UCHAR, ULONG, ULONG_PTR, ULONGLONG, UNICODE_STRING, USHORT,
+    WCHAR,
 };
 
 #[cfg(not(all(windows, feature = "wdk")))]
@@ -135,10 +136,6 @@ mod local {
         FILE_OBJECT,
         /// Memory descriptor list.
         MDL,
-        /// Kernel timer.
-        KTIMER,
-        /// Deferred procedure call object.
-        KDPC,
         /// Hardware resource list of a PnP start.
         CM_RESOURCE_LIST,
         /// PnP device capabilities.
@@ -166,10 +163,39 @@ mod local {
     pub type PFILE_OBJECT = *mut FILE_OBJECT;
     /// Pointer to an [`MDL`].
     pub type PMDL = *mut MDL;
+    /// A kernel timer (`KTIMER`, 64 bytes on x64). The driver owns the memory (zeroed, then
+    /// `KeInitializeTimerEx`); only the kernel reads or writes the fields.
+    #[repr(C, align(8))]
+    #[derive(Clone, Copy)]
+    pub struct KTIMER {
+        _opaque: [u8; 64],
+    }
+
+    /// A deferred procedure call object (`KDPC`, 64 bytes on x64). The driver owns the memory;
+    /// `KeInitializeDpc` fills it and only the kernel reads or writes it after that.
+    #[repr(C, align(8))]
+    #[derive(Clone, Copy)]
+    pub struct KDPC {
+        _opaque: [u8; 64],
+    }
+
     /// Pointer to a [`KTIMER`].
     pub type PKTIMER = *mut KTIMER;
     /// Pointer to a [`KDPC`].
     pub type PKDPC = *mut KDPC;
+    /// Pointer to a [`KDPC`] (`PRKDPC`, the spelling of `KeInitializeDpc`'s prototype).
+    pub type PRKDPC = *mut KDPC;
+    /// `TIMER_TYPE` (a C enum): `NotificationTimer` or `SynchronizationTimer`.
+    pub type TIMER_TYPE = i32;
+    /// `PKDEFERRED_ROUTINE`: a DPC's routine. Runs at DISPATCH_LEVEL.
+    pub type PKDEFERRED_ROUTINE = Option<
+        unsafe extern "C" fn(
+            Dpc: *mut KDPC,
+            DeferredContext: PVOID,
+            SystemArgument1: PVOID,
+            SystemArgument2: PVOID,
+        ),
+    >;
     /// Pointer to a [`CM_RESOURCE_LIST`].
     pub type PCM_RESOURCE_LIST = *mut CM_RESOURCE_LIST;
     /// Pointer to [`DEVICE_CAPABILITIES`].
@@ -187,6 +213,8 @@ const _: () = {
     assert!(size_of::<NTSTATUS>() == 4 && size_of::<ULONG>() == 4 && size_of::<LONG>() == 4);
     assert!(size_of::<BOOLEAN>() == 1 && size_of::<POOL_TYPE>() == 4);
     assert!(size_of::<POOL_FLAGS>() == 8 && size_of::<HANDLE>() == size_of::<PVOID>());
+    assert!(size_of::<KTIMER>() == 64 && align_of::<KTIMER>() == 8);
+    assert!(size_of::<KDPC>() == 64 && align_of::<KDPC>() == 8);
 };
 
 /// `DWORD` of `windef.h` (used by the video format structures).

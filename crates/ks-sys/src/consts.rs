@@ -83,4 +83,6 @@ ks_consts! {
     STATUS_INVALID_BUFFER_SIZE: NTSTATUS = 0xC000_0206_u32.cast_signed();
     /// Not found.
     STATUS_NOT_FOUND: NTSTATUS = 0xC000_0225_u32.cast_signed();
+    /// No match (a data range intersection found nothing).
+    STATUS_NO_MATCH: NTSTATUS = 0xC000_0272_u32.cast_signed();
 }

@@ -168,6 +168,18 @@ ks_struct! {
     }
 }
 
+ks_struct! {
+    /// `KS_DATAFORMAT_VIDEOINFOHEADER`: a video format, what a video pin's `ConnectionFormat`
+    /// points at.
+    pub struct KS_DATAFORMAT_VIDEOINFOHEADER (size 152, align 8) {
+        /// The format header (`FormatSize` is the size of this structure, or more when the
+        /// video header carries a palette or bit masks).
+        pub DataFormat: KSDATAFORMAT => 0,
+        /// The video header.
+        pub VideoInfoHeader: KS_VIDEOINFOHEADER => 64,
+    }
+}
+
 ks_consts! {
     FORMAT_FLAGS, "A flag of `KSDATAFORMAT.Flags` / `KSDATARANGE.Flags`, or a video stream flag.";
     /// Bit number of `KSDATAFORMAT_TEMPORAL_COMPRESSION`.
@@ -192,6 +204,8 @@ ks_consts! {
     KS_VIDEOSTREAM_CAPTURE: ULONG = 0x0002;
     /// Still image stream.
     KS_VIDEOSTREAM_STILL: ULONG = 0x1000;
+    /// `biCompression` of uncompressed RGB.
+    KS_BI_RGB: DWORD = 0;
 }
 
 ks_consts! {

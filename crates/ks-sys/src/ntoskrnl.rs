@@ -9,9 +9,9 @@
 use core::ffi::c_char;
 
 use crate::{
-    ACCESS_MASK, BOOLEAN, HANDLE, KPROCESSOR_MODE, LONG_PTR, NTSTATUS, PIRP,
-    POBJECT_HANDLE_INFORMATION, POBJECT_TYPE, POOL_FLAGS, POOL_TYPE, PUNICODE_STRING, PVOID,
-    SIZE_T, ULONG,
+    ACCESS_MASK, BOOLEAN, HANDLE, KPROCESSOR_MODE, LARGE_INTEGER, LONG, LONG_PTR, NTSTATUS, PIRP,
+    PKDEFERRED_ROUTINE, PKDPC, PKTIMER, POBJECT_HANDLE_INFORMATION, POBJECT_TYPE, POOL_FLAGS,
+    POOL_TYPE, PRKDPC, PUNICODE_STRING, PVOID, SIZE_T, TIMER_TYPE, ULONG,
 };
 
 /// Interrupt request level.
@@ -61,6 +61,21 @@ ks_imports! {
     /// Refreshes and returns `KD_DEBUGGER_NOT_PRESENT`: `FALSE` (0) when a kernel debugger is
     /// attached. Any IRQL.
     pub fn KdRefreshDebuggerNotPresent() -> BOOLEAN;
+    /// Initialises a timer object (`NotificationTimer` or `SynchronizationTimer`), not set.
+    /// IRQL <= DISPATCH_LEVEL.
+    pub fn KeInitializeTimerEx(Timer: PKTIMER, Type: TIMER_TYPE);
+    /// Initialises a DPC object with its routine and context. Any IRQL.
+    pub fn KeInitializeDpc(Dpc: PRKDPC, DeferredRoutine: PKDEFERRED_ROUTINE, DeferredContext: PVOID);
+    /// Sets a timer to expire at `DueTime` (negative: relative, in 100 ns units; positive:
+    /// absolute system time), then every `Period` milliseconds if `Period` is not 0, queueing
+    /// `Dpc` (if not NULL) each time. Returns whether the timer was already set (it is reset).
+    /// IRQL <= DISPATCH_LEVEL.
+    pub fn KeSetTimerEx(Timer: PKTIMER, DueTime: LARGE_INTEGER, Period: LONG, Dpc: PKDPC) -> BOOLEAN;
+    /// Cancels a timer; returns whether it was set. A DPC it already queued still runs (see
+    /// `KeFlushQueuedDpcs`). IRQL <= DISPATCH_LEVEL.
+    pub fn KeCancelTimer(Timer: PKTIMER) -> BOOLEAN;
+    /// Returns once every DPC queued on any processor has run. PASSIVE_LEVEL.
+    pub fn KeFlushQueuedDpcs();
 }
 
 unsafe extern "C" {
@@ -76,6 +91,11 @@ unsafe extern "C" {
     /// transmitted per call.
     pub fn DbgPrintEx(ComponentId: ULONG, Level: ULONG, Format: PCSTR, ...) -> ULONG;
 }
+
+/// Offset of `KDPC.DeferredRoutine` (x64): where `KeInitializeDpc` stores the routine.
+pub const KDPC_DEFERRED_ROUTINE_OFFSET: usize = 24;
+/// Offset of `KDPC.DeferredContext` (x64): where `KeInitializeDpc` stores the context.
+pub const KDPC_DEFERRED_CONTEXT_OFFSET: usize = 32;
 
 /// `DbgPrintEx`'s prototype for the conformance test (the variadic tail is not recorded).
 pub(crate) const DBGPRINTEX_PROTOTYPE: crate::layout::Prototype = crate::layout::Prototype {
@@ -104,6 +124,10 @@ ks_consts! {
     APC_LEVEL: KIRQL = 1;
     /// DPCs and the dispatcher are masked; no paging, no waiting.
     DISPATCH_LEVEL: KIRQL = 2;
+    /// A timer that stays signalled until reset (`TIMER_TYPE`).
+    NotificationTimer: TIMER_TYPE = 0;
+    /// A timer that releases one waiter and resets itself (`TIMER_TYPE`).
+    SynchronizationTimer: TIMER_TYPE = 1;
     /// The requestor of an IRP is kernel code (`KPROCESSOR_MODE`).
     KernelMode: KPROCESSOR_MODE = 0;
     /// The requestor of an IRP is a user-mode process.

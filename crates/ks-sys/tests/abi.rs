@@ -85,6 +85,15 @@ const CONSTANTS_NOT_IN_ORACLE: &[(&str, &str)] = &[
     ("STATUS_INVALID_BUFFER_SIZE", "ntstatus.h"),
     ("STATUS_NOT_FOUND", "ntstatus.h"),
     ("STATUS_INVALID_HANDLE", "ntstatus.h"),
+    ("STATUS_NO_MATCH", "ntstatus.h"),
+    (
+        "NotificationTimer",
+        "wdm.h TIMER_TYPE enumerator (the NT oracle records the type, not its values)",
+    ),
+    (
+        "SynchronizationTimer",
+        "wdm.h TIMER_TYPE enumerator (the NT oracle records the type, not its values)",
+    ),
     ("STATUS_ACCESS_DENIED", "ntstatus.h"),
     ("STATUS_OBJECT_TYPE_MISMATCH", "ntstatus.h"),
     (
@@ -552,6 +561,38 @@ fn every_ntoskrnl_import_matches_the_nt_oracle_and_is_exported() {
         }
     }
     report(&problems);
+}
+
+/// The NT types a driver embeds by value have the oracle's size and alignment, and the `KDPC`
+/// fields `KeInitializeDpc` fills are where the oracle puts them.
+#[test]
+fn embedded_nt_types_match_the_nt_oracle() {
+    let nt = data("nt-abi.json");
+    let types = &nt["types"];
+    for (name, size, align) in [
+        ("KTIMER", size_of::<ks_sys::KTIMER>(), align_of::<ks_sys::KTIMER>()),
+        ("KDPC", size_of::<ks_sys::KDPC>(), align_of::<ks_sys::KDPC>()),
+        ("LARGE_INTEGER", size_of::<ks_sys::LARGE_INTEGER>(), align_of::<ks_sys::LARGE_INTEGER>()),
+        (
+            "UNICODE_STRING",
+            size_of::<ks_sys::UNICODE_STRING>(),
+            align_of::<ks_sys::UNICODE_STRING>(),
+        ),
+        ("GUID", size_of::<ks_sys::GUID>(), align_of::<ks_sys::GUID>()),
+        ("TIMER_TYPE", size_of::<ks_sys::TIMER_TYPE>(), align_of::<ks_sys::TIMER_TYPE>()),
+    ] {
+        assert_eq!(as_usize(&types[name]["size"]), size, "sizeof({name})");
+        assert_eq!(as_usize(&types[name]["align"]), align, "alignof({name})");
+    }
+    let fields = &nt["fields"];
+    assert_eq!(
+        as_usize(&fields["KDPC.DeferredRoutine"]["offset"]),
+        ks_sys::KDPC_DEFERRED_ROUTINE_OFFSET
+    );
+    assert_eq!(
+        as_usize(&fields["KDPC.DeferredContext"]["offset"]),
+        ks_sys::KDPC_DEFERRED_CONTEXT_OFFSET
+    );
 }
 
 /// The NT constants ks-sys defines that the oracle records as enumerators.
