@@ -13,6 +13,7 @@
 //!   switch for whether a debugger is attached (`KdRefreshDebuggerNotPresent`);
 //! - `MmGetSystemRoutineAddress` for the routines above, with a switch to pretend a routine does
 //!   not exist ([`routines`]);
+//! - [`ke`]: kernel timers and DPCs, run on host threads at DISPATCH_LEVEL;
 //! - [`ks`]: enough of `KsCreateDefaultAllocatorEx` to drive an allocator's callbacks the way
 //!   ks.sys does;
 //! - [`property`]: property requests dispatched like `KsPropertyHandler`, with `KsGetPinFromIrp`
@@ -34,6 +35,7 @@ mod session;
 
 pub mod debug;
 pub mod irql;
+pub mod ke;
 pub mod ks;
 pub mod object;
 pub mod pool;

@@ -319,6 +319,7 @@ pub extern "system" fn ExFreePoolWithTag(P: PVOID, Tag: ULONG) {
         Some(Ok(record)) => {
             let max_irql = if record.kind == PoolKind::Paged { APC_LEVEL } else { DISPATCH_LEVEL };
             verifier::require_irql_at_most(ROUTINE, max_irql);
+            crate::ke::check_free(P as usize, record.layout.size());
             // SAFETY: the record proves `P` came from `allocate` with this layout; it was just
             // removed from the map, so it is freed exactly once.
             unsafe { dealloc(P.cast(), record.layout) };

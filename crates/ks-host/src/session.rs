@@ -45,28 +45,33 @@ impl Session {
 }
 
 struct Leftovers {
+    timers: usize,
     pool: crate::pool::Live,
     references: Vec<(crate::object::ObjectKind, usize)>,
     violations: Vec<crate::verifier::Violation>,
 }
 
 fn reset_all() -> Leftovers {
+    let timers = crate::ke::reset();
     let pool = crate::pool::reset();
     let references = crate::object::reset();
     let violations = crate::verifier::take_violations();
     let _ = crate::debug::take_output();
     crate::debug::reset();
     crate::routines::unhide_all();
-    Leftovers { pool, references, violations }
+    Leftovers { timers, pool, references, violations }
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
-        let Leftovers { pool, references, violations } = reset_all();
+        let Leftovers { timers, pool, references, violations } = reset_all();
         if std::thread::panicking() {
             return;
         }
         let mut problems = Vec::new();
+        if timers > 0 {
+            problems.push(format!("{timers} kernel timer(s) still set"));
+        }
         if !pool.is_empty() {
             problems.push(format!("pool memory leaked: {pool}"));
         }
