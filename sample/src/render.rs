@@ -1,0 +1,159 @@
+//! The image synthesizer: draws the picture [`scene`](crate::scene) describes into a frame.
+//!
+//! Pure computation on the frame's bytes: it runs in the pin's process callback at
+//! DISPATCH_LEVEL, so it allocates nothing and never panics (every write goes through `get_mut`).
+
+use crate::{
+    format::{ImageFormat, Subtype},
+    scene::{
+        self, BARCODE_CELLS, BARCODE_ROWS, BARS, BLACK, BLOCK_SIZE, DIGIT_SCALE, DIGITS_MARGIN,
+        Rgb, WHITE,
+    },
+};
+
+/// 5x7 glyphs of the digits 0 to 9, one row per byte, the leftmost pixel in bit 4.
+const DIGITS: [[u8; 7]; 10] = [
+    [0b01110, 0b10001, 0b10011, 0b10101, 0b11001, 0b10001, 0b01110],
+    [0b00100, 0b01100, 0b00100, 0b00100, 0b00100, 0b00100, 0b01110],
+    [0b01110, 0b10001, 0b00001, 0b00010, 0b00100, 0b01000, 0b11111],
+    [0b11110, 0b00001, 0b00001, 0b01110, 0b00001, 0b00001, 0b11110],
+    [0b00010, 0b00110, 0b01010, 0b10010, 0b11111, 0b00010, 0b00010],
+    [0b11111, 0b10000, 0b11110, 0b00001, 0b00001, 0b10001, 0b01110],
+    [0b00110, 0b01000, 0b10000, 0b11110, 0b10001, 0b10001, 0b01110],
+    [0b11111, 0b00001, 0b00010, 0b00100, 0b01000, 0b01000, 0b01000],
+    [0b01110, 0b10001, 0b10001, 0b01110, 0b10001, 0b10001, 0b01110],
+    [0b01110, 0b10001, 0b10001, 0b01111, 0b00001, 0b00010, 0b01100],
+];
+
+/// Columns of a glyph cell: five for the glyph and one gap.
+const CELL: u32 = 6;
+
+/// The frame number's decimal digits, most significant first, and how many there are.
+fn decimal(mut value: u32) -> ([u8; 10], usize) {
+    let mut digits = [0u8; 10];
+    let mut count = 0;
+    loop {
+        let digit = u8::try_from(value % 10).unwrap_or(0);
+        if let Some(slot) = digits.get_mut(count) {
+            *slot = digit;
+        }
+        count += 1;
+        value /= 10;
+        if value == 0 || count == digits.len() {
+            break;
+        }
+    }
+    digits.get_mut(..count).map(<[u8]>::reverse);
+    (digits, count)
+}
+
+/// Everything that depends on the frame but not on the pixel.
+struct Frame {
+    width: u32,
+    height: u32,
+    number: u32,
+    block_left: u32,
+    block_top: u32,
+    digits: [u8; 10],
+    digit_count: u32,
+    /// The digit box: left, top, right, bottom (exclusive).
+    digit_box: (u32, u32, u32, u32),
+}
+
+impl Frame {
+    fn new(format: &ImageFormat, number: u32) -> Self {
+        let (width, height) = (format.width, format.height);
+        let (digits, count) = decimal(number);
+        #[expect(clippy::cast_possible_truncation, reason = "at most 10 digits")]
+        let digit_count = count as u32;
+        let box_width = (digit_count * CELL + 1) * DIGIT_SCALE;
+        let box_height = 9 * DIGIT_SCALE;
+        let left = DIGITS_MARGIN;
+        let bottom = height.saturating_sub(DIGITS_MARGIN);
+        Self {
+            width,
+            height,
+            number,
+            block_left: scene::block_left(width, number),
+            block_top: scene::block_top(height),
+            digits,
+            digit_count,
+            digit_box: (left, bottom.saturating_sub(box_height), left + box_width, bottom),
+        }
+    }
+
+    /// The colour of pixel (`x`, `y`), `y` counted from the top of the picture.
+    fn pixel(&self, x: u32, y: u32) -> Rgb {
+        if y < BARCODE_ROWS {
+            let cell = (x / (self.width / BARCODE_CELLS).max(1)).min(BARCODE_CELLS - 1);
+            let bit = BARCODE_CELLS - 1 - cell;
+            return if self.number >> bit & 1 == 1 { WHITE } else { BLACK };
+        }
+        let (left, top, right, bottom) = self.digit_box;
+        if (left..right).contains(&x) && (top..bottom).contains(&y) {
+            return self.digit_pixel(x - left, y - top);
+        }
+        if (self.block_left..self.block_left + BLOCK_SIZE).contains(&x)
+            && (self.block_top..self.block_top + BLOCK_SIZE).contains(&y)
+        {
+            return WHITE;
+        }
+        let bar = (x as usize * BARS.len()) / self.width.max(1) as usize;
+        BARS.get(bar).copied().unwrap_or(BLACK)
+    }
+
+    /// A pixel of the digit box, relative to its top left corner.
+    fn digit_pixel(&self, x: u32, y: u32) -> Rgb {
+        let (column, row) = (x / DIGIT_SCALE, y / DIGIT_SCALE);
+        // One cell of margin above and below, one column before the first glyph.
+        let (Some(column), Some(row)) = (column.checked_sub(1), row.checked_sub(1)) else {
+            return BLACK;
+        };
+        let (glyph, within) = (column / CELL, column % CELL);
+        if glyph >= self.digit_count || within >= 5 || row >= 7 {
+            return BLACK;
+        }
+        let digit = self.digits.get(glyph as usize).copied().unwrap_or(0);
+        let bits = DIGITS.get(digit as usize).and_then(|g| g.get(row as usize)).copied();
+        if bits.is_some_and(|bits| bits >> (4 - within) & 1 == 1) { WHITE } else { BLACK }
+    }
+}
+
+/// Draws frame number `number` of `format` into `out`; returns the bytes written (the image
+/// size), or `None`, with `out` untouched, if `out` is shorter than a frame.
+///
+/// # IRQL
+///
+/// Any (pure computation on `out`, which must be resident).
+#[must_use]
+pub fn render(format: &ImageFormat, number: u32, out: &mut [u8]) -> Option<usize> {
+    let size = format.image_size();
+    let image = out.get_mut(..size)?;
+    let frame = Frame::new(format, number);
+    let stride = format.stride();
+    for y in 0..frame.height {
+        // RGB24 is bottom-up: the picture's top row is the last in memory.
+        let memory_row = match format.subtype {
+            Subtype::Yuy2 => y,
+            Subtype::Rgb24 => frame.height - 1 - y,
+        };
+        let start = memory_row as usize * stride;
+        let Some(row) = image.get_mut(start..start + stride) else { continue };
+        match format.subtype {
+            Subtype::Rgb24 => {
+                for (x, pixel) in (0..frame.width).zip(row.chunks_exact_mut(3)) {
+                    let color = frame.pixel(x, y);
+                    pixel.copy_from_slice(&[color.b, color.g, color.r]);
+                }
+            }
+            Subtype::Yuy2 => {
+                for (pair, bytes) in (0..frame.width / 2).zip(row.chunks_exact_mut(4)) {
+                    let (y0, u, v) = scene::to_yuv(frame.pixel(2 * pair, y));
+                    let (y1, _, _) = scene::to_yuv(frame.pixel(2 * pair + 1, y));
+                    bytes.copy_from_slice(&[y0, u, y1, v]);
+                }
+            }
+        }
+    }
+    Some(size)
+}
