@@ -254,9 +254,10 @@ unsafe fn initialize<T: PinAllocator>(
     })?;
     let value = T::initialize(&request.with_owner(owner as usize))?;
     // On failure the value comes back and is dropped here, releasing what it holds.
-    let context_box = PoolBox::new(value).map_err(|_| Error::INSUFFICIENT_RESOURCES)?;
+    let context_box =
+        PoolBox::new(value, crate::tags::CONTEXT_TAG).map_err(|_| Error::INSUFFICIENT_RESOURCES)?;
     // SAFETY: `context` is non-NULL and writable (this function's contract); written last.
-    unsafe { context.write(context_box.into_raw().cast()) };
+    unsafe { context.write(PoolBox::into_raw(context_box).cast()) };
     Ok(())
 }
 

@@ -156,11 +156,28 @@ impl<const N: usize> fmt::Write for Message<N> {
     }
 }
 
-/// Sends `ks-allocator: <message>\n` to the kernel debugger (`DbgPrintEx` with the streaming
-/// component id). IRQL <= DIRQL. At most 255 bytes are sent.
+/// Sends `ks-allocator: <message>\n` to the kernel debugger. IRQL <= DIRQL.
 pub(crate) fn debug_print(level: u32, message: fmt::Arguments<'_>) {
+    debug_print_as("ks-allocator", level, message);
+}
+
+/// Sends `<source>: <message>\n` to the kernel debugger: `DbgPrintEx` with the streaming
+/// component id (`DPFLTR_IHVSTREAMING_ID`) and `level` (`DPFLTR_ERROR_LEVEL`, …), formatted
+/// without allocating; at most 255 bytes are sent, longer text is cut.
+///
+/// ```
+/// # extern crate ks_host;
+/// # let host = ks_host::Session::begin();
+/// ks_allocator::debug_print_as("my-driver", ks_sys::DPFLTR_INFO_LEVEL, format_args!("{} frames", 30));
+/// # assert_eq!(host.take_output()[0].text, "my-driver: 30 frames\n");
+/// ```
+///
+/// # IRQL
+///
+/// <= DIRQL (the message is formatted into a stack buffer).
+pub fn debug_print_as(source: &str, level: u32, message: fmt::Arguments<'_>) {
     let mut text = Message::<256> { bytes: [0; 256], len: 0 };
-    let _ = fmt::write(&mut text, format_args!("ks-allocator: {message}\n"));
+    let _ = fmt::write(&mut text, format_args!("{source}: {message}\n"));
     // SAFETY: "%s" consumes one pointer to a NUL-terminated string: `text.bytes` is zeroed past
     // `len` and `len <= 255`, so it is terminated; it lives until the call returns.
     unsafe {
@@ -186,24 +203,58 @@ pub(crate) fn debug_break() {
     }
 }
 
-/// A `T` in non-paged system pool, owned: the allocator contexts KS stores as a `PVOID`.
+/// A `T` in non-paged system pool, owned: what KS stores as a `PVOID` context (the allocator
+/// contexts of [`dispatch`](crate::dispatch), a driver's device or pin contexts).
+///
+/// ```
+/// # extern crate ks_host;
+/// # let _host = ks_host::Session::begin();
+/// use ks_allocator::PoolBox;
+///
+/// struct PinContext {
+///     frames_seen: u32,
+/// }
+///
+/// let context = PoolBox::new(PinContext { frames_seen: 0 }, u32::from_le_bytes(*b"Smpl"))
+///     .unwrap_or_else(|_| panic!("no pool memory"));
+/// assert_eq!(context.frames_seen, 0);
+/// // Handed to KS as a `PVOID`, and taken back when KS gives it up (e.g. from an object bag's
+/// // free callback).
+/// let raw = PoolBox::into_raw(context);
+/// // SAFETY: `raw` came from `into_raw` and is taken back once.
+/// drop(unsafe { PoolBox::from_raw(core::ptr::NonNull::new(raw).unwrap()) });
+/// ```
 ///
 /// # Invariants
 ///
 /// `block` points at a live, initialised `T` at the start of a non-paged pool block allocated
-/// with [`CONTEXT_TAG`](crate::tags::CONTEXT_TAG), owned by this value.
-pub(crate) struct PoolBox<T> {
+/// with `tag`, owned by this value.
+pub struct PoolBox<T> {
     block: NonNull<T>,
+    tag: u32,
 }
 
+// SAFETY: the box owns its `T` exclusively, like `Box<T>`.
+unsafe impl<T: Send> Send for PoolBox<T> {}
+// SAFETY: `&PoolBox<T>` only gives `&T`, like `Box<T>`.
+unsafe impl<T: Sync> Sync for PoolBox<T> {}
+
 impl<T> PoolBox<T> {
-    /// Moves `value` into non-paged pool, or gives it back when the pool has no memory.
-    /// IRQL <= DISPATCH_LEVEL (PASSIVE_LEVEL for the driver's first allocation).
-    pub(crate) fn new(value: T) -> Result<Self, T> {
+    /// Moves `value` into non-paged pool with `tag`, or gives it back when the pool has no
+    /// memory.
+    ///
+    /// # Errors
+    ///
+    /// `value`, when the pool has no memory.
+    ///
+    /// # IRQL
+    ///
+    /// <= DISPATCH_LEVEL; PASSIVE_LEVEL for the driver's first pool allocation (which looks up
+    /// `ExAllocatePool2`).
+    pub fn new(value: T, tag: u32) -> Result<Self, T> {
         const {
             assert!(align_of::<T>() <= 16, "pool blocks are 16-byte aligned");
         }
-        let tag = crate::tags::CONTEXT_TAG;
         let Some(block) = allocate(PoolKind::NonPaged, size_of::<T>().max(1), tag) else {
             return Err(value);
         };
@@ -211,25 +262,47 @@ impl<T> PoolBox<T> {
         // SAFETY: `block` is a fresh allocation of at least `size_of::<T>()` bytes, 16-byte
         // aligned (enough, asserted above).
         unsafe { block.write(value) };
-        // INVARIANT: initialised just now, in a block with CONTEXT_TAG.
-        Ok(Self { block })
+        // INVARIANT: initialised just now, in a block with `tag`.
+        Ok(Self { block, tag })
     }
 
-    /// The raw pointer, ownership passed to the caller (what `*Context` receives).
-    pub(crate) fn into_raw(self) -> *mut T {
-        let raw = self.block.as_ptr();
-        core::mem::forget(self);
+    /// The raw pointer, ownership passed to the caller (what KS stores as a context). The tag
+    /// must be given back to [`from_raw`](Self::from_raw).
+    #[must_use]
+    pub fn into_raw(this: Self) -> *mut T {
+        let raw = this.block.as_ptr();
+        core::mem::forget(this);
         raw
     }
 
-    /// Takes back ownership of what [`into_raw`](Self::into_raw) returned.
+    /// The tag the block was allocated with.
+    #[must_use]
+    pub fn tag(this: &Self) -> u32 {
+        this.tag
+    }
+
+    /// Takes back ownership of what [`into_raw`](Self::into_raw) returned for a box made with
+    /// `tag`.
     ///
     /// # Safety
     ///
-    /// `raw` came from `into_raw` and is taken back once.
-    pub(crate) unsafe fn from_raw(raw: NonNull<T>) -> Self {
+    /// `raw` came from `into_raw` of a box made with `tag` and is taken back once.
+    #[must_use]
+    pub unsafe fn from_raw_with_tag(raw: NonNull<T>, tag: u32) -> Self {
         // INVARIANT: the caller's contract; `into_raw` kept the block alive and initialised.
-        Self { block: raw }
+        Self { block: raw, tag }
+    }
+
+    /// Takes back ownership of what [`into_raw`](Self::into_raw) returned for a box made with
+    /// [`CONTEXT_TAG`](crate::tags::CONTEXT_TAG).
+    ///
+    /// # Safety
+    ///
+    /// As for [`from_raw_with_tag`](Self::from_raw_with_tag), with that tag.
+    #[must_use]
+    pub unsafe fn from_raw(raw: NonNull<T>) -> Self {
+        // SAFETY: the caller's contract.
+        unsafe { Self::from_raw_with_tag(raw, crate::tags::CONTEXT_TAG) }
     }
 
     /// The `T` behind a pointer from [`into_raw`](Self::into_raw), borrowed.
@@ -237,9 +310,19 @@ impl<T> PoolBox<T> {
     /// # Safety
     ///
     /// `raw` came from `into_raw` and is not taken back while the borrow lives.
-    pub(crate) unsafe fn borrow<'a>(raw: NonNull<T>) -> &'a T {
+    #[must_use]
+    pub unsafe fn borrow<'a>(raw: NonNull<T>) -> &'a T {
         // SAFETY: the caller's contract: a live, initialised `T`.
         unsafe { raw.as_ref() }
+    }
+}
+
+impl<T> core::ops::Deref for PoolBox<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        // SAFETY: the type invariant: a live `T` owned by this box.
+        unsafe { self.block.as_ref() }
     }
 }
 
@@ -248,7 +331,7 @@ impl<T> Drop for PoolBox<T> {
     fn drop(&mut self) {
         // SAFETY: the type invariant: a live `T`, dropped exactly once, here.
         unsafe { self.block.drop_in_place() };
-        // SAFETY: the type invariant: the block came from the pool with CONTEXT_TAG; freed once.
-        unsafe { free(self.block.cast(), crate::tags::CONTEXT_TAG) };
+        // SAFETY: the type invariant: the block came from the pool with `tag`; freed once.
+        unsafe { free(self.block.cast(), self.tag) };
     }
 }

@@ -331,8 +331,16 @@ const MAJOR_FORMAT: usize = 16;
 const SUB_FORMAT: usize = 32;
 const SPECIFIER: usize = 48;
 
+/// What a video header must state: a format states everything; a range may leave
+/// `biSizeImage` and `AvgTimePerFrame` at 0 ("any").
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Format,
+    Range,
+}
+
 /// The video part of the format: the `KS_VIDEOINFOHEADER` starts at `header` bytes into it.
-fn video(fields: &Fields<'_>, header: usize) -> Result<ImageFormat, FormatError> {
+fn video(fields: &Fields<'_>, header: usize, kind: Kind) -> Result<ImageFormat, FormatError> {
     let major = fields.guid(MAJOR_FORMAT);
     let specifier = fields.guid(SPECIFIER);
     if major != Guid::from_raw(&ks_sys::KSDATAFORMAT_TYPE_VIDEO)
@@ -359,13 +367,15 @@ fn video(fields: &Fields<'_>, header: usize) -> Result<ImageFormat, FormatError>
         return Err(FormatError::PixelFormat);
     }
     let size_image = fields.u32(bitmap + 20);
-    if (size_image as usize) < format.image_size() {
+    let any_size = kind == Kind::Range && size_image == 0;
+    if !any_size && (size_image as usize) < format.image_size() {
         return Err(FormatError::SizeImage { stated: size_image, needed: format.image_size() });
     }
-    let interval = fields.i64(header + 40);
-    if !(FRAME_INTERVAL_30..=MAX_FRAME_INTERVAL).contains(&interval) {
-        return Err(FormatError::FrameInterval { interval });
-    }
+    let interval = match fields.i64(header + 40) {
+        0 if kind == Kind::Range => format.frame_interval,
+        interval if (FRAME_INTERVAL_30..=MAX_FRAME_INTERVAL).contains(&interval) => interval,
+        interval => return Err(FormatError::FrameInterval { interval }),
+    };
     Ok(ImageFormat { frame_interval: interval, ..*format })
 }
 
@@ -391,16 +401,17 @@ fn sized(bytes: &[u8], needed: usize) -> Result<Fields<'_>, FormatError> {
 /// The first check that fails.
 pub fn parse_format(bytes: &[u8]) -> Result<ImageFormat, FormatError> {
     let fields = sized(bytes, size_of::<KS_DATAFORMAT_VIDEOINFOHEADER>())?;
-    video(&fields, size_of::<KSDATAFORMAT>())
+    video(&fields, size_of::<KSDATAFORMAT>(), Kind::Format)
 }
 
 /// Parses a client's `KS_DATARANGE_VIDEO` (a data-intersection request): the video header it
-/// carries must be one of [`FORMATS`], as for [`parse_format`].
+/// carries must be one of [`FORMATS`], as for [`parse_format`], except that `biSizeImage` and
+/// `AvgTimePerFrame` may be 0 ("any": the format's own values).
 ///
 /// # Errors
 ///
 /// The first check that fails.
 pub fn parse_range(bytes: &[u8]) -> Result<ImageFormat, FormatError> {
     let fields = sized(bytes, size_of::<KS_DATARANGE_VIDEO>())?;
-    video(&fields, core::mem::offset_of!(KS_DATARANGE_VIDEO, VideoInfoHeader))
+    video(&fields, core::mem::offset_of!(KS_DATARANGE_VIDEO, VideoInfoHeader), Kind::Range)
 }

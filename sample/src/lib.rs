@@ -13,9 +13,11 @@
 //!   `KsEdit` to the frame size at pin creation and on a format change;
 //! - the pin as the owner of its pipe's allocator (`MUST_ALLOCATE`): its
 //!   `KSPIN_DISPATCH.Allocator` is the library's frame-pool allocator, within a budget sized for
-//!   the largest format, so every frame it fills comes from the library's pool;
+//!   the largest format ([`CaptureBudget`]), so every frame it fills comes from the library's
+//!   pool;
 //! - the library's allocator property sets in the pin's automation table;
-//! - untrusted formats and data ranges parsed from bytes, never cast ([`format`]).
+//! - untrusted formats and data ranges parsed from bytes, never cast ([`format`]);
+//! - every callback's IRQL in its documentation, and no panic on any of them.
 //!
 //! The same code builds as the Windows driver and as a library the user-mode host (ks-host)
 //! loads: the only differences are the crate attributes. It uses only ks-sys and ks-allocator.
@@ -24,6 +26,32 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 pub mod check;
+mod descriptors;
+mod device;
 pub mod format;
+mod hardware;
+mod ks;
+pub mod pin;
 pub mod render;
 pub mod scene;
+
+pub use descriptors::{CAPTURE_FRAMING, CaptureBudget, DEVICE_DESCRIPTOR, FILTER_DESCRIPTOR};
+
+use ks_sys::{NTSTATUS, PDRIVER_OBJECT, PUNICODE_STRING};
+
+/// The pool tag of the driver's own allocations (contexts, hardware, `KsEdit` copies): `Smpl`.
+pub const POOL_TAG: u32 = u32::from_le_bytes(*b"Smpl");
+
+/// The driver's entry point: hands the device descriptor to AVStream. PASSIVE_LEVEL.
+///
+/// # Safety
+///
+/// Only the I/O manager calls it, once, with the driver object and its registry path.
+#[unsafe(no_mangle)]
+pub unsafe extern "system" fn DriverEntry(
+    driver: PDRIVER_OBJECT,
+    registry_path: PUNICODE_STRING,
+) -> NTSTATUS {
+    // SAFETY: the arguments are the I/O manager's; the descriptor is an immutable static.
+    unsafe { ks_sys::KsInitializeDriver(driver, registry_path, DEVICE_DESCRIPTOR.as_ptr()) }
+}
