@@ -33,6 +33,7 @@
 mod irp;
 mod session;
 
+pub mod avstream;
 pub mod debug;
 pub mod irql;
 pub mod ke;

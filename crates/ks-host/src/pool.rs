@@ -326,3 +326,9 @@ pub extern "system" fn ExFreePoolWithTag(P: PVOID, Tag: ULONG) {
         }
     }
 }
+
+/// The tag of a live allocation, for the frees the kernel makes without one (`ExFreePool` of an
+/// object bag's items).
+pub(crate) fn tag_of(P: PVOID) -> Option<ULONG> {
+    with_state(|state| state.live.get(&(P as usize)).map(|record| record.tag))
+}

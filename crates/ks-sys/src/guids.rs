@@ -30,6 +30,8 @@ ks_guids! {
     KSPROPSETID_Connection = 0x1D58C920_AC9B_11CF_A5D6_28DB04C10000;
     /// The Stream property set (allocator handle, clock, pipe id).
     KSPROPSETID_Stream = 0x65AABA60_98AE_11CF_A10D_0020AFD156E4;
+    /// The Pin property set (instances, data ranges, intersection).
+    KSPROPSETID_Pin = 0x8C134960_51AD_11CF_878A_94F801C10000;
     /// The StreamAllocator property set of allocator objects.
     KSPROPSETID_StreamAllocator = 0xCF6E4342_EC87_11CF_A130_0020AFD156E4;
     /// The StreamAllocator method set (IRP-based alloc and free).

@@ -1,0 +1,1229 @@
+//! AVStream, as much of it as a minidriver like the sample needs, driven the way ks.sys drives
+//! it: the driver's `DriverEntry` hands its device descriptor to `KsInitializeDriver`; a
+//! [`Device`] is added and started through the descriptor's PnP callbacks and makes its filter
+//! factories; a [`Filter`] opens on a factory; a [`Pin`] is created with a format the pin's
+//! `SetDataFormat` accepts against one of its data ranges, connected to a downstream framing
+//! (the allocator negotiated with [`ks_allocator::negotiate`]), and moved through the states one
+//! step at a time. Out of STOP, its pipe queues frames from the allocator; the driver fills them
+//! through the leading-edge stream pointer, and completed frames reach a consumer on a thread of
+//! their own, which gives them back to be freed and replaced.
+//!
+//! IRQL as on Windows: PnP, create, close, format, state and intersection callbacks at
+//! PASSIVE_LEVEL with the object's control mutex held where AVStream holds it; allocator frames
+//! at DISPATCH_LEVEL; processing at DISPATCH_LEVEL for pins with
+//! `KSPIN_FLAG_DISPATCH_LEVEL_PROCESSING`, PASSIVE_LEVEL otherwise.
+//!
+//! What the host does not model: PnP and create IRPs beyond an empty one (the IRP passed to
+//! `Start`, `Stop` and `Remove` is NULL), clocks, events, methods, topology, filter-centric
+//! processing, input pins' data, stream-pointer clones and the trailing edge, power, and format
+//! changes after creation. The routines behind those are absent.
+
+mod object;
+mod stream;
+
+use std::{
+    cell::UnsafeCell,
+    ptr::NonNull,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicI32, Ordering},
+        mpsc,
+    },
+    thread::{JoinHandle, ThreadId},
+};
+
+use ks_allocator::{
+    AllocatorPlan, DefaultAllocator, NegotiationError, dispatch_table, framing::FramingExView,
+    negotiate::Side,
+};
+use ks_sys::{
+    DISPATCH_LEVEL, KSALLOCATOR_DISPATCH, KSDATARANGE, KSDEVICE, KSDEVICE_DESCRIPTOR, KSFILTER,
+    KSFILTER_DESCRIPTOR, KSFILTERFACTORY, KSPIN, KSPIN_DESCRIPTOR_EX, KSSTATE, NTSTATUS,
+    PASSIVE_LEVEL, PDEVICE_OBJECT, PDRIVER_OBJECT, PFNKSFILTERFACTORYPOWER, PKSFILTERFACTORY,
+    PSECURITY_DESCRIPTOR, PUNICODE_STRING, PWSTR, STATUS_INVALID_DEVICE_STATE,
+    STATUS_INVALID_PARAMETER, STATUS_NO_MATCH, STATUS_SUCCESS, ULONG,
+};
+
+pub use stream::{Completed, Consumer};
+
+use object::{Bag, Held, Kind, Object, RecursiveMutex};
+
+/// A driver's entry point.
+pub type DriverEntry = unsafe extern "system" fn(PDRIVER_OBJECT, PUNICODE_STRING) -> NTSTATUS;
+
+/// Storage for an opaque kernel object the host passes by pointer only.
+#[repr(C, align(16))]
+struct Opaque<const N: usize>([u8; N]);
+
+/// The size of a `DRIVER_OBJECT` and of a `DEVICE_OBJECT` on x64 (nt-abi.json).
+const DRIVER_OBJECT_SIZE: usize = 336;
+const DEVICE_OBJECT_SIZE: usize = 328;
+
+/// Descriptors handed to `KsInitializeDriver`, by driver object, until [`Driver::load`] takes
+/// them.
+static INITIALIZED: Mutex<Vec<(usize, usize)>> = Mutex::new(Vec::new());
+/// Started devices, by functional device object, for `KsCreateFilterFactory`.
+static DEVICES: Mutex<Vec<(usize, usize)>> = Mutex::new(Vec::new());
+
+/// `KsInitializeDriver`: records the driver's device descriptor. PASSIVE_LEVEL.
+///
+/// # Safety
+///
+/// `Descriptor` is NULL or a device descriptor that lives as long as the driver.
+// SAFETY: no other symbol of a host process is named `KsInitializeDriver`; ks-sys declares it
+// with exactly this signature.
+#[unsafe(no_mangle)]
+pub unsafe extern "system" fn KsInitializeDriver(
+    DriverObject: PDRIVER_OBJECT,
+    _RegistryPathName: PUNICODE_STRING,
+    Descriptor: *const KSDEVICE_DESCRIPTOR,
+) -> NTSTATUS {
+    crate::verifier::require_irql_at_most("KsInitializeDriver", PASSIVE_LEVEL);
+    if DriverObject.is_null() || Descriptor.is_null() {
+        return STATUS_INVALID_PARAMETER;
+    }
+    crate::lock(&INITIALIZED).push((DriverObject.addr(), Descriptor.addr()));
+    STATUS_SUCCESS
+}
+
+/// A loaded driver: its device descriptor.
+pub struct Driver {
+    descriptor: &'static KSDEVICE_DESCRIPTOR,
+    _object: Box<Opaque<DRIVER_OBJECT_SIZE>>,
+}
+
+impl Driver {
+    /// Calls `DriverEntry` with a driver object and a registry path, as the I/O manager does,
+    /// and takes the device descriptor it gave `KsInitializeDriver`. PASSIVE_LEVEL.
+    ///
+    /// # Errors
+    ///
+    /// `DriverEntry`'s failure status, or `STATUS_INVALID_DEVICE_STATE` if it succeeded without
+    /// calling `KsInitializeDriver`.
+    ///
+    /// # Safety
+    ///
+    /// `entry` is an AVStream driver's entry point whose descriptor, and everything it points
+    /// at, lives for the rest of the process (a driver's statics).
+    pub unsafe fn load(entry: DriverEntry) -> Result<Self, NTSTATUS> {
+        let mut object = Box::new(Opaque([0; DRIVER_OBJECT_SIZE]));
+        let driver: PDRIVER_OBJECT = (&raw mut *object).cast();
+        let mut path: Vec<u16> =
+            "\\Registry\\Machine\\System\\CurrentControlSet\\Services\\ks-sample"
+                .encode_utf16()
+                .collect();
+        let length = u16::try_from(path.len() * 2).unwrap_or(u16::MAX);
+        let mut name = ks_sys::UNICODE_STRING {
+            Length: length,
+            MaximumLength: length,
+            Buffer: path.as_mut_ptr(),
+        };
+        // SAFETY: the driver's entry point with a driver object and a registry path that live
+        // through the call (this function's contract).
+        let status = unsafe { entry(driver, &raw mut name) };
+        let mut initialized = crate::lock(&INITIALIZED);
+        let recorded = initialized.iter().position(|(d, _)| *d == driver.addr());
+        let descriptor = recorded.map(|index| initialized.swap_remove(index).1);
+        drop(initialized);
+        if status < 0 {
+            return Err(status);
+        }
+        let descriptor = descriptor.ok_or(STATUS_INVALID_DEVICE_STATE)?;
+        // SAFETY: the descriptor the driver passed, a static (this function's contract).
+        let descriptor =
+            unsafe { &*std::ptr::with_exposed_provenance::<KSDEVICE_DESCRIPTOR>(descriptor) };
+        Ok(Self { descriptor, _object: object })
+    }
+
+    /// Adds a device and starts it, as PnP does for a device the driver's INF matched:
+    /// `Add`, then `Start`, then a filter factory for each filter descriptor of the device
+    /// descriptor. PASSIVE_LEVEL.
+    ///
+    /// # Errors
+    ///
+    /// The failure status of `Add`, `Start` or a filter factory.
+    pub fn add_device(&self) -> Result<Device, NTSTATUS> {
+        crate::verifier::require_irql_at_most("AddDevice", PASSIVE_LEVEL);
+        Device::add(self.descriptor)
+    }
+}
+
+/// An object the host made: its header, public structure and state, at a fixed address from
+/// creation to drop.
+struct Owned<P, S>(NonNull<Object<P, S>>);
+
+impl<P, S> Owned<P, S> {
+    fn new(
+        kind: Kind,
+        public: P,
+        state: S,
+        parent: *mut std::ffi::c_void,
+        device: *mut KSDEVICE,
+    ) -> Self
+    where
+        S: HasBag,
+    {
+        let object = NonNull::from(Box::leak(Box::new(Object::new(kind, public, state))));
+        let raw = object.as_ptr();
+        // SAFETY: the object was just leaked and nothing else refers to it yet.
+        let header = unsafe { &mut (*raw).header };
+        header.parent = parent;
+        // A device is its own device.
+        // SAFETY: as above; only the field's address is taken.
+        let own = unsafe { &raw mut (*raw).public };
+        header.device = if device.is_null() { own.cast() } else { device };
+        // SAFETY: as above; the state lives until `drop`.
+        let state = unsafe { &(*raw).state };
+        header.bag = state.bag();
+        header.control = state.control();
+        Self(object)
+    }
+
+    /// The public structure, what the driver gets.
+    fn public(&self) -> *mut P {
+        // SAFETY: the object is live until drop; only the field's address is taken.
+        unsafe { &raw mut (*self.0.as_ptr()).public }
+    }
+
+    /// The public structure, for the host to fill in before any driver has it.
+    fn public_mut(&mut self) -> &mut P {
+        // SAFETY: the object is live until drop, and `&mut self` means no driver has been given
+        // the public structure yet (the host calls this only while making the object).
+        unsafe { &mut (*self.0.as_ptr()).public }
+    }
+
+    fn state(&self) -> &S {
+        // SAFETY: the object is live until drop, and the host only reads its state through
+        // shared references (interior mutability for what changes).
+        unsafe { &(*self.0.as_ptr()).state }
+    }
+}
+
+impl<P, S> Drop for Owned<P, S> {
+    fn drop(&mut self) {
+        // SAFETY: leaked from a Box in `new`, taken back once.
+        drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+    }
+}
+
+/// What every object state has: a bag and a control mutex.
+trait HasBag {
+    fn bag(&self) -> *const Bag;
+    fn control(&self) -> *const RecursiveMutex;
+}
+
+struct DeviceState {
+    bag: Bag,
+    mutex: RecursiveMutex,
+    fdo: Box<Opaque<DEVICE_OBJECT_SIZE>>,
+    factories: Mutex<Vec<Owned<KSFILTERFACTORY, FactoryState>>>,
+}
+
+impl HasBag for DeviceState {
+    fn bag(&self) -> *const Bag {
+        &raw const self.bag
+    }
+    fn control(&self) -> *const RecursiveMutex {
+        &raw const self.mutex
+    }
+}
+
+struct FactoryState {
+    bag: Bag,
+    /// The device's mutex.
+    control: *const RecursiveMutex,
+    reference: Vec<u16>,
+}
+
+impl HasBag for FactoryState {
+    fn bag(&self) -> *const Bag {
+        &raw const self.bag
+    }
+    fn control(&self) -> *const RecursiveMutex {
+        self.control
+    }
+}
+
+/// A started device.
+pub struct Device {
+    object: Owned<KSDEVICE, DeviceState>,
+    /// `Add` succeeded (so `Remove` is due).
+    added: bool,
+    /// `Start` succeeded (so `Stop` is due).
+    started: bool,
+}
+
+impl Device {
+    fn add(descriptor: &'static KSDEVICE_DESCRIPTOR) -> Result<Self, NTSTATUS> {
+        let state = DeviceState {
+            bag: Bag::default(),
+            mutex: RecursiveMutex::default(),
+            fdo: Box::new(Opaque([0; DEVICE_OBJECT_SIZE])),
+            factories: Mutex::new(Vec::new()),
+        };
+        // SAFETY: KSDEVICE is plain data: NULL pointers and zero numbers are valid.
+        let public: KSDEVICE = unsafe { std::mem::zeroed() };
+        let mut object =
+            Owned::new(Kind::Device, public, state, std::ptr::null_mut(), std::ptr::null_mut());
+        let fdo: PDEVICE_OBJECT = (&raw const *object.state().fdo).cast_mut().cast();
+        let bag = object.state().bag().cast_mut().cast();
+        let public = object.public_mut();
+        public.Descriptor = descriptor;
+        public.Bag = bag;
+        public.FunctionalDeviceObject = fdo;
+        let device = object.public();
+        crate::lock(&DEVICES).push((fdo.addr(), device.addr()));
+        let mut this = Self { object, added: false, started: false };
+        // SAFETY: the descriptor's dispatch table is the driver's static.
+        let dispatch = unsafe { descriptor.Dispatch.as_ref() };
+        if let Some(add) = dispatch.and_then(|d| d.Add) {
+            // SAFETY: the driver's Add callback with its new device, at PASSIVE_LEVEL.
+            let status = unsafe { add(device) };
+            if status < 0 {
+                return Err(status);
+            }
+        }
+        this.added = true;
+        if let Some(start) = dispatch.and_then(|d| d.Start) {
+            let _held = Held::new(&this.object.state().mutex);
+            // SAFETY: the driver's Start callback; no IRP or resources are modelled.
+            let status = unsafe {
+                start(device, std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut())
+            };
+            if status < 0 {
+                return Err(status);
+            }
+        }
+        this.started = true;
+        // SAFETY: the device is live; the driver reads `Started` only in its callbacks.
+        unsafe { (*device).Started = 1 };
+        let descriptors = if descriptor.FilterDescriptors.is_null() {
+            &[][..]
+        } else {
+            // SAFETY: the descriptor's array of `FilterDescriptorsCount` pointers.
+            unsafe {
+                std::slice::from_raw_parts(
+                    descriptor.FilterDescriptors,
+                    descriptor.FilterDescriptorsCount as usize,
+                )
+            }
+        };
+        for filter in descriptors {
+            // SAFETY: the device's FDO and a filter descriptor of the driver's statics.
+            let status = unsafe {
+                KsCreateFilterFactory(
+                    fdo,
+                    *filter,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    0,
+                    None,
+                    None,
+                    std::ptr::null_mut(),
+                )
+            };
+            if status < 0 {
+                return Err(status);
+            }
+        }
+        Ok(this)
+    }
+
+    /// The device's public structure.
+    #[must_use]
+    pub fn as_ptr(&self) -> *mut KSDEVICE {
+        self.object.public()
+    }
+
+    /// The number of filter factories.
+    #[must_use]
+    pub fn factories(&self) -> usize {
+        crate::lock(&self.object.state().factories).len()
+    }
+
+    /// The reference string factory `index` was created with (its interfaces' name), if any.
+    #[must_use]
+    pub fn factory_reference(&self, index: usize) -> Option<String> {
+        let factories = crate::lock(&self.object.state().factories);
+        factories.get(index).map(|factory| String::from_utf16_lossy(&factory.state().reference))
+    }
+
+    /// Opens a filter on factory `index`, as a client's create request does: a filter object
+    /// whose context is the device's, then the filter's `Create` callback. PASSIVE_LEVEL.
+    ///
+    /// # Errors
+    ///
+    /// `STATUS_INVALID_PARAMETER` for no such factory, or the `Create` callback's status.
+    pub fn open_filter(&self, index: usize) -> Result<Filter<'_>, NTSTATUS> {
+        crate::verifier::require_irql_at_most("IRP_MJ_CREATE", PASSIVE_LEVEL);
+        let factories = crate::lock(&self.object.state().factories);
+        let factory = factories.get(index).ok_or(STATUS_INVALID_PARAMETER)?;
+        let factory_public = factory.public();
+        // SAFETY: a live factory made by `KsCreateFilterFactory`.
+        let descriptor = unsafe { (*factory_public).FilterDescriptor };
+        drop(factories);
+        // SAFETY: the driver's static filter descriptor.
+        let descriptor: &'static KSFILTER_DESCRIPTOR =
+            unsafe { descriptor.as_ref() }.ok_or(STATUS_INVALID_PARAMETER)?;
+        let device = self.as_ptr();
+        let state = FilterState {
+            bag: Bag::default(),
+            mutex: RecursiveMutex::default(),
+            instances: Mutex::new(vec![0; descriptor.PinDescriptorsCount as usize]),
+        };
+        // SAFETY: KSFILTER is plain data: NULL pointers are valid.
+        let public: KSFILTER = unsafe { std::mem::zeroed() };
+        let mut object = Owned::new(Kind::Filter, public, state, factory_public.cast(), device);
+        // SAFETY: the device is live while `self` is.
+        let context = unsafe { (*device).Context };
+        let bag = object.state().bag().cast_mut().cast();
+        let public = object.public_mut();
+        public.Descriptor = descriptor;
+        public.Bag = bag;
+        public.Context = context;
+        let filter = object.public();
+        let mut this =
+            Filter { object, descriptor, created: false, _device: std::marker::PhantomData };
+        // SAFETY: the driver's static dispatch table, or NULL.
+        let dispatch = unsafe { descriptor.Dispatch.as_ref() };
+        if let Some(create) = dispatch.and_then(|d| d.Create) {
+            let _held = Held::new(&this.object.state().mutex);
+            let mut irp =
+                crate::irp::HostIrp::new(crate::irp::Kind::Create, ks_sys::UserMode, 0, 0);
+            // SAFETY: the driver's filter Create callback with its new filter.
+            let status = unsafe { create(filter, irp.as_irp()) };
+            if status < 0 {
+                return Err(status);
+            }
+        }
+        this.created = true;
+        Ok(this)
+    }
+}
+
+impl Drop for Device {
+    /// Stops and removes the device: `Stop`, the factories freed, `Remove`, the device's bag.
+    /// PASSIVE_LEVEL.
+    fn drop(&mut self) {
+        let device = self.as_ptr();
+        // SAFETY: the device's descriptor, a driver static.
+        let descriptor = unsafe { (*device).Descriptor };
+        // SAFETY: as above.
+        let dispatch = unsafe { descriptor.as_ref() }.and_then(|d| {
+            // SAFETY: as above.
+            unsafe { d.Dispatch.as_ref() }
+        });
+        if self.started
+            && let Some(stop) = dispatch.and_then(|d| d.Stop)
+        {
+            // SAFETY: the driver's Stop callback on its started device.
+            unsafe { stop(device, std::ptr::null_mut()) };
+        }
+        let factories = std::mem::take(&mut *crate::lock(&self.object.state().factories));
+        for factory in factories {
+            factory.state().bag.free_all();
+        }
+        if self.added
+            && let Some(remove) = dispatch.and_then(|d| d.Remove)
+        {
+            // SAFETY: the driver's Remove callback on its stopped device.
+            unsafe { remove(device, std::ptr::null_mut()) };
+        }
+        self.object.state().bag.free_all();
+        let fdo = (&raw const *self.object.state().fdo).addr();
+        crate::lock(&DEVICES).retain(|(d, _)| *d != fdo);
+    }
+}
+
+/// `KsCreateFilterFactory`: a filter factory on a device, for a filter descriptor. The
+/// security descriptor, create-item flags and power callbacks are accepted and not used.
+/// PASSIVE_LEVEL.
+///
+/// # Safety
+///
+/// `DeviceObject` is the FDO of a device the host started; `Descriptor` a filter descriptor
+/// that lives as long as the driver; `FilterFactory` NULL or writable.
+// SAFETY: no other symbol of a host process is named `KsCreateFilterFactory`; ks-sys declares it
+// with exactly this signature.
+#[unsafe(no_mangle)]
+pub unsafe extern "system" fn KsCreateFilterFactory(
+    DeviceObject: PDEVICE_OBJECT,
+    Descriptor: *const KSFILTER_DESCRIPTOR,
+    RefString: PWSTR,
+    _SecurityDescriptor: PSECURITY_DESCRIPTOR,
+    _CreateItemFlags: ULONG,
+    _SleepCallback: PFNKSFILTERFACTORYPOWER,
+    _WakeCallback: PFNKSFILTERFACTORYPOWER,
+    FilterFactory: *mut PKSFILTERFACTORY,
+) -> NTSTATUS {
+    const ROUTINE: &str = "KsCreateFilterFactory";
+    crate::verifier::require_irql_at_most(ROUTINE, PASSIVE_LEVEL);
+    let device =
+        crate::lock(&DEVICES).iter().find(|(fdo, _)| *fdo == DeviceObject.addr()).map(|(_, d)| *d);
+    let (Some(device), false) = (device, Descriptor.is_null()) else {
+        crate::verifier::report(ROUTINE, format!("{DeviceObject:p} is not a started device's FDO"));
+        return STATUS_INVALID_PARAMETER;
+    };
+    let device = std::ptr::with_exposed_provenance_mut::<KSDEVICE>(device);
+    // SAFETY: a live device the host made (found in DEVICES).
+    let Some(header) = (unsafe { object::header(device.cast()) }) else {
+        return STATUS_INVALID_PARAMETER;
+    };
+    let state_ptr = std::ptr::from_ref(header).cast::<Object<KSDEVICE, DeviceState>>();
+    // SAFETY: a device header starts an `Object<KSDEVICE, DeviceState>`.
+    let device_state = unsafe { &(*state_ptr).state };
+    let mut reference = Vec::new();
+    if !RefString.is_null() {
+        for i in 0.. {
+            // SAFETY: a NUL-terminated UTF-16 string (this function's contract).
+            let unit = unsafe { RefString.wrapping_add(i).read() };
+            if unit == 0 {
+                break;
+            }
+            reference.push(unit);
+        }
+    }
+    let state =
+        FactoryState { bag: Bag::default(), control: &raw const device_state.mutex, reference };
+    // SAFETY: KSFILTERFACTORY is plain data: NULL pointers are valid.
+    let public: KSFILTERFACTORY = unsafe { std::mem::zeroed() };
+    let mut factory = Owned::new(Kind::Factory, public, state, device.cast(), device);
+    let bag = factory.state().bag().cast_mut().cast();
+    let public = factory.public_mut();
+    public.FilterDescriptor = Descriptor;
+    public.Bag = bag;
+    let pointer = factory.public();
+    crate::lock(&device_state.factories).push(factory);
+    if !FilterFactory.is_null() {
+        // SAFETY: writable (this function's contract).
+        unsafe { FilterFactory.write(pointer) };
+    }
+    STATUS_SUCCESS
+}
+
+struct FilterState {
+    bag: Bag,
+    mutex: RecursiveMutex,
+    /// Pins open, by pin factory.
+    instances: Mutex<Vec<u32>>,
+}
+
+impl HasBag for FilterState {
+    fn bag(&self) -> *const Bag {
+        &raw const self.bag
+    }
+    fn control(&self) -> *const RecursiveMutex {
+        &raw const self.mutex
+    }
+}
+
+/// An open filter.
+pub struct Filter<'d> {
+    object: Owned<KSFILTER, FilterState>,
+    descriptor: &'static KSFILTER_DESCRIPTOR,
+    /// The `Create` callback succeeded (so `Close` is due).
+    created: bool,
+    _device: std::marker::PhantomData<&'d Device>,
+}
+
+/// The pin descriptor `id` of a filter descriptor.
+fn pin_descriptor(
+    descriptor: &'static KSFILTER_DESCRIPTOR,
+    id: u32,
+) -> Option<&'static KSPIN_DESCRIPTOR_EX> {
+    let stride = descriptor.PinDescriptorSize as usize;
+    if id >= descriptor.PinDescriptorsCount
+        || descriptor.PinDescriptors.is_null()
+        || stride < size_of::<KSPIN_DESCRIPTOR_EX>()
+    {
+        return None;
+    }
+    let address = descriptor.PinDescriptors.wrapping_byte_add(stride * id as usize);
+    // SAFETY: `PinDescriptorsCount` descriptors `PinDescriptorSize` bytes apart, driver statics.
+    unsafe { address.as_ref() }
+}
+
+/// A pin descriptor's data ranges.
+fn data_ranges(pin: &'static KSPIN_DESCRIPTOR_EX) -> &'static [*mut KSDATARANGE] {
+    let ranges = pin.PinDescriptor.DataRanges;
+    if ranges.is_null() {
+        return &[];
+    }
+    // SAFETY: `DataRangesCount` pointers, driver statics.
+    unsafe { std::slice::from_raw_parts(ranges.cast(), pin.PinDescriptor.DataRangesCount as usize) }
+}
+
+/// A data range's bytes (`FormatSize` of them).
+fn range_bytes(range: *const KSDATARANGE) -> &'static [u8] {
+    // SAFETY: a driver's static range, at least a KSDATARANGE.
+    let size = unsafe { (*range).FormatSize } as usize;
+    // SAFETY: as above: `FormatSize` bytes.
+    unsafe { std::slice::from_raw_parts(range.cast::<u8>(), size.max(size_of::<KSDATARANGE>())) }
+}
+
+/// Whether a format's or range's GUIDs (bytes 16..64) match a range's, wildcards (GUID_NULL)
+/// allowed on either side.
+fn guids_match(a: &[u8], b: &[u8]) -> bool {
+    let (Some(a), Some(b)) = (a.get(16..64), b.get(16..64)) else { return false };
+    a.chunks(16).zip(b.chunks(16)).all(|(x, y)| x == y || x == [0; 16] || y == [0; 16])
+}
+
+impl Filter<'_> {
+    /// The filter's public structure.
+    #[must_use]
+    pub fn as_ptr(&self) -> *mut KSFILTER {
+        self.object.public()
+    }
+
+    /// The data ranges of pin factory `id`, as bytes.
+    #[must_use]
+    pub fn data_ranges(&self, id: u32) -> Vec<&'static [u8]> {
+        pin_descriptor(self.descriptor, id)
+            .map(|pin| data_ranges(pin).iter().map(|range| range_bytes(*range)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Data intersection, as `KSPROPERTY_PIN_DATAINTERSECTION` does it: for each of the pin
+    /// factory's ranges whose GUIDs match `client_range`, the pin's intersect handler is asked
+    /// for the size, then for the format; the first match is returned. PASSIVE_LEVEL.
+    ///
+    /// # Errors
+    ///
+    /// `STATUS_NO_MATCH` when no range gives a format; `STATUS_INVALID_PARAMETER` for no such
+    /// pin factory or a client range shorter than a `KSDATARANGE` or its `FormatSize`; the
+    /// handler's failure status; `STATUS_NOT_SUPPORTED` for a pin without a handler (the host
+    /// does not model the default intersection).
+    pub fn intersect(&self, id: u32, client_range: &[u8]) -> Result<Vec<u8>, NTSTATUS> {
+        crate::verifier::require_irql_at_most("KsPinDataIntersectionEx", PASSIVE_LEVEL);
+        let pin = pin_descriptor(self.descriptor, id).ok_or(STATUS_INVALID_PARAMETER)?;
+        let declared = client_range.first_chunk::<4>().map(|b| u32::from_le_bytes(*b) as usize);
+        if client_range.len() < size_of::<KSDATARANGE>() || declared != Some(client_range.len()) {
+            return Err(STATUS_INVALID_PARAMETER);
+        }
+        let handler = pin.IntersectHandler.ok_or(ks_sys::STATUS_NOT_SUPPORTED)?;
+        // An aligned copy of the client's range, as KS makes of the IRP's buffer.
+        let mut caller = vec![0u64; client_range.len().div_ceil(8)];
+        // SAFETY: `caller` has at least `client_range.len()` bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                client_range.as_ptr(),
+                caller.as_mut_ptr().cast(),
+                client_range.len(),
+            );
+        }
+        let mut ksp_pin = ks_sys::KSP_PIN {
+            Property: ks_sys::KSIDENTIFIER {
+                Set: ks_sys::KSPROPSETID_Pin,
+                Id: ks_sys::KSPROPERTY_PIN_DATAINTERSECTION,
+                Flags: ks_sys::KSPROPERTY_TYPE_GET,
+            },
+            PinId: id,
+            Reserved: 0,
+        };
+        let _held = Held::new(&self.object.state().mutex);
+        let mut irp = crate::irp::HostIrp::new(crate::irp::Kind::Create, ks_sys::UserMode, 0, 0);
+        for range in data_ranges(pin) {
+            if !guids_match(range_bytes(*range), client_range) {
+                continue;
+            }
+            let mut size: ULONG = 0;
+            // SAFETY: the pin's handler: the filter as context, the client's range, one of the
+            // pin's ranges, a size query (no buffer).
+            let status = unsafe {
+                handler(
+                    self.as_ptr().cast(),
+                    irp.as_irp(),
+                    &raw mut ksp_pin,
+                    caller.as_mut_ptr().cast(),
+                    *range,
+                    0,
+                    std::ptr::null_mut(),
+                    &raw mut size,
+                )
+            };
+            if status == STATUS_NO_MATCH {
+                continue;
+            }
+            if status != ks_sys::STATUS_BUFFER_OVERFLOW && status < 0 {
+                return Err(status);
+            }
+            let mut format = vec![0u64; (size as usize).div_ceil(8)];
+            let mut written: ULONG = 0;
+            // SAFETY: as above, with a buffer of `size` bytes.
+            let status = unsafe {
+                handler(
+                    self.as_ptr().cast(),
+                    irp.as_irp(),
+                    &raw mut ksp_pin,
+                    caller.as_mut_ptr().cast(),
+                    *range,
+                    size,
+                    format.as_mut_ptr().cast(),
+                    &raw mut written,
+                )
+            };
+            if status == STATUS_NO_MATCH {
+                continue;
+            }
+            if status < 0 {
+                return Err(status);
+            }
+            let written = (written.min(size)) as usize;
+            // SAFETY: `format` holds `size >= written` initialised bytes.
+            let bytes =
+                unsafe { std::slice::from_raw_parts(format.as_ptr().cast::<u8>(), written) };
+            return Ok(bytes.to_vec());
+        }
+        Err(STATUS_NO_MATCH)
+    }
+
+    /// Creates a pin of factory `id` with `format`, as a client's pin create request does: the
+    /// format is checked against the factory's ranges with the pin's `SetDataFormat` (old
+    /// format NULL), then the pin's `Create` runs; both with the filter's control mutex held.
+    /// PASSIVE_LEVEL.
+    ///
+    /// # Errors
+    ///
+    /// `STATUS_INVALID_PARAMETER` for no such factory or a format shorter than a
+    /// `KSDATAFORMAT` or its `FormatSize`; `STATUS_INSUFFICIENT_RESOURCES` when the factory's
+    /// `InstancesPossible` pins are open; `STATUS_NO_MATCH` when no range accepts the format;
+    /// the callbacks' failure status.
+    pub fn create_pin(&self, id: u32, format: &[u8]) -> Result<Pin<'_>, NTSTATUS> {
+        crate::verifier::require_irql_at_most("IRP_MJ_CREATE", PASSIVE_LEVEL);
+        let descriptor = pin_descriptor(self.descriptor, id).ok_or(STATUS_INVALID_PARAMETER)?;
+        let declared = format.first_chunk::<4>().map(|b| u32::from_le_bytes(*b) as usize);
+        if format.len() < size_of::<ks_sys::KSDATAFORMAT>() || declared != Some(format.len()) {
+            return Err(STATUS_INVALID_PARAMETER);
+        }
+        let _held = Held::new(&self.object.state().mutex);
+        {
+            let mut instances = crate::lock(&self.object.state().instances);
+            let open = instances.get_mut(id as usize).ok_or(STATUS_INVALID_PARAMETER)?;
+            if *open >= descriptor.InstancesPossible {
+                return Err(ks_sys::STATUS_INSUFFICIENT_RESOURCES);
+            }
+            *open += 1;
+        }
+        let mut pin = Pin::new(self, id, descriptor, format);
+        let status = pin.create(descriptor, format);
+        if status < 0 {
+            return Err(status);
+        }
+        pin.created = true;
+        Ok(pin)
+    }
+}
+
+impl Drop for Filter<'_> {
+    /// Closes the filter: its `Close` callback, then its bag. PASSIVE_LEVEL.
+    fn drop(&mut self) {
+        // SAFETY: the driver's static dispatch table, or NULL.
+        let dispatch = unsafe { self.descriptor.Dispatch.as_ref() };
+        if self.created
+            && let Some(close) = dispatch.and_then(|d| d.Close)
+        {
+            let _held = Held::new(&self.object.state().mutex);
+            let mut irp =
+                crate::irp::HostIrp::new(crate::irp::Kind::Create, ks_sys::UserMode, 0, 0);
+            // SAFETY: the driver's Close callback on its live filter.
+            let _ = unsafe { close(self.as_ptr(), irp.as_irp()) };
+        }
+        self.object.state().bag.free_all();
+    }
+}
+
+/// How a pin's allocator was chosen, and its pipe.
+struct Connection {
+    plan: AllocatorPlan,
+    table: &'static KSALLOCATOR_DISPATCH,
+    pipe: stream::Pipe,
+}
+
+pub(crate) struct PinState {
+    bag: Bag,
+    /// The filter's mutex.
+    control: *const RecursiveMutex,
+    flags: ULONG,
+    output: bool,
+    /// The connection format's storage (8-byte aligned).
+    format: Box<[u64]>,
+    pub(crate) shared: Arc<stream::Shared>,
+    /// The leading edge: only the pin's processing touches it.
+    pub(crate) edge: UnsafeCell<stream::Edge>,
+    /// The thread processing the pin, if any.
+    processor: Mutex<Option<ThreadId>>,
+    /// Processing was asked for since the processing thread last looked.
+    again: AtomicBool,
+    /// The pin's state, as the processing sees it.
+    state: AtomicI32,
+    connection: Mutex<Option<Connection>>,
+    /// The worker that processes a PASSIVE_LEVEL pin when asked from DISPATCH_LEVEL.
+    worker: Mutex<Option<(mpsc::Sender<()>, JoinHandle<()>)>>,
+}
+
+impl HasBag for PinState {
+    fn bag(&self) -> *const Bag {
+        &raw const self.bag
+    }
+    fn control(&self) -> *const RecursiveMutex {
+        self.control
+    }
+}
+
+impl PinState {
+    pub(crate) fn is_output(&self) -> bool {
+        self.output
+    }
+
+    /// Whether the calling thread is processing the pin.
+    pub(crate) fn processing_held(&self) -> bool {
+        *crate::lock(&self.processor) == Some(std::thread::current().id())
+    }
+
+    fn may_process(&self) -> bool {
+        let state = self.state.load(Ordering::Acquire);
+        let in_state = if self.flags & ks_sys::KSPIN_FLAG_PROCESS_IN_RUN_STATE_ONLY != 0 {
+            state == ks_sys::KSSTATE_RUN
+        } else {
+            state >= ks_sys::KSSTATE_PAUSE
+        };
+        let frames = self.flags & ks_sys::KSPIN_FLAG_FRAMES_NOT_REQUIRED_FOR_PROCESSING != 0
+            || self.shared.queued() > 0;
+        in_state && frames
+    }
+
+    fn dispatch_level(&self) -> bool {
+        self.flags & ks_sys::KSPIN_FLAG_DISPATCH_LEVEL_PROCESSING != 0
+    }
+
+    /// `KsPinAttemptProcessing` for this pin.
+    pub(crate) fn attempt_processing(&self, pin: *mut KSPIN, asynchronous: bool) {
+        if self.dispatch_level() {
+            if crate::irql::current() >= DISPATCH_LEVEL {
+                self.process_now(pin);
+            } else {
+                crate::irql::at_dispatch(|| self.process_now(pin));
+            }
+        } else if crate::irql::current() == PASSIVE_LEVEL && !asynchronous {
+            self.process_now(pin);
+        } else if let Some((sender, _)) = &*crate::lock(&self.worker) {
+            let _ = sender.send(());
+        }
+    }
+
+    /// Runs the process callback until nobody asked for more, unless another thread is
+    /// processing the pin (then it runs once more).
+    fn process_now(&self, pin: *mut KSPIN) {
+        // SAFETY: the pin is live while its state is.
+        let dispatch = unsafe { current_dispatch(pin) };
+        let Some(process) = dispatch.and_then(|d| d.Process) else { return };
+        self.again.store(true, Ordering::SeqCst);
+        loop {
+            {
+                let mut processor = crate::lock(&self.processor);
+                if processor.is_some() {
+                    return; // that thread runs the callback once more
+                }
+                *processor = Some(std::thread::current().id());
+            }
+            while self.may_process() && self.again.swap(false, Ordering::SeqCst) {
+                let before = self.shared.queued();
+                // SAFETY: the driver's process callback on its live pin, never concurrently
+                // with itself (the processor slot), at the IRQL its flags ask for.
+                let status = unsafe { process(pin) };
+                if status == STATUS_SUCCESS && self.shared.queued() != before {
+                    self.again.store(true, Ordering::SeqCst); // it asked to go on, and did
+                }
+            }
+            *crate::lock(&self.processor) = None;
+            if !(self.again.load(Ordering::SeqCst) && self.may_process()) {
+                return;
+            }
+        }
+    }
+}
+
+/// The descriptor a pin has now: its own `KsEdit` copy, or the driver's static.
+///
+/// # Safety
+///
+/// `pin` is a live pin the host made.
+unsafe fn current_descriptor<'a>(pin: *const KSPIN) -> &'a KSPIN_DESCRIPTOR_EX {
+    // SAFETY: the caller's contract.
+    let descriptor = unsafe { (*pin).Descriptor };
+    // SAFETY: never NULL: the host sets it at creation and `KsEdit` only replaces it with a
+    // copy, which lives in the pin's bag as long as the pin.
+    unsafe { &*descriptor }
+}
+
+/// A pin's dispatch table, if it has one.
+///
+/// # Safety
+///
+/// `pin` is a live pin the host made.
+unsafe fn current_dispatch<'a>(pin: *const KSPIN) -> Option<&'a ks_sys::KSPIN_DISPATCH> {
+    // SAFETY: the caller's contract.
+    let descriptor = unsafe { current_descriptor(pin) };
+    // SAFETY: NULL or the driver's static table.
+    unsafe { descriptor.Dispatch.as_ref() }
+}
+
+/// An open pin.
+pub struct Pin<'f> {
+    object: Owned<KSPIN, PinState>,
+    filter: &'f Filter<'f>,
+    id: u32,
+    /// The `Create` callback succeeded (so `Close` is due).
+    created: bool,
+}
+
+/// Why a pin could not be connected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectError {
+    /// The pin is not in the STOP state.
+    NotStopped,
+    /// The pin declares no allocator framing.
+    NoFraming,
+    /// The framings do not negotiate.
+    Negotiation(NegotiationError),
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NotStopped => f.write_str("the pin is not stopped"),
+            Self::NoFraming => f.write_str("the pin declares no allocator framing"),
+            Self::Negotiation(error) => write!(f, "negotiation failed: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for ConnectError {}
+
+impl<'f> Pin<'f> {
+    fn new(
+        filter: &'f Filter<'f>,
+        id: u32,
+        descriptor: &'static KSPIN_DESCRIPTOR_EX,
+        format: &[u8],
+    ) -> Self {
+        let mut storage = vec![0u64; format.len().div_ceil(8)].into_boxed_slice();
+        // SAFETY: `storage` has at least `format.len()` bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                format.as_ptr(),
+                storage.as_mut_ptr().cast(),
+                format.len(),
+            );
+        }
+        let state = PinState {
+            bag: Bag::default(),
+            control: &raw const filter.object.state().mutex,
+            flags: descriptor.Flags,
+            output: descriptor.PinDescriptor.DataFlow == ks_sys::KSPIN_DATAFLOW_OUT,
+            format: storage,
+            shared: Arc::default(),
+            edge: UnsafeCell::new(stream::Edge::new(std::ptr::null_mut())),
+            processor: Mutex::new(None),
+            again: AtomicBool::new(false),
+            state: AtomicI32::new(ks_sys::KSSTATE_STOP),
+            connection: Mutex::new(None),
+            worker: Mutex::new(None),
+        };
+        // SAFETY: KSPIN is plain data: NULL pointers and zero numbers are valid.
+        let public: KSPIN = unsafe { std::mem::zeroed() };
+        let filter_public = filter.as_ptr();
+        // SAFETY: the filter is live; its header names its device.
+        let device = unsafe { object::header(filter_public.cast()) }
+            .map_or(std::ptr::null_mut(), |h| h.device);
+        // SAFETY: the filter is live while `filter` is borrowed.
+        let context = unsafe { (*filter_public).Context };
+        let mut object = Owned::new(Kind::Pin, public, state, filter_public.cast(), device);
+        let bag = object.state().bag().cast_mut().cast();
+        let format = object.state().format.as_ptr().cast_mut().cast();
+        let public = object.public_mut();
+        public.Descriptor = descriptor;
+        public.Bag = bag;
+        public.Context = context;
+        public.Id = id;
+        public.Communication = ks_sys::KSPIN_COMMUNICATION_SINK;
+        public.ConnectionFormat = format;
+        #[expect(clippy::cast_possible_truncation, reason = "48 bytes")]
+        {
+            public.StreamHeaderSize = size_of::<ks_sys::KSSTREAM_HEADER>() as u32;
+        }
+        public.DataFlow = descriptor.PinDescriptor.DataFlow;
+        let pin = object.public();
+        let state = object.state();
+        // SAFETY: the edge is not shared yet.
+        unsafe { *state.edge.get() = stream::Edge::new(pin) };
+        if descriptor.Flags & ks_sys::KSPIN_FLAG_DISPATCH_LEVEL_PROCESSING == 0 {
+            let (sender, receiver) = mpsc::channel::<()>();
+            let address = pin.expose_provenance();
+            let worker = std::thread::Builder::new()
+                .name("ks-host pin worker".to_owned())
+                .spawn(move || {
+                    let pin = std::ptr::with_exposed_provenance_mut::<KSPIN>(address);
+                    for () in receiver {
+                        // SAFETY: the pin joins this thread before it goes away.
+                        if let Some(state) = unsafe { object::pin_object(pin) } {
+                            state.process_now(pin);
+                        }
+                    }
+                })
+                .expect("the host starts the pin's worker thread");
+            *crate::lock(&state.worker) = Some((sender, worker));
+        }
+        Self { object, filter, id, created: false }
+    }
+
+    /// `SetDataFormat` against the matching ranges, then `Create`. With the filter's mutex
+    /// held.
+    fn create(&self, descriptor: &'static KSPIN_DESCRIPTOR_EX, format: &[u8]) -> NTSTATUS {
+        let pin = self.as_ptr();
+        // SAFETY: the driver's static dispatch table, or NULL.
+        let dispatch = unsafe { descriptor.Dispatch.as_ref() };
+        let mut accepted = false;
+        for range in data_ranges(descriptor) {
+            if !guids_match(range_bytes(*range), format) {
+                continue;
+            }
+            let Some(set_format) = dispatch.and_then(|d| d.SetDataFormat) else {
+                accepted = true;
+                break;
+            };
+            // SAFETY: the driver's callback on its new pin with one of its ranges.
+            let status = unsafe {
+                set_format(
+                    pin,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    *range,
+                    std::ptr::null(),
+                )
+            };
+            if status == STATUS_SUCCESS {
+                accepted = true;
+                break;
+            }
+            if status != STATUS_NO_MATCH {
+                return status;
+            }
+        }
+        if !accepted {
+            return STATUS_NO_MATCH;
+        }
+        if let Some(create) = dispatch.and_then(|d| d.Create) {
+            let mut irp =
+                crate::irp::HostIrp::new(crate::irp::Kind::Create, ks_sys::UserMode, 0, 0);
+            // SAFETY: the driver's Create callback on its new pin.
+            let status = unsafe { create(pin, irp.as_irp()) };
+            if status < 0 {
+                return status;
+            }
+        }
+        STATUS_SUCCESS
+    }
+
+    /// The pin's public structure.
+    #[must_use]
+    pub fn as_ptr(&self) -> *mut KSPIN {
+        self.object.public()
+    }
+
+    /// The pin's state.
+    #[must_use]
+    pub fn state(&self) -> KSSTATE {
+        self.object.state().state.load(Ordering::Acquire)
+    }
+
+    /// Connects the pin's output to a downstream pin that declares `downstream`: the framings
+    /// are negotiated; frames come from the pin's own allocator (`KSPIN_DISPATCH.Allocator`)
+    /// when the plan makes the pin the owner and it has one, else from the library's default
+    /// allocator (standing for the downstream side's). Completed frames go to `consumer`.
+    /// PASSIVE_LEVEL, in STOP.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConnectError`].
+    pub fn connect(
+        &self,
+        downstream: &FramingExView<'_>,
+        consumer: Consumer,
+    ) -> Result<AllocatorPlan, ConnectError> {
+        crate::verifier::require_irql_at_most("KsPinConnect", PASSIVE_LEVEL);
+        if self.state() != ks_sys::KSSTATE_STOP {
+            return Err(ConnectError::NotStopped);
+        }
+        let pin = self.as_ptr();
+        // SAFETY: the pin is live while `self` is.
+        let descriptor = unsafe { current_descriptor(pin) };
+        // SAFETY: NULL or the pin's framing, `CountItems` items long.
+        let upstream = unsafe { FramingExView::from_raw(descriptor.AllocatorFraming) }
+            .ok_or(ConnectError::NoFraming)?;
+        let plan =
+            ks_allocator::negotiate(&upstream, downstream).map_err(ConnectError::Negotiation)?;
+        // SAFETY: as above.
+        let own = unsafe { current_dispatch(pin) }.map_or(std::ptr::null(), |d| d.Allocator);
+        let table = match (plan.owner, own.is_null()) {
+            // SAFETY: the pin's allocator table, a driver static.
+            (Side::Upstream, false) => unsafe { &*own },
+            _ => dispatch_table::<DefaultAllocator>(),
+        };
+        let frames = if plan.framing.frames == 0 { 2 } else { plan.framing.frames };
+        let pipe = stream::Pipe::new(Arc::clone(&self.object.state().shared), frames, consumer);
+        *crate::lock(&self.object.state().connection) = Some(Connection { plan, table, pipe });
+        Ok(plan)
+    }
+
+    /// Whether the pipe's allocator is the pin's own.
+    #[must_use]
+    pub fn uses_own_allocator(&self) -> bool {
+        let pin = self.as_ptr();
+        // SAFETY: the pin is live while `self` is.
+        let own = unsafe { current_dispatch(pin) }.map_or(std::ptr::null(), |d| d.Allocator);
+        crate::lock(&self.object.state().connection)
+            .as_ref()
+            .is_some_and(|c| std::ptr::eq(c.table, own))
+    }
+
+    /// Frames queued for the driver now.
+    #[must_use]
+    pub fn queued(&self) -> usize {
+        self.object.state().shared.queued()
+    }
+
+    /// Moves the pin to `target` one state at a time, as KS does: each step calls the pin's
+    /// `SetDeviceState` with the filter's mutex held; leaving STOP creates the allocator
+    /// (`InitializeAllocator` with the negotiated framing) and queues frames, reaching STOP
+    /// frees them and deletes it. PASSIVE_LEVEL.
+    ///
+    /// # Errors
+    ///
+    /// `STATUS_INVALID_DEVICE_STATE` for leaving STOP unconnected; `InitializeAllocator`'s or
+    /// the callback's failure status (the pin stays in the state it last reached).
+    pub fn set_state(&self, target: KSSTATE) -> Result<(), NTSTATUS> {
+        crate::verifier::require_irql_at_most(
+            "IOCTL_KS_PROPERTY(KSPROPERTY_CONNECTION_STATE)",
+            PASSIVE_LEVEL,
+        );
+        if !(ks_sys::KSSTATE_STOP..=ks_sys::KSSTATE_RUN).contains(&target) {
+            return Err(STATUS_INVALID_PARAMETER);
+        }
+        loop {
+            let from = self.state();
+            if from == target {
+                return Ok(());
+            }
+            let to = if target > from { from + 1 } else { from - 1 };
+            self.step(from, to)?;
+        }
+    }
+
+    fn step(&self, from: KSSTATE, to: KSSTATE) -> Result<(), NTSTATUS> {
+        let pin = self.as_ptr();
+        let state = self.object.state();
+        let _held = Held::new(&self.filter.object.state().mutex);
+        if from == ks_sys::KSSTATE_STOP {
+            let connection = crate::lock(&state.connection);
+            let connection = connection.as_ref().ok_or(STATUS_INVALID_DEVICE_STATE)?;
+            let framing = connection.plan.framing.to_raw();
+            // SAFETY: the pin is live until the allocator is deleted (at STOP or close).
+            let allocator = unsafe {
+                crate::ks::DispatchAllocator::initialize(connection.table, pin, &framing)
+            }?;
+            connection.pipe.start(allocator, connection.plan.framing.frame_size);
+        }
+        // SAFETY: the pin is live while `self` is.
+        let dispatch = unsafe { current_dispatch(pin) };
+        if let Some(set_state) = dispatch.and_then(|d| d.SetDeviceState) {
+            // SAFETY: the driver's callback on its live pin, one step, the mutex held.
+            let status = unsafe { set_state(pin, to, from) };
+            if status < 0 {
+                if from == ks_sys::KSSTATE_STOP
+                    && let Some(connection) = &*crate::lock(&state.connection)
+                {
+                    connection.pipe.stop();
+                }
+                return Err(status);
+            }
+        }
+        // SAFETY: the pin is live; the driver reads these fields only in its callbacks.
+        unsafe { (*pin).DeviceState = to };
+        // SAFETY: as above.
+        unsafe { (*pin).ClientState = to };
+        state.state.store(to, Ordering::Release);
+        if to == ks_sys::KSSTATE_STOP
+            && let Some(connection) = &*crate::lock(&state.connection)
+        {
+            connection.pipe.stop();
+        }
+        Ok(())
+    }
+
+    /// A property request on the pin through its automation table's property sets, as a
+    /// client's `IOCTL_KS_PROPERTY` ([`crate::property::request`]). PASSIVE_LEVEL.
+    #[must_use]
+    pub fn property(
+        &self,
+        request: &[u8],
+        value: &mut [u8],
+        client: crate::property::Client,
+    ) -> crate::property::Reply {
+        let pin = self.as_ptr();
+        // SAFETY: the pin is live while `self` is.
+        let table = unsafe { current_descriptor(pin) }.AutomationTable;
+        // SAFETY: NULL or the driver's static automation table.
+        let sets = match unsafe { table.as_ref() } {
+            Some(table) if !table.PropertySets.is_null() => {
+                // SAFETY: `PropertySetsCount` sets, driver statics.
+                unsafe {
+                    std::slice::from_raw_parts(table.PropertySets, table.PropertySetsCount as usize)
+                }
+            }
+            _ => &[][..],
+        };
+        // SAFETY: the driver's sets and handlers on its live pin.
+        unsafe { crate::property::request(pin, sets, request, value, client) }
+    }
+
+    /// The pin factory id.
+    #[must_use]
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+}
+
+impl Drop for Pin<'_> {
+    /// Closes the pin: to STOP, its `Close` callback, the pipe and worker ended, its bag freed.
+    /// PASSIVE_LEVEL.
+    fn drop(&mut self) {
+        let _ = self.set_state(ks_sys::KSSTATE_STOP);
+        let pin = self.as_ptr();
+        let state = self.object.state();
+        {
+            let _held = Held::new(&self.filter.object.state().mutex);
+            // SAFETY: the pin is live while `self` is.
+            let dispatch = unsafe { current_dispatch(pin) };
+            if self.created
+                && let Some(close) = dispatch.and_then(|d| d.Close)
+            {
+                let mut irp =
+                    crate::irp::HostIrp::new(crate::irp::Kind::Create, ks_sys::UserMode, 0, 0);
+                // SAFETY: the driver's Close callback on its live pin.
+                let _ = unsafe { close(pin, irp.as_irp()) };
+            }
+        }
+        drop(crate::lock(&state.connection).take());
+        if let Some((sender, worker)) = crate::lock(&state.worker).take() {
+            drop(sender);
+            let _ = worker.join();
+        }
+        state.bag.free_all();
+        if let Some(open) =
+            crate::lock(&self.filter.object.state().instances).get_mut(self.id as usize)
+        {
+            *open = open.saturating_sub(1);
+        }
+    }
+}

@@ -1,0 +1,413 @@
+//! AVStream objects as ks.sys keeps them: each public structure (`KSDEVICE`, `KSFILTERFACTORY`,
+//! `KSFILTER`, `KSPIN`) preceded by a header the host uses to find the object's kind, parent,
+//! device, object bag and mutex from the pointer a driver holds. And the routines that work on
+//! any object: object bags and `_KsEdit`, `KsGetDevice`, `KsGetParent`, `KsPinGetParentFilter`,
+//! `KsAcquireControl`/`KsReleaseControl`, `KsAcquireDevice`/`KsReleaseDevice`.
+
+use std::{
+    sync::{Condvar, Mutex},
+    thread::ThreadId,
+};
+
+use ks_sys::{
+    KSDEVICE, KSOBJECT_BAG, KSPIN, NTSTATUS, PASSIVE_LEVEL, PFNKSFREE, PKSDEVICE, PKSFILTER,
+    PKSPIN, PVOID, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_PARAMETER, STATUS_SUCCESS, ULONG,
+};
+
+/// What an object is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Device,
+    Factory,
+    Filter,
+    Pin,
+}
+
+const MAGIC: u64 = u64::from_le_bytes(*b"KsHostOb");
+
+/// The header in front of every object's public structure.
+#[repr(C)]
+pub(crate) struct Header {
+    magic: u64,
+    pub(crate) kind: Kind,
+    /// The parent's public structure (NULL for a device).
+    pub(crate) parent: PVOID,
+    /// The device's public structure.
+    pub(crate) device: PKSDEVICE,
+    /// The object's bag.
+    pub(crate) bag: *const Bag,
+    /// The mutex `KsAcquireControl` takes: the filter's for a filter and its pins, the device's
+    /// for a device and its factories.
+    pub(crate) control: *const RecursiveMutex,
+}
+
+/// An object: the header, then the public structure a driver sees, then the host's own state.
+#[repr(C)]
+pub(crate) struct Object<P, S> {
+    pub(crate) header: Header,
+    pub(crate) public: P,
+    pub(crate) state: S,
+}
+
+const _: () =
+    assert!(size_of::<Header>().is_multiple_of(8), "public structures are 8-byte aligned");
+
+/// The header of the object whose public structure is at `public`, if it is a host object.
+///
+/// # Safety
+///
+/// `public` is NULL or points into memory at least `size_of::<Header>()` bytes past its start
+/// (any public structure of an AVStream object the host made is).
+pub(crate) unsafe fn header<'a>(public: PVOID) -> Option<&'a Header> {
+    if public.is_null() {
+        return None;
+    }
+    let header = public.wrapping_byte_sub(size_of::<Header>()).cast::<Header>();
+    // SAFETY: the caller's contract; a foreign pointer is caught by the magic in tests.
+    let header = unsafe { &*header };
+    (header.magic == MAGIC).then_some(header)
+}
+
+impl<P, S> Object<P, S> {
+    /// An object; the header's pointers are filled by the caller once it is at its final
+    /// address.
+    pub(crate) fn new(kind: Kind, public: P, state: S) -> Self {
+        Self {
+            header: Header {
+                magic: MAGIC,
+                kind,
+                parent: std::ptr::null_mut(),
+                device: std::ptr::null_mut(),
+                bag: std::ptr::null(),
+                control: std::ptr::null(),
+            },
+            public,
+            state,
+        }
+    }
+}
+
+/// The state behind a pin's public pointer.
+///
+/// # Safety
+///
+/// `pin` is a pin the host made and that is still alive.
+pub(crate) unsafe fn pin_object<'a>(pin: PKSPIN) -> Option<&'a super::PinState> {
+    // SAFETY: the caller's contract.
+    let header = unsafe { header(pin.cast()) }?;
+    if header.kind != Kind::Pin {
+        return None;
+    }
+    let object = std::ptr::from_ref(header).cast::<Object<KSPIN, super::PinState>>();
+    // SAFETY: a pin header is the start of an `Object<KSPIN, PinState>`.
+    Some(unsafe { &(*object).state })
+}
+
+/// A recursive mutex: what AVStream's mutexes (KMUTEX) are. The thread that holds it may take it
+/// again.
+#[derive(Default)]
+pub(crate) struct RecursiveMutex {
+    owner: Mutex<Option<(ThreadId, u32)>>,
+    released: Condvar,
+}
+
+impl RecursiveMutex {
+    pub(crate) fn acquire(&self) {
+        let me = std::thread::current().id();
+        let mut owner = crate::lock(&self.owner);
+        loop {
+            match *owner {
+                None => {
+                    *owner = Some((me, 1));
+                    return;
+                }
+                Some((thread, depth)) if thread == me => {
+                    *owner = Some((me, depth + 1));
+                    return;
+                }
+                Some(_) => {
+                    owner = self
+                        .released
+                        .wait(owner)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                }
+            }
+        }
+    }
+
+    /// Releases once; `false` if the calling thread does not hold it.
+    pub(crate) fn release(&self) -> bool {
+        let me = std::thread::current().id();
+        let mut owner = crate::lock(&self.owner);
+        match *owner {
+            Some((thread, depth)) if thread == me => {
+                *owner = if depth > 1 { Some((me, depth - 1)) } else { None };
+                self.released.notify_all();
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Holds a recursive mutex until dropped.
+pub(crate) struct Held<'a>(&'a RecursiveMutex);
+
+impl<'a> Held<'a> {
+    pub(crate) fn new(mutex: &'a RecursiveMutex) -> Self {
+        mutex.acquire();
+        Self(mutex)
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.0.release();
+    }
+}
+
+/// One item of an object bag: its address and how to free it.
+struct Item {
+    address: usize,
+    free: PFNKSFREE,
+}
+
+/// An object bag: items freed when the object is destroyed.
+#[derive(Default)]
+pub(crate) struct Bag {
+    items: Mutex<Vec<Item>>,
+}
+
+impl Bag {
+    fn contains(&self, address: usize) -> bool {
+        crate::lock(&self.items).iter().any(|item| item.address == address)
+    }
+
+    fn add(&self, address: usize, free: PFNKSFREE) {
+        crate::lock(&self.items).push(Item { address, free });
+    }
+
+    fn remove(&self, address: usize) -> Option<PFNKSFREE> {
+        let mut items = crate::lock(&self.items);
+        let index = items.iter().position(|item| item.address == address)?;
+        Some(items.remove(index).free)
+    }
+
+    /// Frees every item, newest first, as the object goes away. PASSIVE_LEVEL.
+    pub(crate) fn free_all(&self) {
+        loop {
+            let Some(item) = crate::lock(&self.items).pop() else { break };
+            free_item(item.address, item.free);
+        }
+    }
+}
+
+impl Drop for Bag {
+    fn drop(&mut self) {
+        self.free_all();
+    }
+}
+
+/// Frees a bag item: its callback, or `ExFreePool` for pool memory.
+fn free_item(address: usize, free: PFNKSFREE) {
+    let item = std::ptr::with_exposed_provenance_mut(address);
+    match free {
+        // SAFETY: the callback the driver registered for this item, called once.
+        Some(free) => unsafe { free(item) },
+        None => match crate::pool::tag_of(item) {
+            Some(tag) => crate::pool::ExFreePoolWithTag(item, tag),
+            None => crate::verifier::report(
+                "KsFreeObjectBag",
+                format!("item {item:p} has no free callback and is not pool memory"),
+            ),
+        },
+    }
+}
+
+/// The bag behind a `KSOBJECT_BAG`.
+///
+/// # Safety
+///
+/// `bag` is NULL or a bag of a live host object.
+unsafe fn bag<'a>(bag: KSOBJECT_BAG) -> Option<&'a Bag> {
+    // SAFETY: the caller's contract.
+    unsafe { bag.cast::<Bag>().cast_const().as_ref() }
+}
+
+/// `KsAddItemToObjectBag`: the item is freed with the bag. PASSIVE_LEVEL.
+///
+/// # Safety
+///
+/// `ObjectBag` is the bag of a live object.
+// SAFETY: no other symbol of a host process is named `KsAddItemToObjectBag`; ks-sys declares it
+// with exactly this signature.
+#[unsafe(no_mangle)]
+pub unsafe extern "system" fn KsAddItemToObjectBag(
+    ObjectBag: KSOBJECT_BAG,
+    Item: PVOID,
+    Free: PFNKSFREE,
+) -> NTSTATUS {
+    const ROUTINE: &str = "KsAddItemToObjectBag";
+    crate::verifier::require_irql_at_most(ROUTINE, PASSIVE_LEVEL);
+    // SAFETY: the caller's contract.
+    let Some(bag) = (unsafe { bag(ObjectBag) }) else {
+        crate::verifier::report(ROUTINE, "NULL bag".to_owned());
+        return STATUS_INVALID_PARAMETER;
+    };
+    if Item.is_null() || bag.contains(Item.expose_provenance()) {
+        crate::verifier::report(ROUTINE, format!("item {Item:p} is NULL or already in the bag"));
+        return STATUS_INVALID_PARAMETER;
+    }
+    bag.add(Item.expose_provenance(), Free);
+    STATUS_SUCCESS
+}
+
+/// `_KsEdit` (behind `KsEdit`/`KsEditSized`): makes `*PointerToPointerToItem` an item of the bag
+/// of `NewSize` bytes, a copy of the first `OldSize` bytes of what it pointed at (the rest
+/// zeroed), unless it already is one. PASSIVE_LEVEL, with the object's mutex held.
+///
+/// # Safety
+///
+/// `ObjectBag` is a live bag; `PointerToPointerToItem` points at a pointer to at least `OldSize`
+/// readable bytes.
+// SAFETY: no other symbol of a host process is named `_KsEdit`; ks-sys declares it with exactly
+// this signature.
+#[unsafe(no_mangle)]
+pub unsafe extern "system" fn _KsEdit(
+    ObjectBag: KSOBJECT_BAG,
+    PointerToPointerToItem: *mut PVOID,
+    NewSize: ULONG,
+    OldSize: ULONG,
+    Tag: ULONG,
+) -> NTSTATUS {
+    const ROUTINE: &str = "KsEdit";
+    crate::verifier::require_irql_at_most(ROUTINE, PASSIVE_LEVEL);
+    // SAFETY: the caller's contract.
+    let Some(bag) = (unsafe { bag(ObjectBag) }) else {
+        crate::verifier::report(ROUTINE, "NULL bag".to_owned());
+        return STATUS_INVALID_PARAMETER;
+    };
+    if PointerToPointerToItem.is_null() || NewSize == 0 {
+        return STATUS_INVALID_PARAMETER;
+    }
+    // SAFETY: the caller's contract.
+    let old = unsafe { PointerToPointerToItem.read() };
+    if bag.contains(old.expose_provenance()) && NewSize <= OldSize {
+        return STATUS_SUCCESS; // already the object's own
+    }
+    let copy = crate::pool::ExAllocatePoolWithTag(ks_sys::NonPagedPoolNx, NewSize as usize, Tag);
+    if copy.is_null() {
+        return STATUS_INSUFFICIENT_RESOURCES;
+    }
+    // SAFETY: `copy` is a fresh block of `NewSize` bytes.
+    unsafe { copy.cast::<u8>().write_bytes(0, NewSize as usize) };
+    if !old.is_null() {
+        let bytes = OldSize.min(NewSize) as usize;
+        // SAFETY: `old` has at least `OldSize` readable bytes (the caller's contract); `copy` is
+        // fresh, so they do not overlap.
+        unsafe { std::ptr::copy_nonoverlapping(old.cast::<u8>(), copy.cast::<u8>(), bytes) };
+    }
+    bag.add(copy.expose_provenance(), None);
+    // SAFETY: the caller's contract: the pointer is writable.
+    unsafe { PointerToPointerToItem.write(copy) };
+    if let Some(free) = bag.remove(old.expose_provenance()) {
+        free_item(old.expose_provenance(), free); // an earlier copy, replaced by a larger one
+    }
+    STATUS_SUCCESS
+}
+
+/// `KsGetDevice`: the device of any AVStream object. Any IRQL.
+///
+/// # Safety
+///
+/// `Object` is a live AVStream object the host made.
+// SAFETY: no other symbol of a host process is named `KsGetDevice`; ks-sys declares it with
+// exactly this signature.
+#[unsafe(no_mangle)]
+pub unsafe extern "system" fn KsGetDevice(Object: PVOID) -> PKSDEVICE {
+    // SAFETY: the caller's contract.
+    let Some(header) = (unsafe { header(Object) }) else {
+        crate::verifier::report("KsGetDevice", format!("{Object:p} is not an AVStream object"));
+        return std::ptr::null_mut();
+    };
+    header.device
+}
+
+/// `KsGetParent`: the parent of an AVStream object (NULL for a device). Any IRQL.
+///
+/// # Safety
+///
+/// `Object` is a live AVStream object the host made.
+// SAFETY: no other symbol of a host process is named `KsGetParent`; ks-sys declares it with
+// exactly this signature.
+#[unsafe(no_mangle)]
+pub unsafe extern "system" fn KsGetParent(Object: PVOID) -> PVOID {
+    // SAFETY: the caller's contract.
+    unsafe { header(Object) }.map_or(std::ptr::null_mut(), |header| header.parent)
+}
+
+/// `KsPinGetParentFilter`: the filter a pin belongs to. Any IRQL.
+///
+/// # Safety
+///
+/// `Pin` is a live pin the host made.
+// SAFETY: no other symbol of a host process is named `KsPinGetParentFilter`; ks-sys declares it
+// with exactly this signature.
+#[unsafe(no_mangle)]
+pub unsafe extern "system" fn KsPinGetParentFilter(Pin: PKSPIN) -> PKSFILTER {
+    // SAFETY: the caller's contract.
+    unsafe { KsGetParent(Pin.cast()) }.cast()
+}
+
+fn control(routine: &'static str, object: PVOID) -> Option<&'static RecursiveMutex> {
+    crate::verifier::require_irql_at_most(routine, PASSIVE_LEVEL);
+    // SAFETY: drivers pass their own live objects; a foreign pointer fails the magic.
+    let header = unsafe { header(object) };
+    // SAFETY: a header's mutex lives as long as the object.
+    let mutex = header.and_then(|header| unsafe { header.control.as_ref() });
+    if mutex.is_none() {
+        crate::verifier::report(routine, format!("{object:p} is not an AVStream object"));
+    }
+    mutex
+}
+
+/// `KsAcquireControl`: takes the object's control mutex (recursive). PASSIVE_LEVEL.
+// SAFETY: no other symbol of a host process is named `KsAcquireControl`; ks-sys declares it with
+// exactly this signature.
+#[unsafe(no_mangle)]
+pub extern "system" fn KsAcquireControl(Object: PVOID) {
+    if let Some(mutex) = control("KsAcquireControl", Object) {
+        mutex.acquire();
+    }
+}
+
+/// `KsReleaseControl`: releases the object's control mutex. PASSIVE_LEVEL.
+// SAFETY: no other symbol of a host process is named `KsReleaseControl`; ks-sys declares it with
+// exactly this signature.
+#[unsafe(no_mangle)]
+pub extern "system" fn KsReleaseControl(Object: PVOID) {
+    if let Some(mutex) = control("KsReleaseControl", Object)
+        && !mutex.release()
+    {
+        crate::verifier::report("KsReleaseControl", "the caller does not hold it".to_owned());
+    }
+}
+
+/// `KsAcquireDevice`: takes the device mutex (recursive). PASSIVE_LEVEL.
+// SAFETY: no other symbol of a host process is named `KsAcquireDevice`; ks-sys declares it with
+// exactly this signature.
+#[unsafe(no_mangle)]
+pub extern "system" fn KsAcquireDevice(Device: PKSDEVICE) {
+    KsAcquireControl(Device.cast());
+}
+
+/// `KsReleaseDevice`: releases the device mutex. PASSIVE_LEVEL.
+// SAFETY: no other symbol of a host process is named `KsReleaseDevice`; ks-sys declares it with
+// exactly this signature.
+#[unsafe(no_mangle)]
+pub extern "system" fn KsReleaseDevice(Device: PKSDEVICE) {
+    KsReleaseControl(Device.cast());
+}
+
+/// The size of a `KSDEVICE`, to place the header before it.
+const _: () = assert!(align_of::<KSDEVICE>() <= 8 && align_of::<KSPIN>() <= 8);
