@@ -1,5 +1,5 @@
 //! Reading a frame back, as a consumer would: the frame number from the barcode, and a check
-//! that the bars and the block are where [`scene`](crate::scene) says they are. It reads pixels
+//! that the bars and the block are where [`scene`] says they are. It reads pixels
 //! through its own addressing and compares colours through [`scene::to_yuv`], so a renderer
 //! that draws the wrong thing, in the wrong row order or format, fails it.
 

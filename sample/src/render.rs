@@ -1,4 +1,4 @@
-//! The image synthesizer: draws the picture [`scene`](crate::scene) describes into a frame.
+//! The image synthesizer: draws the picture [`scene`] describes into a frame.
 //!
 //! Pure computation on the frame's bytes: it runs in the pin's process callback at
 //! DISPATCH_LEVEL, so it allocates nothing and never panics (every write goes through `get_mut`).

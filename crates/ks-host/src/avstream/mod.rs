@@ -3,7 +3,7 @@
 //! [`Device`] is added and started through the descriptor's PnP callbacks and makes its filter
 //! factories; a [`Filter`] opens on a factory; a [`Pin`] is created with a format the pin's
 //! `SetDataFormat` accepts against one of its data ranges, connected to a downstream framing
-//! (the allocator negotiated with [`ks_allocator::negotiate`]), and moved through the states one
+//! (the allocator negotiated with [`ks_allocator::negotiate()`]), and moved through the states one
 //! step at a time. Out of STOP, its pipe queues frames from the allocator; the driver fills them
 //! through the leading-edge stream pointer, and completed frames reach a consumer on a thread of
 //! their own, which gives them back to be freed and replaced.
