@@ -14,7 +14,7 @@
 //! tag is a [violation](crate::verifier); the memory is then left alone.
 //!
 //! The failure schedule makes chosen allocations return NULL, like Driver Verifier's
-//! low-resources simulation: [`fail_nth`], [`fail_tag`], [`fail_all`].
+//! low-resources simulation: [`fail_nth`], [`fail_every`], [`fail_tag`], [`fail_all`].
 
 use std::{
     alloc::{Layout, alloc, alloc_zeroed, dealloc},
@@ -51,6 +51,9 @@ struct Record {
 pub enum Failure {
     /// Fail the `n`th allocation (1-based) counted from when the rule was set.
     Nth(u64),
+    /// Fail every `k`th allocation (the `k`th, `2k`th, ...) counted from when the rule was set;
+    /// `Every(0)` fails none.
+    Every(u64),
     /// Fail every allocation with this tag.
     Tag(ULONG),
     /// Fail every allocation.
@@ -162,6 +165,11 @@ pub fn fail_nth(n: u64) {
     set_failures(&[Failure::Nth(n)]);
 }
 
+/// Fails every `k`th allocation from now.
+pub fn fail_every(k: u64) {
+    set_failures(&[Failure::Every(k)]);
+}
+
 /// Fails every allocation with `tag` from now.
 pub fn fail_tag(tag: ULONG) {
     set_failures(&[Failure::Tag(tag)]);
@@ -206,6 +214,7 @@ fn allocate(routine: &'static str, kind: PoolKind, bytes: usize, tag: ULONG, zer
         let calls = state.calls;
         let fail = state.schedule.iter().any(|rule| match *rule {
             Failure::Nth(n) => n == calls,
+            Failure::Every(k) => k != 0 && calls.is_multiple_of(k),
             Failure::Tag(t) => t == tag,
             Failure::All => true,
         });

@@ -131,6 +131,18 @@ fn failure_schedule() {
     assert!(allocate().is_null());
     pool::fail_all();
     assert!(allocate().is_null());
+    pool::fail_every(3);
+    let every: Vec<bool> = (0..7)
+        .map(|_| allocate())
+        .map(|m| {
+            let failed = m.is_null();
+            if !failed {
+                ks_sys_free(m, TAG);
+            }
+            failed
+        })
+        .collect();
+    assert_eq!(every, [false, false, true, false, false, true, false]);
     pool::clear_failures();
     let last = allocate();
     assert!(!last.is_null());

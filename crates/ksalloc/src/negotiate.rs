@@ -61,7 +61,7 @@ fn hex(bytes: &[u8]) -> String {
     out
 }
 
-fn render(plan: &AllocatorPlan, out: &mut String) {
+pub fn render(plan: &AllocatorPlan, out: &mut String) {
     let f = plan.framing;
     let _ = writeln!(out, "plan: the {} pin owns the allocator", plan.owner);
     let mut field = |name: &str, value: String| {
@@ -86,7 +86,7 @@ fn render(plan: &AllocatorPlan, out: &mut String) {
     );
 }
 
-fn plan_json(plan: &AllocatorPlan) -> serde_json::Value {
+pub fn plan_json(plan: &AllocatorPlan) -> serde_json::Value {
     let f = plan.framing;
     let options: Vec<&str> = f.options().iter_names().map(|(name, _)| name).collect();
     let reasons: Vec<String> = plan.reasons().map(Reason::to_string).collect();

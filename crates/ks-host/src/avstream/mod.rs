@@ -1087,6 +1087,15 @@ impl<'f> Pin<'f> {
             .is_some_and(|c| std::ptr::eq(c.table, own))
     }
 
+    /// The context `InitializeAllocator` returned for the pipe's allocator, from ACQUIRE until
+    /// the pin returns to STOP (when `DeleteAllocator` frees it); `None` otherwise. What it
+    /// points at is the allocator's own business: only code that knows the allocator's type
+    /// may look (as the sample's tests and `ksalloc capture` do for the library's pool).
+    #[must_use]
+    pub fn allocator_context(&self) -> Option<ks_sys::PVOID> {
+        self.object.state().shared.allocator_context()
+    }
+
     /// Frames queued for the driver now.
     #[must_use]
     pub fn queued(&self) -> usize {

@@ -79,6 +79,11 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The allocator's context, while the pipe has an allocator.
+    pub(crate) fn allocator_context(&self) -> Option<ks_sys::PVOID> {
+        crate::lock(&self.allocator).as_ref().map(|allocator| allocator.context())
+    }
+
     /// Frames in the queue.
     pub(crate) fn queued(&self) -> usize {
         crate::lock(&self.queue).len()

@@ -1,0 +1,624 @@
+//! `ksalloc capture`: the sample capture driver loaded in the user-mode host and streamed to a
+//! sink that checks every frame.
+//!
+//! The driver is the `ks-sample` crate, the same code the Windows build links; ks-host plays
+//! the kernel and ks.sys. The sink is the downstream pin of the connection: it declares a
+//! framing (non-paged frames of any size, no allocator of its own), so negotiation makes the
+//! capture pin the owner, and every frame comes from the library's pool through the pin's
+//! `KSPIN_DISPATCH.Allocator`. Each completed frame is checked on the sink's thread: its size,
+//! the frame number its barcode carries, and the picture against the scene.
+
+use std::{
+    fmt::Write as _,
+    io::IsTerminal,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use ks_allocator::{
+    DefaultAllocator, PoolStats,
+    framing::{FramingEx, FramingItem, FramingRange, MemoryType},
+    negotiate::AllocatorPlan,
+};
+use ks_host::avstream::{Completed, Driver, Filter, Pin};
+use ks_sample::{
+    CaptureBudget, check,
+    format::{FORMATS, ImageFormat, Subtype},
+};
+use serde_json::json;
+
+use crate::{Failure, negotiate};
+
+/// Exit status: the stream could not start.
+const EXIT_NOT_STARTED: u8 = 1;
+/// Exit status: bad arguments.
+const EXIT_BAD_ARGUMENT: u8 = 2;
+/// Most frames one run may ask for.
+const MAX_FRAMES: u32 = 100_000;
+/// Frames on the contact sheet.
+const SHEET_FRAMES: usize = 12;
+/// Thumbnails per row of the contact sheet.
+const SHEET_COLUMNS: usize = 4;
+
+#[derive(Debug, Args)]
+pub struct CaptureArgs {
+    /// The format: SUBTYPE:WIDTHxHEIGHT, one of the pin's data ranges (yuy2 or rgb24, at
+    /// 320x240 or 640x480).
+    #[arg(long, default_value = "yuy2:320x240")]
+    format: String,
+    /// Frames to deliver before stopping.
+    #[arg(long, default_value_t = 90)]
+    frames: u32,
+    /// Write a contact sheet of frames sampled across the run to this PNG file.
+    #[arg(long)]
+    png: Option<PathBuf>,
+    /// Print the summary as one JSON object (the last line).
+    #[arg(long)]
+    pub json: bool,
+    /// Make the host's pool fail every Kth allocation (Driver Verifier's low-resources
+    /// simulation).
+    #[arg(long, value_name = "K")]
+    fail_every: Option<u64>,
+    /// Run the simulated hardware's clock this many times faster than real time.
+    #[arg(long, default_value_t = 1.0)]
+    speed: f64,
+}
+
+/// The format named on the command line, or why not.
+fn parse_format(text: &str) -> Result<ImageFormat, String> {
+    let offered = || FORMATS.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+    let (subtype, size) = text.split_once(':').ok_or_else(|| {
+        format!("--format {text:?}: expected SUBTYPE:WIDTHxHEIGHT, one of {}", offered())
+    })?;
+    let subtype = match subtype.to_ascii_lowercase().as_str() {
+        "yuy2" => Subtype::Yuy2,
+        "rgb24" => Subtype::Rgb24,
+        other => {
+            return Err(format!(
+                "--format {text:?}: unknown subtype {other:?}; the pin offers yuy2 and rgb24"
+            ));
+        }
+    };
+    let parsed = size
+        .split_once(['x', 'X'])
+        .and_then(|(w, h)| Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?)));
+    let Some((width, height)) = parsed else {
+        return Err(format!("--format {text:?}: the size must be WIDTHxHEIGHT, such as 320x240"));
+    };
+    FORMATS
+        .iter()
+        .find(|f| f.subtype == subtype && f.width == width && f.height == height)
+        .copied()
+        .ok_or_else(|| {
+            format!(
+                "--format {text:?}: {width}x{height} is not in the pin's data ranges ({})",
+                offered()
+            )
+        })
+}
+
+/// The sink's framing: non-paged frames of any size; it does not allocate.
+fn sink_framing() -> FramingEx<1> {
+    FramingEx::new([FramingItem::new(MemoryType::KERNEL_NONPAGED)
+        .with_optimal_range(FramingRange::new(1, u32::MAX))])
+}
+
+/// What the sink saw.
+#[derive(Default)]
+struct Sink {
+    delivered: u32,
+    out_of_order: u32,
+    bad_content: u32,
+    wrong_size: u32,
+    /// The highest frame number read, if any.
+    highest: Option<u32>,
+    latencies: Vec<Duration>,
+    /// Frames kept for the contact sheet: their number and bytes.
+    kept: Vec<(u32, Vec<u8>)>,
+    /// The first problems, for the report.
+    problems: Vec<String>,
+}
+
+impl Sink {
+    fn take(&mut self, format: &ImageFormat, keep_every: u32, frame: &Completed) {
+        self.latencies.push(frame.completed.elapsed());
+        self.delivered += 1;
+        let data = frame.data();
+        if data.len() != format.image_size() {
+            self.wrong_size += 1;
+            self.note(format!(
+                "frame {}: {} bytes, expected {}",
+                self.delivered,
+                data.len(),
+                format.image_size()
+            ));
+        }
+        match check::read_frame(format, data) {
+            Ok(number) => {
+                if self.highest.is_some_and(|highest| number <= highest) {
+                    self.out_of_order += 1;
+                    self.note(format!("frame number {number} after {}", self.highest.unwrap_or(0)));
+                }
+                self.highest = self.highest.max(Some(number));
+                if (self.delivered - 1).is_multiple_of(keep_every) && self.kept.len() < SHEET_FRAMES
+                {
+                    self.kept.push((number, data.to_vec()));
+                }
+            }
+            Err(problem) => {
+                self.bad_content += 1;
+                self.note(format!("frame {}: {problem}", self.delivered));
+            }
+        }
+    }
+
+    fn note(&mut self, problem: String) {
+        if self.problems.len() < 5 {
+            self.problems.push(problem);
+        }
+    }
+
+    /// Frame times with no frame delivered for them, up to the last delivered: the numbers
+    /// the driver skipped because its queue had no buffer.
+    fn dropped(&self) -> u32 {
+        let in_order = self.delivered - self.out_of_order - self.bad_content;
+        self.highest.map_or(0, |highest| (highest + 1).saturating_sub(in_order))
+    }
+}
+
+/// The value at quantile `q` of sorted latencies, in microseconds.
+fn percentile(sorted: &[Duration], q: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss,
+        reason = "an index within the slice"
+    )]
+    let index = ((sorted.len() - 1) as f64 * q).round() as usize;
+    u64::try_from(sorted[index.min(sorted.len() - 1)].as_micros()).unwrap_or(u64::MAX)
+}
+
+/// How far the run got, for the summary.
+#[derive(Default)]
+struct Run {
+    plan: Option<AllocatorPlan>,
+    own_allocator: bool,
+    stats: Option<PoolStats>,
+    /// The step that failed and its status, if the stream could not start.
+    not_started: Option<(&'static str, i32)>,
+    timed_out: bool,
+    elapsed: Duration,
+}
+
+fn status_error(step: &'static str) -> impl FnOnce(i32) -> (&'static str, i32) {
+    move |status| (step, status)
+}
+
+/// The allocator's statistics, read through its context.
+///
+/// # Safety
+///
+/// `context` is the live context of the library's `DefaultAllocator` (with any budget: the
+/// budget is a type marker only).
+unsafe fn pool_stats(context: ks_sys::PVOID) -> Option<PoolStats> {
+    // SAFETY: the caller's contract: a live `DefaultAllocator<_>`, whose layout does not depend
+    // on the budget type.
+    let allocator = unsafe { context.cast::<DefaultAllocator<CaptureBudget>>().as_ref() }?;
+    Some(allocator.pool().stats())
+}
+
+/// Streams on an open filter; fills `run` as it goes.
+fn stream(
+    filter: &Filter<'_>,
+    format: ImageFormat,
+    args: &CaptureArgs,
+    sink: &Arc<Mutex<Sink>>,
+    run: &mut Run,
+) -> Result<(), (&'static str, i32)> {
+    let range = filter
+        .data_ranges(0)
+        .into_iter()
+        .find(|bytes| ks_sample::format::parse_range(bytes).is_ok_and(|r| r == format))
+        .ok_or(("data ranges", ks_sys::STATUS_NO_MATCH))?;
+    let chosen = filter.intersect(0, range).map_err(status_error("data intersection"))?;
+    let pin: Pin<'_> = filter.create_pin(0, &chosen).map_err(status_error("pin create"))?;
+    let keep_every = (args.frames / u32::try_from(SHEET_FRAMES).unwrap_or(1)).max(1);
+    let target = args.frames;
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let consumer_sink = Arc::clone(sink);
+    let plan = pin
+        .connect(
+            &sink_framing().view(),
+            Box::new(move |frame: &Completed| {
+                let mut sink =
+                    consumer_sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if sink.delivered >= target {
+                    return; // past the run's count: given back unread
+                }
+                sink.take(&format, keep_every, frame);
+                if sink.delivered == target {
+                    let _ = done.send(());
+                }
+            }),
+        )
+        .map_err(|_| ("connection", ks_sys::STATUS_NO_MATCH))?;
+    run.plan = Some(plan);
+    run.own_allocator = pin.uses_own_allocator();
+    let started = Instant::now();
+    pin.set_state(ks_sys::KSSTATE_RUN).map_err(status_error("state change to RUN"))?;
+    // Enough time for every frame at the frame rate, three times over, and a margin.
+    #[expect(clippy::cast_precision_loss, reason = "a time budget")]
+    let budget = Duration::from_secs_f64(
+        f64::from(args.frames) * format.frame_interval as f64 * 1e-7 * 3.0 / args.speed + 5.0,
+    );
+    let progress = if std::io::stderr().is_terminal() {
+        let bar = ProgressBar::new(u64::from(args.frames));
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {pos}/{len} frames {wide_bar} {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let deadline = started + budget;
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            run.timed_out = true;
+            break;
+        }
+        let wait = (deadline - now).min(Duration::from_millis(100));
+        if finished.recv_timeout(wait).is_ok() {
+            break;
+        }
+        let delivered = sink.lock().map_or(0, |sink| sink.delivered);
+        progress.set_position(u64::from(delivered));
+    }
+    progress.finish_and_clear();
+    run.elapsed = started.elapsed();
+    // PAUSE stops the frame interrupt; the allocator lives until STOP.
+    let paused = pin.set_state(ks_sys::KSSTATE_PAUSE);
+    if let Some(context) = pin.allocator_context() {
+        // SAFETY: the pipe's allocator is the library's DefaultAllocator, the pin's own (the
+        // sample's dispatch) or the default one; live until STOP.
+        run.stats = unsafe { pool_stats(context) };
+    }
+    let stopped = pin.set_state(ks_sys::KSSTATE_STOP);
+    paused.and(stopped).map_err(status_error("state change to STOP"))?;
+    drop(pin);
+    Ok(())
+}
+
+/// Loads the driver, streams, and unloads it.
+fn capture_run(format: ImageFormat, args: &CaptureArgs, sink: &Arc<Mutex<Sink>>) -> Run {
+    let mut run = Run::default();
+    // SAFETY: the sample's entry point; its descriptors are statics.
+    let driver = match unsafe { Driver::load(ks_sample::DriverEntry) } {
+        Ok(driver) => driver,
+        Err(status) => {
+            run.not_started = Some(("DriverEntry", status));
+            return run;
+        }
+    };
+    let result =
+        driver.add_device().map_err(status_error("device add and start")).and_then(|device| {
+            let filter = device.open_filter(0).map_err(status_error("filter create"))?;
+            let result = stream(&filter, format, args, sink, &mut run);
+            drop(filter);
+            drop(device);
+            result
+        });
+    if let Err(failure) = result {
+        run.not_started = Some(failure);
+    }
+    drop(driver);
+    run
+}
+
+/// Everything the report says.
+struct Outcome {
+    format: ImageFormat,
+    run: Run,
+    sink: Sink,
+    failed_by_host: u64,
+    leaked_bytes: usize,
+    violations: Vec<String>,
+    driver_output: Vec<String>,
+    /// Where the contact sheet went, or why not; `None` when none was asked for or no frame
+    /// was kept.
+    sheet: Option<Result<PathBuf, String>>,
+    p50: u64,
+    p99: u64,
+}
+
+impl Outcome {
+    fn status(&self) -> u8 {
+        if self.run.not_started.is_some() { EXIT_NOT_STARTED } else { 0 }
+    }
+
+    fn text(&self, args: &CaptureArgs) -> String {
+        let (run, sink) = (&self.run, &self.sink);
+        let mut text = String::new();
+        if let Some(plan) = &run.plan {
+            negotiate::render(plan, &mut text);
+            let source = if run.own_allocator {
+                "the capture pin's allocator (the library's pool, KSPIN_DISPATCH.Allocator)"
+            } else {
+                "the library's default allocator"
+            };
+            let _ = writeln!(text, "frames come from {source}");
+        }
+        if let Some((step, status)) = run.not_started {
+            let _ = writeln!(text, "the stream could not start: {step} failed with {status:#010X}");
+        }
+        for line in &self.driver_output {
+            let _ = writeln!(text, "driver: {line}");
+        }
+        let _ = writeln!(
+            text,
+            "{}: {} of {} frames delivered in {:.2} s{}; {} dropped, {} out of order, {} bad \
+             content",
+            self.format,
+            sink.delivered,
+            args.frames,
+            run.elapsed.as_secs_f64(),
+            if run.timed_out { " (timed out)" } else { "" },
+            sink.dropped(),
+            sink.out_of_order,
+            sink.bad_content + sink.wrong_size,
+        );
+        for problem in &sink.problems {
+            let _ = writeln!(text, "  {problem}");
+        }
+        let _ = writeln!(
+            text,
+            "latency (frame filled -> sink): p50 {} us, p99 {} us",
+            self.p50, self.p99
+        );
+        if let Some(stats) = &run.stats {
+            let _ = writeln!(
+                text,
+                "allocator: {} frames, high water {}, {} allocations, {} failed, {} bad frees",
+                stats.frames_total,
+                stats.high_water,
+                stats.allocations,
+                stats.failed_allocations,
+                stats.bad_frees.total()
+            );
+        }
+        if let Some(k) = args.fail_every {
+            let _ = writeln!(
+                text,
+                "host pool: every {k}th allocation failed ({} in all)",
+                self.failed_by_host
+            );
+        }
+        let _ = writeln!(text, "leaked pool memory at unload: {} bytes", self.leaked_bytes);
+        for violation in &self.violations {
+            let _ = writeln!(text, "verifier: {violation}");
+        }
+        match &self.sheet {
+            Some(Ok(path)) => {
+                let kept = sink.kept.len();
+                let _ = writeln!(text, "contact sheet: {} ({kept} frames)", path.display());
+            }
+            Some(Err(error)) => {
+                let _ = writeln!(text, "contact sheet not written: {error}");
+            }
+            None => {}
+        }
+        text
+    }
+
+    fn json(&self, args: &CaptureArgs) -> serde_json::Value {
+        let (run, sink) = (&self.run, &self.sink);
+        let allocator = run.stats.map(|s| {
+            json!({
+                "frames": s.frames_total,
+                "high_water": s.high_water,
+                "allocations": s.allocations,
+                "failed_allocations": s.failed_allocations,
+                "bad_frees": s.bad_frees.total(),
+            })
+        });
+        let not_started =
+            run.not_started.map(|(step, status)| json!({ "step": step, "status": status }));
+        let png = match &self.sheet {
+            Some(Ok(path)) => Some(path.display().to_string()),
+            _ => None,
+        };
+        json!({
+            "status": self.status(),
+            "format": self.format.to_string(),
+            "frames_requested": args.frames,
+            "frames_delivered": sink.delivered,
+            "frames_dropped": sink.dropped(),
+            "frames_out_of_order": sink.out_of_order,
+            "bad_content": sink.bad_content + sink.wrong_size,
+            "timed_out": run.timed_out,
+            "elapsed_s": run.elapsed.as_secs_f64(),
+            "latency_us": { "p50": self.p50, "p99": self.p99 },
+            "plan": run.plan.as_ref().map(negotiate::plan_json),
+            "own_allocator": run.own_allocator,
+            "allocator": allocator,
+            "not_started": not_started,
+            "host_failed_allocations": self.failed_by_host,
+            "leaked_bytes": self.leaked_bytes,
+            "violations": self.violations,
+            "png": png,
+        })
+    }
+}
+
+/// Checks the arguments; the format they name.
+fn check_args(args: &CaptureArgs) -> Result<ImageFormat, Failure> {
+    let bad =
+        |message: String| Failure { status: EXIT_BAD_ARGUMENT, kind: "bad_argument", message };
+    let format = parse_format(&args.format).map_err(bad)?;
+    if args.frames == 0 || args.frames > MAX_FRAMES {
+        return Err(bad(format!("--frames {}: must be 1 to {MAX_FRAMES}", args.frames)));
+    }
+    if !(args.speed.is_finite() && (0.1..=100.0).contains(&args.speed)) {
+        return Err(bad(format!("--speed {}: must be 0.1 to 100", args.speed)));
+    }
+    if args.fail_every == Some(0) {
+        return Err(bad("--fail-every 0: K must be at least 1".to_owned()));
+    }
+    Ok(format)
+}
+
+/// Runs the command; returns the exit status and the report.
+pub fn run(args: &CaptureArgs) -> Result<(u8, String), Failure> {
+    let format = check_args(args)?;
+    ks_host::ke::set_time_scale(args.speed);
+    if let Some(k) = args.fail_every {
+        ks_host::pool::fail_every(k);
+    }
+    let sink = Arc::new(Mutex::new(Sink::default()));
+    let run = capture_run(format, args, &sink);
+    ks_host::pool::clear_failures();
+    let mut sink =
+        std::mem::take(&mut *sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    sink.latencies.sort_unstable();
+    let sheet = match (&args.png, sink.kept.is_empty()) {
+        (Some(path), false) => Some(write_sheet(path, &format, &sink.kept).map(|()| path.clone())),
+        _ => None,
+    };
+    let outcome = Outcome {
+        format,
+        run,
+        p50: percentile(&sink.latencies, 0.50),
+        p99: percentile(&sink.latencies, 0.99),
+        sink,
+        failed_by_host: ks_host::pool::failed_allocations(),
+        leaked_bytes: ks_host::pool::live().bytes,
+        violations: ks_host::verifier::take_violations().iter().map(ToString::to_string).collect(),
+        driver_output: ks_host::debug::take_output()
+            .into_iter()
+            .map(|record| record.text.trim_end().to_owned())
+            .collect(),
+        sheet,
+    };
+    let mut text = outcome.text(args);
+    if args.json {
+        let _ = writeln!(text, "{}", outcome.json(args));
+    }
+    Ok((outcome.status(), text))
+}
+
+/// A frame as top-down RGB rows.
+fn to_rgb(format: &ImageFormat, data: &[u8]) -> Vec<u8> {
+    let (width, height) = (format.width as usize, format.height as usize);
+    let stride = format.stride();
+    let mut rgb = Vec::with_capacity(width * height * 3);
+    for y in 0..height {
+        match format.subtype {
+            Subtype::Rgb24 => {
+                // Bottom-up: the first stored row is the picture's last.
+                let row = &data[(height - 1 - y) * stride..][..width * 3];
+                for bgr in row.chunks_exact(3) {
+                    rgb.extend_from_slice(&[bgr[2], bgr[1], bgr[0]]);
+                }
+            }
+            Subtype::Yuy2 => {
+                let row = &data[y * stride..][..width * 2];
+                for pair in row.chunks_exact(4) {
+                    let (u, v) = (pair[1], pair[3]);
+                    rgb.extend_from_slice(&yuv_to_rgb(pair[0], u, v));
+                    rgb.extend_from_slice(&yuv_to_rgb(pair[2], u, v));
+                }
+            }
+        }
+    }
+    rgb
+}
+
+/// BT.601 studio-swing YUV to RGB.
+fn yuv_to_rgb(luma: u8, blue_diff: u8, red_diff: u8) -> [u8; 3] {
+    let luma = 1.164 * (f64::from(luma) - 16.0);
+    let cb = f64::from(blue_diff) - 128.0;
+    let cr = f64::from(red_diff) - 128.0;
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "clamped to 0..=255"
+    )]
+    let clamp = |x: f64| x.round().clamp(0.0, 255.0) as u8;
+    [clamp(luma + 1.596 * cr), clamp(luma - 0.392 * cb - 0.813 * cr), clamp(luma + 2.017 * cb)]
+}
+
+/// Writes the kept frames as a grid of thumbnails (half size above 320 pixels wide).
+fn write_sheet(path: &Path, format: &ImageFormat, kept: &[(u32, Vec<u8>)]) -> Result<(), String> {
+    let scale = if format.width > 320 { 2 } else { 1 };
+    let (tw, th) = (format.width as usize / scale, format.height as usize / scale);
+    let gap = 4;
+    let columns = SHEET_COLUMNS.min(kept.len());
+    let rows = kept.len().div_ceil(SHEET_COLUMNS);
+    let (sw, sh) = (columns * (tw + gap) + gap, rows * (th + gap) + gap);
+    let mut sheet = vec![32u8; sw * sh * 3];
+    for (index, (_, data)) in kept.iter().enumerate() {
+        let rgb = to_rgb(format, data);
+        let (x0, y0) = (
+            gap + (index % SHEET_COLUMNS) * (tw + gap),
+            gap + (index / SHEET_COLUMNS) * (th + gap),
+        );
+        for y in 0..th {
+            for x in 0..tw {
+                let from = ((y * scale) * format.width as usize + x * scale) * 3;
+                let to = ((y0 + y) * sw + x0 + x) * 3;
+                sheet[to..to + 3].copy_from_slice(&rgb[from..from + 3]);
+            }
+        }
+    }
+    let file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let (w, h) = (
+        u32::try_from(sw).map_err(|e| e.to_string())?,
+        u32::try_from(sh).map_err(|e| e.to_string())?,
+    );
+    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), w, h);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().map_err(|e| format!("{}: {e}", path.display()))?;
+    writer.write_image_data(&sheet).map_err(|e| format!("{}: {e}", path.display()))?;
+    writer.finish().map_err(|e| format!("{}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_parse_and_bad_ones_name_the_problem() {
+        assert_eq!(parse_format("rgb24:640x480"), Ok(FORMATS[3]));
+        assert_eq!(parse_format("YUY2:320X240"), Ok(FORMATS[0]));
+        assert!(parse_format("nv12:320x240").unwrap_err().contains("unknown subtype \"nv12\""));
+        assert!(
+            parse_format("rgb24:800x600")
+                .unwrap_err()
+                .contains("800x600 is not in the pin's data ranges")
+        );
+        assert!(parse_format("rgb24").unwrap_err().contains("SUBTYPE:WIDTHxHEIGHT"));
+        assert!(parse_format("rgb24:big").unwrap_err().contains("WIDTHxHEIGHT"));
+    }
+
+    #[test]
+    fn yuv_white_and_black_convert() {
+        assert_eq!(yuv_to_rgb(235, 128, 128), [255, 255, 255]);
+        assert_eq!(yuv_to_rgb(16, 128, 128), [0, 0, 0]);
+    }
+
+    #[test]
+    fn percentiles_pick_from_sorted_samples() {
+        let samples: Vec<Duration> = (1..=100).map(Duration::from_micros).collect();
+        assert_eq!(percentile(&samples, 0.5), 51);
+        assert_eq!(percentile(&samples, 0.99), 99);
+        assert_eq!(percentile(&[], 0.5), 0);
+    }
+}
