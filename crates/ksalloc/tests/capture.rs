@@ -76,7 +76,7 @@ fn a_failing_pool_degrades_or_refuses_to_start_without_leaking() {
         let json = summary(&output);
         assert_eq!(json["leaked_bytes"], 0, "{json}");
         assert_eq!(json["violations"].as_array().map(Vec::len), Some(0), "{json}");
-        assert_eq!(json["status"].as_u64().map(|s| s as i32), code, "{json}");
+        assert_eq!(json["status"].as_i64(), code.map(i64::from), "{json}");
         if code == Some(1) {
             assert!(json["not_started"]["step"].is_string(), "{json}");
         }
