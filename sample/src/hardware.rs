@@ -8,7 +8,7 @@
 use core::{
     cell::UnsafeCell,
     ptr,
-    sync::atomic::{AtomicPtr, AtomicU32, Ordering},
+    sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering},
 };
 
 use ks_sys::{KDPC, KSPIN, KTIMER, LARGE_INTEGER, PVOID};
@@ -19,6 +19,9 @@ pub(crate) struct Hardware {
     /// Owned by the kernel once initialised; only handed over by pointer.
     timer: UnsafeCell<KTIMER>,
     dpc: UnsafeCell<KDPC>,
+    /// The timer and DPC were initialised (a value dropped before that, when it could not be
+    /// moved into pool, has no timer to stop).
+    initialized: AtomicBool,
     /// The pin that holds the hardware, or NULL.
     pin: AtomicPtr<KSPIN>,
     /// Frame times elapsed since the pin started.
@@ -45,6 +48,7 @@ impl Hardware {
             timer: UnsafeCell::new(unsafe { core::mem::zeroed() }),
             // SAFETY: as above.
             dpc: UnsafeCell::new(unsafe { core::mem::zeroed() }),
+            initialized: AtomicBool::new(false),
             pin: AtomicPtr::new(ptr::null_mut()),
             ticks: AtomicU32::new(0),
             handled: AtomicU32::new(0),
@@ -64,6 +68,7 @@ impl Hardware {
         // SAFETY: as above, for the DPC; its context is `self`, which outlives every DPC (the
         // drop cancels the timer and flushes the DPCs).
         unsafe { ks_sys::KeInitializeDpc(self.dpc.get(), Some(frame_interrupt), context) };
+        self.initialized.store(true, Ordering::Release);
     }
 
     /// Gives the hardware to `pin` if no other pin holds it. PASSIVE_LEVEL.
@@ -127,9 +132,11 @@ impl Hardware {
 }
 
 impl Drop for Hardware {
-    /// Stops the timer for good. PASSIVE_LEVEL.
+    /// Stops the timer for good, if it was ever initialised. PASSIVE_LEVEL.
     fn drop(&mut self) {
-        self.stop();
+        if self.initialized.load(Ordering::Acquire) {
+            self.stop();
+        }
     }
 }
 

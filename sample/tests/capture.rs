@@ -9,7 +9,10 @@ use std::{
     time::Duration,
 };
 
-use ks_allocator::framing::{FramingEx, FramingItem, FramingRange, MemoryType};
+use ks_allocator::{
+    framing::{FramingEx, FramingExView, FramingItem, FramingRange, MemoryType},
+    tags,
+};
 use ks_host::{
     Session,
     avstream::{Completed, Driver, Filter},
@@ -95,5 +98,171 @@ fn every_format_streams_checked_frames_and_unloads_clean() {
         .filter(|record| record.text.contains("stopped after"))
         .count();
     assert_eq!(stops, format::FORMATS.len());
+    ks_host::ke::set_time_scale(1.0);
+}
+
+/// The pool tag names of the library's allocator: context and frames.
+fn allocator_tags() -> [String; 2] {
+    [ks_host::pool::tag_name(tags::CONTEXT_TAG), ks_host::pool::tag_name(tags::FRAME_TAG)]
+}
+
+/// A format's bytes as the pin's intersection gives them.
+fn format_bytes(filter: &Filter<'_>, format: format::ImageFormat) -> Vec<u8> {
+    let range = filter
+        .data_ranges(0)
+        .into_iter()
+        .find(|bytes| format::parse_range(bytes).is_ok_and(|r| r == format))
+        .unwrap();
+    filter.intersect(0, range).unwrap()
+}
+
+#[test]
+fn stop_in_mid_stream_returns_every_frame_and_deletes_the_allocator() {
+    let session = Session::begin();
+    ks_host::ke::set_time_scale(20.0);
+    // SAFETY: the sample's entry point; its descriptors are statics.
+    let driver = unsafe { Driver::load(ks_sample::DriverEntry) }.unwrap();
+    let device = driver.add_device().unwrap();
+    let filter = device.open_filter(0).unwrap();
+    let chosen = format_bytes(&filter, format::FORMATS[2]);
+    let pin = filter.create_pin(0, &chosen).unwrap();
+    let (sender, received) = mpsc::channel();
+    pin.connect(
+        &sink().view(),
+        Box::new(move |frame: &Completed| {
+            let _ = sender.send(frame.header.DataUsed);
+            // A slow sink: frames pile up with it and in the queue when STOP comes.
+            std::thread::sleep(Duration::from_millis(2));
+        }),
+    )
+    .unwrap();
+    for round in 0..3 {
+        pin.set_state(ks_sys::KSSTATE_RUN).unwrap();
+        assert!(pin.allocator_context().is_some());
+        let live = session.live();
+        for tag in allocator_tags() {
+            assert!(live.by_tag.contains_key(&tag), "round {round}: {live}");
+        }
+        for _ in 0..5 {
+            received.recv_timeout(Duration::from_secs(10)).expect("frames arrive");
+        }
+        pin.set_state(ks_sys::KSSTATE_STOP).unwrap();
+        assert_eq!(pin.queued(), 0);
+        assert!(pin.allocator_context().is_none(), "STOP deletes the allocator");
+        let live = session.live();
+        for tag in allocator_tags() {
+            assert!(!live.by_tag.contains_key(&tag), "round {round}: {live}");
+        }
+        while received.try_recv().is_ok() {}
+    }
+    drop(pin);
+    drop(filter);
+    drop(device);
+    assert!(session.live().is_empty(), "{}", session.live());
+    assert!(session.take_violations().is_empty());
+    ks_host::ke::set_time_scale(1.0);
+}
+
+#[test]
+fn pins_refuse_what_their_descriptors_do_not_allow() {
+    let _session = Session::begin();
+    // SAFETY: the sample's entry point; its descriptors are statics.
+    let driver = unsafe { Driver::load(ks_sample::DriverEntry) }.unwrap();
+    let device = driver.add_device().unwrap();
+    let filter = device.open_filter(0).unwrap();
+
+    // A range the pin does not offer: no format.
+    let mut other = format::ImageFormat::new(format::Subtype::Rgb24, 800, 600).data_range();
+    other.DataRange.FormatSize = u32::try_from(size_of_val(&other)).unwrap();
+    // SAFETY: a plain-data structure viewed as its bytes.
+    let other =
+        unsafe { std::slice::from_raw_parts((&raw const other).cast::<u8>(), size_of_val(&other)) };
+    assert_eq!(filter.intersect(0, other), Err(ks_sys::STATUS_NO_MATCH));
+    assert_eq!(filter.intersect(0, &other[..40]), Err(ks_sys::STATUS_INVALID_PARAMETER));
+    assert_eq!(filter.intersect(1, other).err(), Some(ks_sys::STATUS_INVALID_PARAMETER));
+
+    // A format no range accepts, a truncated one, then one pin only.
+    let mut chosen = format_bytes(&filter, format::FORMATS[0]);
+    let mut wrong = chosen.clone();
+    wrong[32] ^= 0xFF; // the subtype GUID
+    assert_eq!(filter.create_pin(0, &wrong).err(), Some(ks_sys::STATUS_NO_MATCH));
+    assert_eq!(filter.create_pin(0, &chosen[..60]).err(), Some(ks_sys::STATUS_INVALID_PARAMETER));
+    let pin = filter.create_pin(0, &chosen).unwrap();
+    assert_eq!(
+        filter.create_pin(0, &chosen).err(),
+        Some(ks_sys::STATUS_INSUFFICIENT_RESOURCES),
+        "InstancesPossible is 1"
+    );
+
+    // Out of STOP only once connected.
+    assert_eq!(pin.set_state(ks_sys::KSSTATE_ACQUIRE), Err(ks_sys::STATUS_INVALID_DEVICE_STATE));
+    assert_eq!(pin.state(), ks_sys::KSSTATE_STOP);
+
+    // The framing the pin reports is its own copy, sized for its format by KsEdit.
+    let mut request = Vec::new();
+    request.extend_from_slice(&guid_bytes(&ks_sys::KSPROPSETID_Connection));
+    request.extend_from_slice(&ks_sys::KSPROPERTY_CONNECTION_ALLOCATORFRAMING_EX.to_le_bytes());
+    request.extend_from_slice(&ks_sys::KSPROPERTY_TYPE_GET.to_le_bytes());
+    let mut value = vec![0u8; 256];
+    let reply = pin.property(&request, &mut value, ks_host::property::Client::Native);
+    assert_eq!(reply.status, ks_sys::STATUS_SUCCESS);
+    let framing = FramingExView::parse(&value[..reply.information]).unwrap();
+    let item = framing.items().next().unwrap();
+    assert_eq!(item.physical_range.max_frame_size as usize, format::FORMATS[0].image_size());
+    drop(pin);
+
+    // The instance is free again once the pin is closed.
+    chosen = format_bytes(&filter, format::FORMATS[1]);
+    let pin = filter.create_pin(0, &chosen).unwrap();
+    drop(pin);
+}
+
+fn guid_bytes(guid: &ks_sys::GUID) -> [u8; 16] {
+    // SAFETY: GUID is 16 bytes of plain data.
+    unsafe { std::mem::transmute_copy(guid) }
+}
+
+/// The whole life of the driver, streaming a few frames; each step may fail. Returns the
+/// frames delivered.
+fn lifecycle() -> usize {
+    // SAFETY: the sample's entry point; its descriptors are statics.
+    let Ok(driver) = (unsafe { Driver::load(ks_sample::DriverEntry) }) else { return 0 };
+    let Ok(device) = driver.add_device() else { return 0 };
+    let Ok(filter) = device.open_filter(0) else { return 0 };
+    let chosen = format_bytes(&filter, format::FORMATS[0]);
+    let Ok(pin) = filter.create_pin(0, &chosen) else { return 0 };
+    let (sender, received) = mpsc::channel();
+    let consumer = Box::new(move |frame: &Completed| {
+        let _ = sender.send(check::read_frame(&format::FORMATS[0], frame.data()).is_ok());
+    });
+    if pin.connect(&sink().view(), consumer).is_err() || pin.set_state(ks_sys::KSSTATE_RUN).is_err()
+    {
+        return 0;
+    }
+    let delivered = (0..3)
+        .map_while(|_| received.recv_timeout(Duration::from_secs(10)).ok())
+        .inspect(|good| assert!(good, "a bad frame"))
+        .count();
+    pin.set_state(ks_sys::KSSTATE_STOP).expect("STOP cannot fail");
+    delivered
+}
+
+#[test]
+fn every_allocation_failing_in_turn_leaks_nothing() {
+    ks_host::ke::set_time_scale(20.0);
+    let calls = {
+        let _session = Session::begin();
+        assert_eq!(lifecycle(), 3);
+        ks_host::pool::allocation_calls()
+    };
+    assert!(calls >= 6, "device context, hardware, pin context, two KsEdit copies, allocator");
+    for n in 1..=calls {
+        let session = Session::begin();
+        ks_host::pool::fail_nth(n);
+        let delivered = lifecycle();
+        assert_eq!(ks_host::pool::failed_allocations(), 1, "allocation {n} of {calls}");
+        assert_eq!(delivered, 0, "allocation {n} of {calls} failed, yet the stream started");
+        drop(session); // checks for leaks and violations
+    }
     ks_host::ke::set_time_scale(1.0);
 }
