@@ -266,3 +266,29 @@ fn every_allocation_failing_in_turn_leaks_nothing() {
     }
     ks_host::ke::set_time_scale(1.0);
 }
+
+#[test]
+fn stream_pointers_outside_processing_are_violations() {
+    let session = Session::begin();
+    // SAFETY: the sample's entry point; its descriptors are statics.
+    let driver = unsafe { Driver::load(ks_sample::DriverEntry) }.unwrap();
+    let device = driver.add_device().unwrap();
+    let filter = device.open_filter(0).unwrap();
+    let chosen = format_bytes(&filter, format::FORMATS[0]);
+    let pin = filter.create_pin(0, &chosen).unwrap();
+    pin.connect(&sink().view(), Box::new(|_: &Completed| {})).unwrap();
+    pin.set_state(ks_sys::KSSTATE_PAUSE).unwrap();
+    assert_eq!(pin.queued(), 4, "ACQUIRE queued the plan's frames");
+    // SAFETY: a live pin; the host checks that the caller is the pin's processing.
+    let edge = unsafe {
+        ks_sys::KsPinGetLeadingEdgeStreamPointer(
+            pin.as_ptr(),
+            ks_sys::KSSTREAM_POINTER_STATE_LOCKED,
+        )
+    };
+    assert!(edge.is_null());
+    let violations = session.take_violations();
+    assert_eq!(violations.len(), 1, "{violations:?}");
+    assert_eq!(violations[0].routine, "KsPinGetLeadingEdgeStreamPointer");
+    assert_eq!(pin.queued(), 4, "nothing was taken from the queue");
+}

@@ -19,7 +19,11 @@
 //! - [`property`]: property requests dispatched like `KsPropertyHandler`, with `KsGetPinFromIrp`
 //!   and `IoIs32bitProcess`, from user-mode (native or 32-bit) or kernel-mode clients;
 //! - [`object`]: a handle table of typed, reference-counted objects, `ObReferenceObjectByHandle`,
-//!   `ObfDereferenceObject` and `IoFileObjectType`.
+//!   `ObfDereferenceObject` and `IoFileObjectType`;
+//! - [`avstream`]: a minidriver run from its descriptors as ks.sys runs it: `KsInitializeDriver`,
+//!   devices, filter factories, filters and pins with their callbacks, object bags and `KsEdit`,
+//!   state steps, the pipe's allocator through `KSPIN_DISPATCH.Allocator`, the leading-edge
+//!   stream pointer and `KsPinAttemptProcessing`, completed frames to a consumer.
 //!
 //! A routine that ks-sys declares but this crate does not define fails to link in a host build:
 //! it is absent, not faked.

@@ -268,7 +268,12 @@ unsafe fn edge_of<'a>(
         crate::verifier::report(routine, format!("{pointer:p} is not a stream pointer of a pin"));
         return None;
     };
-    // SAFETY: only the pin's processing (serialised by the host) touches the edge.
+    if !state.processing_held() {
+        crate::verifier::report(routine, "called outside the pin's processing".to_owned());
+        return None;
+    }
+    // SAFETY: only the pin's processing (checked above, serialised by the host) touches the
+    // edge.
     let edge = unsafe { &mut *state.edge.get() };
     if !std::ptr::eq(&raw const edge.pointer, pointer) {
         crate::verifier::report(routine, format!("{pointer:p} is not the pin's leading edge"));
