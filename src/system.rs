@@ -24,17 +24,7 @@ pub(crate) enum PoolKind {
     Paged,
 }
 
-const fn utf16<const N: usize>(ascii: &[u8; N]) -> [u16; N] {
-    let mut out = [0u16; N];
-    let mut i = 0;
-    while i < N {
-        out[i] = ascii[i] as u16;
-        i += 1;
-    }
-    out
-}
-
-static EX_ALLOCATE_POOL2: [u16; 15] = utf16(b"ExAllocatePool2");
+static EX_ALLOCATE_POOL2: [u16; 15] = ks_sys::ascii_wide(b"ExAllocatePool2");
 
 /// `ALLOCATE_POOL2` before the lookup.
 const UNRESOLVED: usize = 0;

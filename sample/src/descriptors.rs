@@ -187,19 +187,7 @@ pub static DEVICE_DESCRIPTOR: SyncStatic<KSDEVICE_DESCRIPTOR> = unsafe {
 };
 
 /// The reference string of the filter factory's interfaces; the INF registers the same one.
-static REFERENCE_STRING: [u16; 7] = wide(b"GLOBAL\0");
-
-/// An ASCII string as UTF-16.
-#[expect(clippy::indexing_slicing, reason = "i < N, in a const loop")]
-const fn wide<const N: usize>(ascii: &[u8; N]) -> [u16; N] {
-    let mut out = [0u16; N];
-    let mut i = 0;
-    while i < N {
-        out[i] = ascii[i] as u16;
-        i += 1;
-    }
-    out
-}
+static REFERENCE_STRING: [u16; 7] = ks_sys::ascii_wide(b"GLOBAL\0");
 
 /// Creates the capture filter factory on a device, with the device mutex held. PASSIVE_LEVEL.
 ///

@@ -249,3 +249,26 @@ ks_struct! {
         pub cy: LONG => 4,
     }
 }
+
+/// An ASCII string as UTF-16 code units, for the `PWSTR` and `UNICODE_STRING` buffers drivers
+/// keep in statics (`ascii_wide(b"GLOBAL\0")`).
+///
+/// # Panics
+///
+/// On a non-ASCII byte; in a `const` or `static`, that fails the build.
+///
+/// ```
+/// static NAME: [u16; 4] = ks_sys::ascii_wide(b"Ks!\0");
+/// assert_eq!(NAME, [0x4B, 0x73, 0x21, 0]);
+/// ```
+#[must_use]
+pub const fn ascii_wide<const N: usize>(ascii: &[u8; N]) -> [u16; N] {
+    let mut out = [0u16; N];
+    let mut i = 0;
+    while i < N {
+        assert!(ascii[i].is_ascii(), "ascii_wide takes ASCII only");
+        out[i] = ascii[i] as u16;
+        i += 1;
+    }
+    out
+}

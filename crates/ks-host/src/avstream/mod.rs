@@ -626,21 +626,25 @@ impl Filter<'_> {
             if !guids_match(range_bytes(*range), client_range) {
                 continue;
             }
-            let mut size: ULONG = 0;
-            // SAFETY: the pin's handler: the filter as context, the client's range, one of the
-            // pin's ranges, a size query (no buffer).
-            let status = unsafe {
-                handler(
-                    self.as_ptr().cast(),
-                    irp.as_irp(),
-                    &raw mut ksp_pin,
-                    caller.as_mut_ptr().cast(),
-                    *range,
-                    0,
-                    std::ptr::null_mut(),
-                    &raw mut size,
-                )
+            let mut ask = |buffer_size: ULONG, data: *mut u64, out_size: &mut ULONG| {
+                // SAFETY: the pin's handler: the filter as context, the client's range, one of
+                // the pin's ranges, and `data` NULL (a size query) or `buffer_size` writable
+                // bytes.
+                unsafe {
+                    handler(
+                        self.as_ptr().cast(),
+                        irp.as_irp(),
+                        &raw mut ksp_pin,
+                        caller.as_mut_ptr().cast(),
+                        *range,
+                        buffer_size,
+                        data.cast(),
+                        out_size,
+                    )
+                }
             };
+            let mut size: ULONG = 0;
+            let status = ask(0, std::ptr::null_mut(), &mut size);
             if status == STATUS_NO_MATCH {
                 continue;
             }
@@ -649,19 +653,7 @@ impl Filter<'_> {
             }
             let mut format = vec![0u64; (size as usize).div_ceil(8)];
             let mut written: ULONG = 0;
-            // SAFETY: as above, with a buffer of `size` bytes.
-            let status = unsafe {
-                handler(
-                    self.as_ptr().cast(),
-                    irp.as_irp(),
-                    &raw mut ksp_pin,
-                    caller.as_mut_ptr().cast(),
-                    *range,
-                    size,
-                    format.as_mut_ptr().cast(),
-                    &raw mut written,
-                )
-            };
+            let status = ask(size, format.as_mut_ptr(), &mut written);
             if status == STATUS_NO_MATCH {
                 continue;
             }
