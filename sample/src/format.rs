@@ -108,16 +108,21 @@ impl ImageFormat {
         #[expect(clippy::cast_possible_truncation, reason = "152 bytes")]
         let format_size = size_of::<KS_DATAFORMAT_VIDEOINFOHEADER>() as u32;
         KS_DATAFORMAT_VIDEOINFOHEADER {
-            DataFormat: KSDATAFORMAT {
-                FormatSize: format_size,
-                Flags: 0,
-                SampleSize: self.image_size_u32(),
-                Reserved: 0,
-                MajorFormat: ks_sys::KSDATAFORMAT_TYPE_VIDEO,
-                SubFormat: self.subtype.guid(),
-                Specifier: ks_sys::KSDATAFORMAT_SPECIFIER_VIDEOINFO,
-            },
+            DataFormat: self.data_format(format_size),
             VideoInfoHeader: self.video_info_header(),
+        }
+    }
+
+    /// The `KSDATAFORMAT` that starts both the format and the range, `size` bytes in all.
+    const fn data_format(&self, size: u32) -> KSDATAFORMAT {
+        KSDATAFORMAT {
+            FormatSize: size,
+            Flags: 0,
+            SampleSize: self.image_size_u32(),
+            Reserved: 0,
+            MajorFormat: ks_sys::KSDATAFORMAT_TYPE_VIDEO,
+            SubFormat: self.subtype.guid(),
+            Specifier: ks_sys::KSDATAFORMAT_SPECIFIER_VIDEOINFO,
         }
     }
 
@@ -165,15 +170,7 @@ impl ImageFormat {
         #[expect(clippy::cast_possible_truncation, reason = "296 bytes")]
         let range_size = size_of::<KS_DATARANGE_VIDEO>() as u32;
         KS_DATARANGE_VIDEO {
-            DataRange: KSDATAFORMAT {
-                FormatSize: range_size,
-                Flags: 0,
-                SampleSize: self.image_size_u32(),
-                Reserved: 0,
-                MajorFormat: ks_sys::KSDATAFORMAT_TYPE_VIDEO,
-                SubFormat: self.subtype.guid(),
-                Specifier: ks_sys::KSDATAFORMAT_SPECIFIER_VIDEOINFO,
-            },
+            DataRange: self.data_format(range_size),
             bFixedSizeSamples: 1,
             bTemporalCompression: 0,
             StreamDescriptionFlags: ks_sys::KS_VIDEOSTREAM_CAPTURE,
