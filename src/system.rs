@@ -205,14 +205,15 @@ pub(crate) fn debug_break() {
 ///     frames_seen: u32,
 /// }
 ///
-/// let context = PoolBox::new(PinContext { frames_seen: 0 }, u32::from_le_bytes(*b"Smpl"))
+/// const TAG: u32 = u32::from_le_bytes(*b"Smpl");
+/// let context = PoolBox::new(PinContext { frames_seen: 0 }, TAG)
 ///     .unwrap_or_else(|_| panic!("no pool memory"));
 /// assert_eq!(context.frames_seen, 0);
 /// // Handed to KS as a `PVOID`, and taken back when KS gives it up (e.g. from an object bag's
-/// // free callback).
+/// // free callback), with the tag it was made with.
 /// let raw = PoolBox::into_raw(context);
-/// // SAFETY: `raw` came from `into_raw` and is taken back once.
-/// drop(unsafe { PoolBox::from_raw(core::ptr::NonNull::new(raw).unwrap()) });
+/// // SAFETY: `raw` came from `into_raw` with TAG and is taken back once.
+/// drop(unsafe { PoolBox::from_raw_with_tag(core::ptr::NonNull::new(raw).unwrap(), TAG) });
 /// ```
 ///
 /// # Invariants
