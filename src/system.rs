@@ -102,15 +102,17 @@ pub(crate) fn allocate(kind: PoolKind, bytes: usize, tag: u32) -> Option<NonNull
         };
         // SAFETY: `allocate2` is ExAllocatePool2 (see `allocate_pool2`); the arguments are plain
         // values.
-        return NonNull::new(unsafe { allocate2(flags, bytes, tag) }.cast());
+        return NonNull::new(unsafe { allocate2(flags, bytes as ks_sys::SIZE_T, tag) }.cast());
     }
     let pool_type = match kind {
         PoolKind::NonPaged => ks_sys::NonPagedPoolNx,
         PoolKind::Paged => ks_sys::PagedPool,
     };
     // SAFETY: plain-value arguments; the caller's IRQL suits `kind`.
-    let memory =
-        NonNull::new(unsafe { ks_sys::ExAllocatePoolWithTag(pool_type, bytes, tag) }.cast::<u8>())?;
+    let memory = NonNull::new(
+        unsafe { ks_sys::ExAllocatePoolWithTag(pool_type, bytes as ks_sys::SIZE_T, tag) }
+            .cast::<u8>(),
+    )?;
     // SAFETY: `memory` is a fresh allocation of `bytes` bytes.
     unsafe { memory.as_ptr().write_bytes(0, bytes) };
     Some(memory)

@@ -34,7 +34,7 @@ unsafe fn serve(irp: PIRP, data: PVOID, f: impl FnOnce(&mut [u8]) -> Reply) -> N
     };
     let reply = f(value);
     // SAFETY: `irp` is the live IRP the handler is processing.
-    unsafe { ks_sys::irp::irp_set_information(irp, reply.information) };
+    unsafe { ks_sys::irp::irp_set_information(irp, reply.information as ks_sys::ULONG_PTR) };
     reply.status
 }
 

@@ -204,7 +204,11 @@ fn valid_tag(tag: ULONG) -> bool {
 }
 
 /// The common allocation path: IRQL check, failure schedule, aligned allocation, tracking.
-fn allocate(routine: &'static str, kind: PoolKind, bytes: usize, tag: ULONG, zero: bool) -> PVOID {
+fn allocate(routine: &'static str, kind: PoolKind, bytes: SIZE_T, tag: ULONG, zero: bool) -> PVOID {
+    // SIZE_T is 64 bits, as on x64; a size the host's address space cannot hold fails.
+    let Ok(bytes) = usize::try_from(bytes) else {
+        return std::ptr::null_mut();
+    };
     let max_irql = if kind == PoolKind::Paged { APC_LEVEL } else { DISPATCH_LEVEL };
     if !verifier::require_irql_at_most(routine, max_irql) {
         return std::ptr::null_mut();

@@ -53,9 +53,9 @@ mod local {
     /// 64-bit unsigned integer.
     pub type ULONGLONG = u64;
     /// Pointer-sized unsigned integer.
-    pub type ULONG_PTR = usize;
+    pub type ULONG_PTR = u64;
     /// Pointer-sized size.
-    pub type SIZE_T = usize;
+    pub type SIZE_T = u64;
     /// Pointer-sized signed integer.
     pub type LONG_PTR = i64;
     /// Access rights (`ACCESS_MASK`, a `ULONG`).

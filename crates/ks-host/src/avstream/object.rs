@@ -11,7 +11,8 @@ use std::{
 
 use ks_sys::{
     KSDEVICE, KSOBJECT_BAG, KSPIN, NTSTATUS, PASSIVE_LEVEL, PFNKSFREE, PKSDEVICE, PKSFILTER,
-    PKSPIN, PVOID, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_PARAMETER, STATUS_SUCCESS, ULONG,
+    PKSPIN, PVOID, SIZE_T, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_PARAMETER, STATUS_SUCCESS,
+    ULONG,
 };
 
 /// What an object is.
@@ -295,7 +296,8 @@ pub unsafe extern "system" fn _KsEdit(
     if bag.contains(old.expose_provenance()) && NewSize <= OldSize {
         return STATUS_SUCCESS; // already the object's own
     }
-    let copy = crate::pool::ExAllocatePoolWithTag(ks_sys::NonPagedPoolNx, NewSize as usize, Tag);
+    let copy =
+        crate::pool::ExAllocatePoolWithTag(ks_sys::NonPagedPoolNx, SIZE_T::from(NewSize), Tag);
     if copy.is_null() {
         return STATUS_INSUFFICIENT_RESOURCES;
     }
