@@ -16,6 +16,15 @@ use crate::{
     PSECURITY_DESCRIPTOR, PUNICODE_STRING, PVOID, PWSTR, ULONG,
 };
 
+/// `ks.lib`, the import library of ks.sys, on the link line of a Windows build with the WDK,
+/// named the way wdk-sys names its base libraries: a `#[link]` attribute on an empty block, left
+/// out of the crate's own tests. The library search path is the driver's business
+/// (`wdk_build::configure_wdk_binary_build` in its build script puts the WDK's `km` directory on
+/// it); a user-mode build never enables `wdk`.
+#[cfg(all(windows, feature = "wdk", not(test)))]
+#[link(name = "ks")]
+unsafe extern "C" {}
+
 ks_imports! {
     KS_IMPORTS;
     /// Creates the default (pool) allocator for a validated allocator create IRP. PASSIVE_LEVEL.
