@@ -292,3 +292,34 @@ fn stream_pointers_outside_processing_are_violations() {
     assert_eq!(violations[0].routine, "KsPinGetLeadingEdgeStreamPointer");
     assert_eq!(pin.queued(), 4, "nothing was taken from the queue");
 }
+
+#[test]
+fn a_panicking_consumer_does_not_hold_frames_back() {
+    let session = Session::begin();
+    ks_host::ke::set_time_scale(20.0);
+    // SAFETY: the sample's entry point; its descriptors are statics.
+    let driver = unsafe { Driver::load(ks_sample::DriverEntry) }.unwrap();
+    let device = driver.add_device().unwrap();
+    let filter = device.open_filter(0).unwrap();
+    let chosen = format_bytes(&filter, format::FORMATS[0]);
+    let pin = filter.create_pin(0, &chosen).unwrap();
+    let (sender, received) = mpsc::channel();
+    pin.connect(
+        &sink().view(),
+        Box::new(move |_: &Completed| {
+            let _ = sender.send(());
+            panic!("the consumer gives up");
+        }),
+    )
+    .unwrap();
+    pin.set_state(ks_sys::KSSTATE_RUN).unwrap();
+    received.recv_timeout(Duration::from_secs(10)).expect("a frame arrives");
+    std::thread::sleep(Duration::from_millis(50));
+    pin.set_state(ks_sys::KSSTATE_STOP).unwrap();
+    assert!(received.try_recv().is_err(), "one frame only: the consumer is not called again");
+    drop(pin);
+    drop(filter);
+    drop(device);
+    assert!(session.live().is_empty(), "{}", session.live());
+    ks_host::ke::set_time_scale(1.0);
+}

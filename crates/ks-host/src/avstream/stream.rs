@@ -161,8 +161,14 @@ impl Pipe {
         let thread = std::thread::Builder::new()
             .name("ks-host consumer".to_owned())
             .spawn(move || {
+                let mut alive = true;
                 for completed in receiver {
-                    consumer(&completed);
+                    // A consumer that panics (a failed assertion in a test) gets no more frames,
+                    // but every frame is still given back, so STOP does not wait forever.
+                    if alive {
+                        let run = std::panic::AssertUnwindSafe(|| consumer(&completed));
+                        alive = std::panic::catch_unwind(run).is_ok();
+                    }
                     crate::irql::at_dispatch(|| back.give_back(completed.frame));
                 }
             })
