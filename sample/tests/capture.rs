@@ -323,3 +323,24 @@ fn a_panicking_consumer_does_not_hold_frames_back() {
     assert!(session.live().is_empty(), "{}", session.live());
     ks_host::ke::set_time_scale(1.0);
 }
+
+#[test]
+fn a_sink_that_must_allocate_too_cannot_connect() {
+    let _session = Session::begin();
+    // SAFETY: the sample's entry point; its descriptors are statics.
+    let driver = unsafe { Driver::load(ks_sample::DriverEntry) }.unwrap();
+    let device = driver.add_device().unwrap();
+    let filter = device.open_filter(0).unwrap();
+    let chosen = format_bytes(&filter, format::FORMATS[0]);
+    let pin = filter.create_pin(0, &chosen).unwrap();
+    let greedy = FramingEx::new([FramingItem::new(MemoryType::KERNEL_NONPAGED)
+        .with_flags(ks_allocator::framing::ItemFlags::MUST_ALLOCATE)
+        .with_optimal_range(FramingRange::new(1, u32::MAX))]);
+    let error = pin.connect(&greedy.view(), Box::new(|_: &Completed| {})).unwrap_err();
+    assert!(matches!(error, ks_host::avstream::ConnectError::Negotiation(_)), "{error}");
+    assert!(error.to_string().contains("must"), "{error}");
+    assert_eq!(pin.set_state(ks_sys::KSSTATE_RUN), Err(ks_sys::STATUS_INVALID_DEVICE_STATE));
+    // A sink that does not allocate still connects afterwards.
+    pin.connect(&sink().view(), Box::new(|_: &Completed| {})).unwrap();
+    assert!(pin.uses_own_allocator());
+}
