@@ -15,7 +15,7 @@ use ks_allocator::{
 };
 use ks_host::{
     Session,
-    avstream::{Completed, Driver, Filter},
+    avstream::{Completed, Driver, Filter, Pin},
 };
 use ks_sample::{check, format};
 
@@ -116,48 +116,53 @@ fn format_bytes(filter: &Filter<'_>, format: format::ImageFormat) -> Vec<u8> {
     filter.intersect(0, range).unwrap()
 }
 
-#[test]
-fn stop_in_mid_stream_returns_every_frame_and_deletes_the_allocator() {
-    let session = Session::begin();
-    ks_host::ke::set_time_scale(20.0);
+/// Loads the sample, starts its device, opens its filter and a pin in `format`, and runs
+/// `body` with the pin; then closes and unloads everything in AVStream's order.
+fn with_pin(format: format::ImageFormat, body: impl FnOnce(&Pin<'_>)) {
     // SAFETY: the sample's entry point; its descriptors are statics.
     let driver = unsafe { Driver::load(ks_sample::DriverEntry) }.unwrap();
     let device = driver.add_device().unwrap();
     let filter = device.open_filter(0).unwrap();
-    let chosen = format_bytes(&filter, format::FORMATS[2]);
+    let chosen = format_bytes(&filter, format);
     let pin = filter.create_pin(0, &chosen).unwrap();
-    let (sender, received) = mpsc::channel();
-    pin.connect(
-        &sink().view(),
-        Box::new(move |frame: &Completed| {
-            let _ = sender.send(frame.header.DataUsed);
-            // A slow sink: frames pile up with it and in the queue when STOP comes.
-            std::thread::sleep(Duration::from_millis(2));
-        }),
-    )
-    .unwrap();
-    for round in 0..3 {
-        pin.set_state(ks_sys::KSSTATE_RUN).unwrap();
-        assert!(pin.allocator_context().is_some());
-        let live = session.live();
-        for tag in allocator_tags() {
-            assert!(live.by_tag.contains_key(&tag), "round {round}: {live}");
+    body(&pin);
+}
+
+#[test]
+fn stop_in_mid_stream_returns_every_frame_and_deletes_the_allocator() {
+    let session = Session::begin();
+    ks_host::ke::set_time_scale(20.0);
+    with_pin(format::FORMATS[2], |pin| {
+        let (sender, received) = mpsc::channel();
+        pin.connect(
+            &sink().view(),
+            Box::new(move |frame: &Completed| {
+                let _ = sender.send(frame.header.DataUsed);
+                // A slow sink: frames pile up with it and in the queue when STOP comes.
+                std::thread::sleep(Duration::from_millis(2));
+            }),
+        )
+        .unwrap();
+        for round in 0..3 {
+            pin.set_state(ks_sys::KSSTATE_RUN).unwrap();
+            assert!(pin.allocator_context().is_some());
+            let live = session.live();
+            for tag in allocator_tags() {
+                assert!(live.by_tag.contains_key(&tag), "round {round}: {live}");
+            }
+            for _ in 0..5 {
+                received.recv_timeout(Duration::from_secs(10)).expect("frames arrive");
+            }
+            pin.set_state(ks_sys::KSSTATE_STOP).unwrap();
+            assert_eq!(pin.queued(), 0);
+            assert!(pin.allocator_context().is_none(), "STOP deletes the allocator");
+            let live = session.live();
+            for tag in allocator_tags() {
+                assert!(!live.by_tag.contains_key(&tag), "round {round}: {live}");
+            }
+            while received.try_recv().is_ok() {}
         }
-        for _ in 0..5 {
-            received.recv_timeout(Duration::from_secs(10)).expect("frames arrive");
-        }
-        pin.set_state(ks_sys::KSSTATE_STOP).unwrap();
-        assert_eq!(pin.queued(), 0);
-        assert!(pin.allocator_context().is_none(), "STOP deletes the allocator");
-        let live = session.live();
-        for tag in allocator_tags() {
-            assert!(!live.by_tag.contains_key(&tag), "round {round}: {live}");
-        }
-        while received.try_recv().is_ok() {}
-    }
-    drop(pin);
-    drop(filter);
-    drop(device);
+    });
     assert!(session.live().is_empty(), "{}", session.live());
     assert!(session.take_violations().is_empty());
     ks_host::ke::set_time_scale(1.0);
@@ -270,56 +275,45 @@ fn every_allocation_failing_in_turn_leaks_nothing() {
 #[test]
 fn stream_pointers_outside_processing_are_violations() {
     let session = Session::begin();
-    // SAFETY: the sample's entry point; its descriptors are statics.
-    let driver = unsafe { Driver::load(ks_sample::DriverEntry) }.unwrap();
-    let device = driver.add_device().unwrap();
-    let filter = device.open_filter(0).unwrap();
-    let chosen = format_bytes(&filter, format::FORMATS[0]);
-    let pin = filter.create_pin(0, &chosen).unwrap();
-    pin.connect(&sink().view(), Box::new(|_: &Completed| {})).unwrap();
-    pin.set_state(ks_sys::KSSTATE_PAUSE).unwrap();
-    assert_eq!(pin.queued(), 4, "ACQUIRE queued the plan's frames");
-    // SAFETY: a live pin; the host checks that the caller is the pin's processing.
-    let edge = unsafe {
-        ks_sys::KsPinGetLeadingEdgeStreamPointer(
-            pin.as_ptr(),
-            ks_sys::KSSTREAM_POINTER_STATE_LOCKED,
-        )
-    };
-    assert!(edge.is_null());
-    let violations = session.take_violations();
-    assert_eq!(violations.len(), 1, "{violations:?}");
-    assert_eq!(violations[0].routine, "KsPinGetLeadingEdgeStreamPointer");
-    assert_eq!(pin.queued(), 4, "nothing was taken from the queue");
+    with_pin(format::FORMATS[0], |pin| {
+        pin.connect(&sink().view(), Box::new(|_: &Completed| {})).unwrap();
+        pin.set_state(ks_sys::KSSTATE_PAUSE).unwrap();
+        assert_eq!(pin.queued(), 4, "ACQUIRE queued the plan's frames");
+        // SAFETY: a live pin; the host checks that the caller is the pin's processing.
+        let edge = unsafe {
+            ks_sys::KsPinGetLeadingEdgeStreamPointer(
+                pin.as_ptr(),
+                ks_sys::KSSTREAM_POINTER_STATE_LOCKED,
+            )
+        };
+        assert!(edge.is_null());
+        let violations = session.take_violations();
+        assert_eq!(violations.len(), 1, "{violations:?}");
+        assert_eq!(violations[0].routine, "KsPinGetLeadingEdgeStreamPointer");
+        assert_eq!(pin.queued(), 4, "nothing was taken from the queue");
+    });
 }
 
 #[test]
 fn a_panicking_consumer_does_not_hold_frames_back() {
     let session = Session::begin();
     ks_host::ke::set_time_scale(20.0);
-    // SAFETY: the sample's entry point; its descriptors are statics.
-    let driver = unsafe { Driver::load(ks_sample::DriverEntry) }.unwrap();
-    let device = driver.add_device().unwrap();
-    let filter = device.open_filter(0).unwrap();
-    let chosen = format_bytes(&filter, format::FORMATS[0]);
-    let pin = filter.create_pin(0, &chosen).unwrap();
-    let (sender, received) = mpsc::channel();
-    pin.connect(
-        &sink().view(),
-        Box::new(move |_: &Completed| {
-            let _ = sender.send(());
-            panic!("the consumer gives up");
-        }),
-    )
-    .unwrap();
-    pin.set_state(ks_sys::KSSTATE_RUN).unwrap();
-    received.recv_timeout(Duration::from_secs(10)).expect("a frame arrives");
-    std::thread::sleep(Duration::from_millis(50));
-    pin.set_state(ks_sys::KSSTATE_STOP).unwrap();
-    assert!(received.try_recv().is_err(), "one frame only: the consumer is not called again");
-    drop(pin);
-    drop(filter);
-    drop(device);
+    with_pin(format::FORMATS[0], |pin| {
+        let (sender, received) = mpsc::channel();
+        pin.connect(
+            &sink().view(),
+            Box::new(move |_: &Completed| {
+                let _ = sender.send(());
+                panic!("the consumer gives up");
+            }),
+        )
+        .unwrap();
+        pin.set_state(ks_sys::KSSTATE_RUN).unwrap();
+        received.recv_timeout(Duration::from_secs(10)).expect("a frame arrives");
+        std::thread::sleep(Duration::from_millis(50));
+        pin.set_state(ks_sys::KSSTATE_STOP).unwrap();
+        assert!(received.try_recv().is_err(), "one frame only: the consumer is not called again");
+    });
     assert!(session.live().is_empty(), "{}", session.live());
     ks_host::ke::set_time_scale(1.0);
 }
@@ -327,20 +321,16 @@ fn a_panicking_consumer_does_not_hold_frames_back() {
 #[test]
 fn a_sink_that_must_allocate_too_cannot_connect() {
     let _session = Session::begin();
-    // SAFETY: the sample's entry point; its descriptors are statics.
-    let driver = unsafe { Driver::load(ks_sample::DriverEntry) }.unwrap();
-    let device = driver.add_device().unwrap();
-    let filter = device.open_filter(0).unwrap();
-    let chosen = format_bytes(&filter, format::FORMATS[0]);
-    let pin = filter.create_pin(0, &chosen).unwrap();
-    let greedy = FramingEx::new([FramingItem::new(MemoryType::KERNEL_NONPAGED)
-        .with_flags(ks_allocator::framing::ItemFlags::MUST_ALLOCATE)
-        .with_optimal_range(FramingRange::new(1, u32::MAX))]);
-    let error = pin.connect(&greedy.view(), Box::new(|_: &Completed| {})).unwrap_err();
-    assert!(matches!(error, ks_host::avstream::ConnectError::Negotiation(_)), "{error}");
-    assert!(error.to_string().contains("must"), "{error}");
-    assert_eq!(pin.set_state(ks_sys::KSSTATE_RUN), Err(ks_sys::STATUS_INVALID_DEVICE_STATE));
-    // A sink that does not allocate still connects afterwards.
-    pin.connect(&sink().view(), Box::new(|_: &Completed| {})).unwrap();
-    assert!(pin.uses_own_allocator());
+    with_pin(format::FORMATS[0], |pin| {
+        let greedy = FramingEx::new([FramingItem::new(MemoryType::KERNEL_NONPAGED)
+            .with_flags(ks_allocator::framing::ItemFlags::MUST_ALLOCATE)
+            .with_optimal_range(FramingRange::new(1, u32::MAX))]);
+        let error = pin.connect(&greedy.view(), Box::new(|_: &Completed| {})).unwrap_err();
+        assert!(matches!(error, ks_host::avstream::ConnectError::Negotiation(_)), "{error}");
+        assert!(error.to_string().contains("must"), "{error}");
+        assert_eq!(pin.set_state(ks_sys::KSSTATE_RUN), Err(ks_sys::STATUS_INVALID_DEVICE_STATE));
+        // A sink that does not allocate still connects afterwards.
+        pin.connect(&sink().view(), Box::new(|_: &Completed| {})).unwrap();
+        assert!(pin.uses_own_allocator());
+    });
 }
