@@ -13,6 +13,10 @@
 //! at DISPATCH_LEVEL; processing at DISPATCH_LEVEL for pins with
 //! `KSPIN_FLAG_DISPATCH_LEVEL_PROCESSING`, PASSIVE_LEVEL otherwise.
 //!
+//! Frames reaching the queue do not initiate processing: a pin processes when it calls
+//! `KsPinAttemptProcessing` (as pins with `KSPIN_FLAG_DO_NOT_INITIATE_PROCESSING`, like the
+//! sample's, do from their hardware's DPC).
+//!
 //! What the host does not model: PnP and create IRPs beyond an empty one (the IRP passed to
 //! `Start`, `Stop` and `Remove` is NULL), clocks, events, methods, topology, filter-centric
 //! processing, input pins' data, stream-pointer clones and the trailing edge, power, and format
@@ -784,6 +788,13 @@ impl PinState {
         in_state && frames
     }
 
+    /// Waits until no thread is processing the pin. PASSIVE_LEVEL.
+    fn wait_for_processing(&self) {
+        while crate::lock(&self.processor).is_some() {
+            std::thread::sleep(std::time::Duration::from_micros(100));
+        }
+    }
+
     fn dispatch_level(&self) -> bool {
         self.flags & ks_sys::KSPIN_FLAG_DISPATCH_LEVEL_PROCESSING != 0
     }
@@ -1154,10 +1165,14 @@ impl<'f> Pin<'f> {
         // SAFETY: as above.
         unsafe { (*pin).ClientState = to };
         state.state.store(to, Ordering::Release);
-        if to == ks_sys::KSSTATE_STOP
-            && let Some(connection) = &*crate::lock(&state.connection)
-        {
-            connection.pipe.stop();
+        if to == ks_sys::KSSTATE_STOP {
+            // As ks.sys does, frames are taken back only once no processing runs: a process
+            // callback that started before the state changed finishes first (none starts after:
+            // STOP stops it).
+            state.wait_for_processing();
+            if let Some(connection) = &*crate::lock(&state.connection) {
+                connection.pipe.stop();
+            }
         }
         Ok(())
     }
