@@ -53,8 +53,9 @@ pub(crate) enum Kind {
     CreateAllocator { parameters: Vec<u8>, object: Option<crate::ks::AllocatorObject> },
     /// A property request on a pin.
     Property { pin: *mut KSPIN, wow64: bool },
-    /// A create or close request on an AVStream object (no buffers).
-    Create,
+    /// A request whose buffers the host does not model: the create and close of an AVStream
+    /// object, the data-intersection request (its buffers are passed to the handler directly).
+    Bare,
 }
 
 /// A host IRP: the IRP layout first, so a `PIRP` to it is a pointer to the whole.

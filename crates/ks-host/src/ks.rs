@@ -65,7 +65,7 @@ impl AllocatorCreateRequest {
     pub fn allocator(&mut self) -> Option<&mut AllocatorObject> {
         match &mut self.irp.kind {
             Kind::CreateAllocator { object, .. } => object.as_mut(),
-            Kind::Property { .. } | Kind::Create => None,
+            Kind::Property { .. } | Kind::Bare => None,
         }
     }
 }

@@ -392,8 +392,7 @@ impl Device {
         let dispatch = unsafe { descriptor.Dispatch.as_ref() };
         if let Some(create) = dispatch.and_then(|d| d.Create) {
             let _held = Held::new(&this.object.state().mutex);
-            let mut irp =
-                crate::irp::HostIrp::new(crate::irp::Kind::Create, ks_sys::UserMode, 0, 0);
+            let mut irp = crate::irp::HostIrp::new(crate::irp::Kind::Bare, ks_sys::UserMode, 0, 0);
             // SAFETY: the driver's filter Create callback with its new filter.
             let status = unsafe { create(filter, irp.as_irp()) };
             if status < 0 {
@@ -625,7 +624,7 @@ impl Filter<'_> {
             Reserved: 0,
         };
         let _held = Held::new(&self.object.state().mutex);
-        let mut irp = crate::irp::HostIrp::new(crate::irp::Kind::Create, ks_sys::UserMode, 0, 0);
+        let mut irp = crate::irp::HostIrp::new(crate::irp::Kind::Bare, ks_sys::UserMode, 0, 0);
         for range in data_ranges(pin) {
             if !guids_match(range_bytes(*range), client_range) {
                 continue;
@@ -719,8 +718,7 @@ impl Drop for Filter<'_> {
             && let Some(close) = dispatch.and_then(|d| d.Close)
         {
             let _held = Held::new(&self.object.state().mutex);
-            let mut irp =
-                crate::irp::HostIrp::new(crate::irp::Kind::Create, ks_sys::UserMode, 0, 0);
+            let mut irp = crate::irp::HostIrp::new(crate::irp::Kind::Bare, ks_sys::UserMode, 0, 0);
             // SAFETY: the driver's Close callback on its live filter.
             let _ = unsafe { close(self.as_ptr(), irp.as_irp()) };
         }
@@ -1017,8 +1015,7 @@ impl<'f> Pin<'f> {
             return STATUS_NO_MATCH;
         }
         if let Some(create) = dispatch.and_then(|d| d.Create) {
-            let mut irp =
-                crate::irp::HostIrp::new(crate::irp::Kind::Create, ks_sys::UserMode, 0, 0);
+            let mut irp = crate::irp::HostIrp::new(crate::irp::Kind::Bare, ks_sys::UserMode, 0, 0);
             // SAFETY: the driver's Create callback on its new pin.
             let status = unsafe { create(pin, irp.as_irp()) };
             if status < 0 {
@@ -1225,7 +1222,7 @@ impl Drop for Pin<'_> {
                 && let Some(close) = dispatch.and_then(|d| d.Close)
             {
                 let mut irp =
-                    crate::irp::HostIrp::new(crate::irp::Kind::Create, ks_sys::UserMode, 0, 0);
+                    crate::irp::HostIrp::new(crate::irp::Kind::Bare, ks_sys::UserMode, 0, 0);
                 // SAFETY: the driver's Close callback on its live pin.
                 let _ = unsafe { close(pin, irp.as_irp()) };
             }
