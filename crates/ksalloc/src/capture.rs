@@ -19,7 +19,7 @@ use std::{
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use ks_allocator::{
-    DefaultAllocator, PoolStats,
+    DefaultAllocator, DefaultBudget, PoolStats,
     framing::{FramingEx, FramingItem, FramingRange, MemoryType},
     negotiate::AllocatorPlan,
 };
@@ -204,12 +204,10 @@ fn status_error(step: &'static str) -> impl FnOnce(i32) -> (&'static str, i32) {
 ///
 /// # Safety
 ///
-/// `context` is the live context of the library's `DefaultAllocator` (with any budget: the
-/// budget is a type marker only).
-unsafe fn pool_stats(context: ks_sys::PVOID) -> Option<PoolStats> {
-    // SAFETY: the caller's contract: a live `DefaultAllocator<_>`, whose layout does not depend
-    // on the budget type.
-    let allocator = unsafe { context.cast::<DefaultAllocator<CaptureBudget>>().as_ref() }?;
+/// `context` is the live context of the library's `DefaultAllocator<B>`, with this `B`.
+unsafe fn pool_stats<B>(context: ks_sys::PVOID) -> Option<PoolStats> {
+    // SAFETY: the caller's contract: a live `DefaultAllocator<B>`.
+    let allocator = unsafe { context.cast::<DefaultAllocator<B>>().as_ref() }?;
     Some(allocator.pool().stats())
 }
 
@@ -286,9 +284,15 @@ fn stream(
     // PAUSE stops the frame interrupt; the allocator lives until STOP.
     let paused = pin.set_state(ks_sys::KSSTATE_PAUSE);
     if let Some(context) = pin.allocator_context() {
-        // SAFETY: the pipe's allocator is the library's DefaultAllocator, the pin's own (the
-        // sample's dispatch) or the default one; live until STOP.
-        run.stats = unsafe { pool_stats(context) };
+        run.stats = if run.own_allocator {
+            // SAFETY: the pin's own allocator is the sample's dispatch,
+            // `DefaultAllocator<CaptureBudget>`; its context lives until STOP.
+            unsafe { pool_stats::<CaptureBudget>(context) }
+        } else {
+            // SAFETY: otherwise ks-host uses the library's `DefaultAllocator<DefaultBudget>`;
+            // its context lives until STOP.
+            unsafe { pool_stats::<DefaultBudget>(context) }
+        };
     }
     let stopped = pin.set_state(ks_sys::KSSTATE_STOP);
     paused.and(stopped).map_err(status_error("state change to STOP"))?;
