@@ -6,7 +6,7 @@
 
 #![no_std]
 
-pub use ks_sample::DriverEntry;
+pub use ks_sample_core::DriverEntry;
 
 unsafe extern "system" {
     /// ntoskrnl's bug check: what wdk-panic calls.

@@ -17,12 +17,14 @@ use crate::{
 };
 
 /// `ks.lib`, the import library of ks.sys, on the link line of a Windows build with the WDK,
-/// named the way wdk-sys names its base libraries: a `#[link]` attribute on an empty block, left
-/// out of the crate's own tests. The library search path is the driver's business
-/// (`wdk_build::configure_wdk_binary_build` in its build script puts the WDK's `km` directory on
-/// it); a user-mode build never enables `wdk`.
+/// written the way wdk-sys writes its base libraries (`ntoskrnl`, `hal`, …): a static,
+/// non-bundled `#[link]` on an empty block, left out of the crate's own tests. The library search
+/// path is the driver's business: `wdk_build::configure_wdk_binary_build` in the driver's build
+/// script puts the WDK's `km` directory on it, and neither wdk-sys nor this crate does. Only the
+/// driver crate enables `wdk`; user-mode tools never do (build them without the driver crate
+/// selected, so that features do not unify).
 #[cfg(all(windows, feature = "wdk", not(test)))]
-#[link(name = "ks")]
+#[link(name = "ks", kind = "static", modifiers = "-bundle")]
 unsafe extern "C" {}
 
 ks_imports! {

@@ -79,9 +79,10 @@ ks_imports! {
 }
 
 // A data export is only reachable through its import slot (`__imp_IoFileObjectType`), which
-// the compiler uses for a static of a block linked as a DLL import: on Windows the block names
-// ntoskrnl (what wdm.h's NTKERNELAPI, dllimport, says in C). Elsewhere the host defines it.
-#[cfg_attr(windows, link(name = "ntoskrnl"))]
+// the compiler uses for a static of a block linked as a DLL import: in a kernel image the block
+// names ntoskrnl (what wdm.h's NTKERNELAPI, dllimport, says in C). Elsewhere, a user-mode host
+// on Windows included, the host defines it and no ntoskrnl.lib is wanted.
+#[cfg_attr(all(windows, feature = "kernel"), link(name = "ntoskrnl"))]
 unsafe extern "C" {
     /// The object type of file objects (`*IoFileObjectType`), for
     /// [`ObReferenceObjectByHandle`]. A data export of ntoskrnl.exe, set before any driver loads

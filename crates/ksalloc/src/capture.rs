@@ -24,7 +24,7 @@ use ks_allocator::{
     negotiate::AllocatorPlan,
 };
 use ks_host::avstream::{Completed, Driver, Filter, Pin};
-use ks_sample::{
+use ks_sample_core::{
     CaptureBudget, check,
     format::{FORMATS, ImageFormat, Subtype},
 };
@@ -222,7 +222,7 @@ fn stream(
     let range = filter
         .data_ranges(0)
         .into_iter()
-        .find(|bytes| ks_sample::format::parse_range(bytes).is_ok_and(|r| r == format))
+        .find(|bytes| ks_sample_core::format::parse_range(bytes).is_ok_and(|r| r == format))
         .ok_or(("data ranges", ks_sys::STATUS_NO_MATCH))?;
     let chosen = filter.intersect(0, range).map_err(status_error("data intersection"))?;
     let pin: Pin<'_> = filter.create_pin(0, &chosen).map_err(status_error("pin create"))?;
@@ -304,7 +304,7 @@ fn stream(
 fn capture_run(format: ImageFormat, args: &CaptureArgs, sink: &Arc<Mutex<Sink>>) -> Run {
     let mut run = Run::default();
     // SAFETY: the sample's entry point; its descriptors are statics.
-    let driver = match unsafe { Driver::load(ks_sample::DriverEntry) } {
+    let driver = match unsafe { Driver::load(ks_sample_core::DriverEntry) } {
         Ok(driver) => driver,
         Err(status) => {
             run.not_started = Some(("DriverEntry", status));

@@ -113,7 +113,7 @@ impl Driver {
         let mut object = Box::new(Opaque([0; DRIVER_OBJECT_SIZE]));
         let driver: PDRIVER_OBJECT = (&raw mut *object).cast();
         let mut path: Vec<u16> =
-            "\\Registry\\Machine\\System\\CurrentControlSet\\Services\\ks-sample"
+            "\\Registry\\Machine\\System\\CurrentControlSet\\Services\\ks_sample"
                 .encode_utf16()
                 .collect();
         let length = u16::try_from(path.len() * 2).unwrap_or(u16::MAX);

@@ -1,7 +1,7 @@
 //! The synthesizer and the reader agree, for every format and many frame numbers, and the reader
 //! catches a wrong picture: a wrong bar, a missing block, the wrong row order.
 
-use ks_sample::{
+use ks_sample_core::{
     check::{FrameProblem, read_frame},
     format::{FORMATS, ImageFormat, Subtype},
     render::render,

@@ -1,7 +1,7 @@
 //! Formats and data ranges from clients: the pin's own round-trip, every refusal, and random
 //! bytes that never panic and are only accepted as one of the offered formats.
 
-use ks_sample::format::{
+use ks_sample_core::format::{
     FORMATS, FRAME_INTERVAL_30, FormatError, ImageFormat, MAX_FRAME_INTERVAL, Subtype,
     parse_format, parse_range,
 };

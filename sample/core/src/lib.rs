@@ -19,8 +19,10 @@
 //! - untrusted formats and data ranges parsed from bytes, never cast ([`format`]);
 //! - every callback's IRQL in its documentation, and no panic on any of them.
 //!
-//! The same code builds as the Windows driver and as a library the user-mode host (ks-host)
-//! loads: the only differences are the crate attributes. It uses only ks-sys and ks-allocator.
+//! This crate is the driver's code. The Windows image (`ks_sample.sys`) is the `ks-sample` crate
+//! in `sample/driver`, which re-exports [`DriverEntry`] and adds the WDK build's panic handler
+//! and link settings; the user-mode host (ks-host) loads this crate directly. It uses only
+//! ks-sys and ks-allocator.
 
 #![no_std]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]

@@ -17,7 +17,7 @@ use ks_host::{
     Session,
     avstream::{Completed, Driver, Filter, Pin},
 };
-use ks_sample::{check, format};
+use ks_sample_core::{check, format};
 
 /// A downstream pin that takes non-paged frames of any size, and does not allocate.
 fn sink() -> FramingEx<1> {
@@ -71,7 +71,8 @@ fn every_format_streams_checked_frames_and_unloads_clean() {
     let session = Session::begin();
     ks_host::ke::set_time_scale(20.0);
     // SAFETY: the sample's entry point; its descriptors are statics.
-    let driver = unsafe { Driver::load(ks_sample::DriverEntry) }.expect("DriverEntry succeeds");
+    let driver =
+        unsafe { Driver::load(ks_sample_core::DriverEntry) }.expect("DriverEntry succeeds");
     let device = driver.add_device().expect("the device starts");
     assert_eq!(device.factories(), 1);
     assert_eq!(device.factory_reference(0).as_deref(), Some("GLOBAL"));
@@ -120,7 +121,7 @@ fn format_bytes(filter: &Filter<'_>, format: format::ImageFormat) -> Vec<u8> {
 /// `body` with the pin; then closes and unloads everything in AVStream's order.
 fn with_pin(format: format::ImageFormat, body: impl FnOnce(&Pin<'_>)) {
     // SAFETY: the sample's entry point; its descriptors are statics.
-    let driver = unsafe { Driver::load(ks_sample::DriverEntry) }.unwrap();
+    let driver = unsafe { Driver::load(ks_sample_core::DriverEntry) }.unwrap();
     let device = driver.add_device().unwrap();
     let filter = device.open_filter(0).unwrap();
     let chosen = format_bytes(&filter, format);
@@ -172,7 +173,7 @@ fn stop_in_mid_stream_returns_every_frame_and_deletes_the_allocator() {
 fn pins_refuse_what_their_descriptors_do_not_allow() {
     let _session = Session::begin();
     // SAFETY: the sample's entry point; its descriptors are statics.
-    let driver = unsafe { Driver::load(ks_sample::DriverEntry) }.unwrap();
+    let driver = unsafe { Driver::load(ks_sample_core::DriverEntry) }.unwrap();
     let device = driver.add_device().unwrap();
     let filter = device.open_filter(0).unwrap();
 
@@ -231,7 +232,7 @@ fn guid_bytes(guid: &ks_sys::GUID) -> [u8; 16] {
 /// frames delivered.
 fn lifecycle() -> usize {
     // SAFETY: the sample's entry point; its descriptors are statics.
-    let Ok(driver) = (unsafe { Driver::load(ks_sample::DriverEntry) }) else { return 0 };
+    let Ok(driver) = (unsafe { Driver::load(ks_sample_core::DriverEntry) }) else { return 0 };
     let Ok(device) = driver.add_device() else { return 0 };
     let Ok(filter) = device.open_filter(0) else { return 0 };
     let chosen = format_bytes(&filter, format::FORMATS[0]);
