@@ -329,7 +329,7 @@ fn contenders(size: usize) -> Vec<(&'static str, Box<dyn FreeList>)> {
 /// Raises the calling thread to DISPATCH_LEVEL on the host, as a DPC runs, so that
 /// `ours-dispatch` pays the host's IRQL bookkeeping once per thread, not once per call.
 fn as_a_dpc() -> ks_host::irql::IrqlGuard {
-    ks_host::irql::raise(ks_sys::DISPATCH_LEVEL)
+    ks_host::irql::raise(ks_host::irql::DISPATCH_LEVEL)
 }
 
 fn single_thread(c: &mut Criterion) {

@@ -89,7 +89,7 @@ fn frames_allocated_on_one_thread_are_freed_on_another() {
     let (to_consumer, from_producer) = mpsc::sync_channel::<Frame>(4);
     thread::scope(|scope| {
         scope.spawn(|| {
-            let _dispatch = ks_host::irql::raise(ks_sys::DISPATCH_LEVEL);
+            let _dispatch = ks_host::irql::raise(ks_host::irql::DISPATCH_LEVEL);
             let mut sent = 0;
             while sent < rounds() {
                 match checked.allocate() {
@@ -103,7 +103,7 @@ fn frames_allocated_on_one_thread_are_freed_on_another() {
             drop(to_consumer);
         });
         scope.spawn(|| {
-            let _dispatch = ks_host::irql::raise(ks_sys::DISPATCH_LEVEL);
+            let _dispatch = ks_host::irql::raise(ks_host::irql::DISPATCH_LEVEL);
             let mut received = 0;
             for Frame(frame) in from_producer {
                 checked.free(frame);
@@ -126,7 +126,7 @@ fn threads_allocate_and_free_concurrently() {
         for seed in 0..threads {
             let checked = &checked;
             scope.spawn(move || {
-                let _dispatch = ks_host::irql::raise(ks_sys::DISPATCH_LEVEL);
+                let _dispatch = ks_host::irql::raise(ks_host::irql::DISPATCH_LEVEL);
                 let mut held = Vec::new();
                 let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ seed as u64;
                 for _ in 0..rounds() {

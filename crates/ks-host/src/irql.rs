@@ -8,7 +8,22 @@
 
 use std::cell::Cell;
 
-use ks_sys::{DISPATCH_LEVEL, KIRQL, PASSIVE_LEVEL};
+use ks_sys::KIRQL;
+
+/// Normal thread execution, as a [`KIRQL`]. (`ks_sys::PASSIVE_LEVEL` is typed as wdk-sys types
+/// the `#define`, a `u32`; the host's IRQL bookkeeping works in `KIRQL`.)
+pub const PASSIVE_LEVEL: KIRQL = 0;
+/// APCs masked, as a [`KIRQL`].
+pub const APC_LEVEL: KIRQL = 1;
+/// DPCs and the dispatcher masked, as a [`KIRQL`].
+pub const DISPATCH_LEVEL: KIRQL = 2;
+
+// The host's levels are ks-sys's, narrowed.
+const _: () = assert!(
+    PASSIVE_LEVEL as u32 == ks_sys::PASSIVE_LEVEL
+        && APC_LEVEL as u32 == ks_sys::APC_LEVEL
+        && DISPATCH_LEVEL as u32 == ks_sys::DISPATCH_LEVEL
+);
 
 thread_local! {
     static IRQL: Cell<KIRQL> = const { Cell::new(PASSIVE_LEVEL) };

@@ -20,10 +20,11 @@ use crate::irp::{HostIrp, Kind};
 
 use ks_sys::{
     KSALLOCATOR_DISPATCH, KSALLOCATOR_FRAMING, KSSTREAMALLOCATOR_STATUS, NTSTATUS, PAGE_SIZE,
-    PASSIVE_LEVEL, PFNKSDEFAULTALLOCATE, PFNKSDEFAULTFREE, PFNKSDELETEALLOCATOR,
-    PFNKSINITIALIZEALLOCATOR, PIRP, PVOID, STATUS_INVALID_PARAMETER, STATUS_NOT_IMPLEMENTED,
-    STATUS_SUCCESS,
+    PFNKSDEFAULTALLOCATE, PFNKSDEFAULTFREE, PFNKSDELETEALLOCATOR, PFNKSINITIALIZEALLOCATOR, PIRP,
+    PVOID, STATUS_INVALID_PARAMETER, STATUS_NOT_IMPLEMENTED, STATUS_SUCCESS,
 };
+
+use crate::irql::PASSIVE_LEVEL;
 
 /// An allocator create request (`IRP_MJ_CREATE` on a pin with the allocator object class).
 pub struct AllocatorCreateRequest {
@@ -348,5 +349,9 @@ impl Drop for DispatchAllocator {
 
 #[inline]
 fn at_least_dispatch<R>(f: impl FnOnce() -> R) -> R {
-    if crate::irql::current() >= ks_sys::DISPATCH_LEVEL { f() } else { crate::irql::at_dispatch(f) }
+    if crate::irql::current() >= crate::irql::DISPATCH_LEVEL {
+        f()
+    } else {
+        crate::irql::at_dispatch(f)
+    }
 }

@@ -25,10 +25,11 @@ use std::{collections::HashMap, sync::Mutex};
 
 use ks_sys::{
     ACCESS_MASK, HANDLE, KPROCESSOR_MODE, KernelMode, LONG_PTR, NTSTATUS, OBJECT_TYPE,
-    PASSIVE_LEVEL, POBJECT_HANDLE_INFORMATION, POBJECT_TYPE, PVOID, STATUS_ACCESS_DENIED,
-    STATUS_INVALID_HANDLE, STATUS_INVALID_PARAMETER, STATUS_OBJECT_TYPE_MISMATCH, STATUS_SUCCESS,
-    UserMode,
+    POBJECT_HANDLE_INFORMATION, POBJECT_TYPE, PVOID, STATUS_ACCESS_DENIED, STATUS_INVALID_HANDLE,
+    STATUS_INVALID_PARAMETER, STATUS_OBJECT_TYPE_MISMATCH, STATUS_SUCCESS, UserMode,
 };
+
+use crate::irql::PASSIVE_LEVEL;
 
 /// The kinds of object the host's handle table holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -267,7 +268,7 @@ pub unsafe extern "system" fn ObReferenceObjectByHandle(
 #[unsafe(no_mangle)]
 pub extern "system" fn ObfDereferenceObject(Object: PVOID) -> LONG_PTR {
     const ROUTINE: &str = "ObfDereferenceObject";
-    crate::verifier::require_irql_at_most(ROUTINE, ks_sys::DISPATCH_LEVEL);
+    crate::verifier::require_irql_at_most(ROUTINE, crate::irql::DISPATCH_LEVEL);
     let left = with_table(|table| {
         let object = table.objects.get_mut(&(Object as usize))?;
         if object.driver_references == 0 {

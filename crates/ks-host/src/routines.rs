@@ -3,7 +3,9 @@
 
 use std::{collections::BTreeSet, sync::Mutex};
 
-use ks_sys::{PASSIVE_LEVEL, PUNICODE_STRING, PVOID};
+use ks_sys::{PUNICODE_STRING, PVOID};
+
+use crate::irql::PASSIVE_LEVEL;
 
 static HIDDEN: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
 

@@ -5,8 +5,8 @@ use std::ptr;
 
 use ks_host::{Session, irql, pool, routines};
 use ks_sys::{
-    DISPATCH_LEVEL, NonPagedPoolNx, PAGE_SIZE, POOL_FLAG_NON_PAGED, POOL_FLAG_PAGED,
-    POOL_FLAG_UNINITIALIZED, PVOID, PagedPool, UNICODE_STRING,
+    NonPagedPoolNx, PAGE_SIZE, POOL_FLAG_NON_PAGED, POOL_FLAG_PAGED, POOL_FLAG_UNINITIALIZED,
+    PVOID, PagedPool, UNICODE_STRING,
 };
 
 const TAG: u32 = u32::from_le_bytes(*b"Test");
@@ -99,7 +99,7 @@ fn wrong_tag_and_double_free_are_violations_and_free_nothing() {
 fn irql_rules_are_checked() {
     let host = Session::begin();
     irql::at_dispatch(|| {
-        assert_eq!(irql::current(), DISPATCH_LEVEL);
+        assert_eq!(irql::current(), irql::DISPATCH_LEVEL);
         // Non-paged pool is fine at DISPATCH_LEVEL, paged pool is not.
         // SAFETY: plain arguments.
         let nonpaged = unsafe { ks_sys::ExAllocatePoolWithTag(NonPagedPoolNx, 64, TAG) };
@@ -108,9 +108,9 @@ fn irql_rules_are_checked() {
         // SAFETY: plain arguments.
         let paged = unsafe { ks_sys::ExAllocatePoolWithTag(PagedPool, 64, TAG) };
         assert!(paged.is_null());
-        let _lower = irql::raise(ks_sys::PASSIVE_LEVEL);
+        let _lower = irql::raise(irql::PASSIVE_LEVEL);
     });
-    assert_eq!(irql::current(), ks_sys::PASSIVE_LEVEL, "the guard lowers the IRQL again");
+    assert_eq!(irql::current(), irql::PASSIVE_LEVEL, "the guard lowers the IRQL again");
     let violations = host.take_violations();
     let routines: Vec<_> = violations.iter().map(|v| v.routine).collect();
     assert_eq!(routines, ["ExAllocatePoolWithTag", "KeRaiseIrql"], "{violations:#?}");

@@ -27,7 +27,7 @@ unsafe extern "C" fn tick(_dpc: *mut KDPC, context: PVOID, _a: PVOID, _b: PVOID)
     if ticker.inside.swap(true, Ordering::SeqCst) {
         ticker.overlapped.store(true, Ordering::SeqCst);
     }
-    if ks_host::irql::current() != ks_sys::DISPATCH_LEVEL {
+    if ks_host::irql::current() != ks_host::irql::DISPATCH_LEVEL {
         ticker.irql_ok.store(false, Ordering::SeqCst);
     }
     std::thread::sleep(ticker.delay);

@@ -16,19 +16,19 @@ use crate::{
     PSECURITY_DESCRIPTOR, PUNICODE_STRING, PVOID, PWSTR, ULONG,
 };
 
-/// `ks.lib`, the import library of ks.sys, on the link line of a Windows build with the WDK,
-/// written the way wdk-sys writes its base libraries (`ntoskrnl`, `hal`, …): a static,
-/// non-bundled `#[link]` on an empty block, left out of the crate's own tests. The library search
-/// path is the driver's business: `wdk_build::configure_wdk_binary_build` in the driver's build
-/// script puts the WDK's `km` directory on it, and neither wdk-sys nor this crate does. Only the
-/// driver crate enables `wdk`; user-mode tools never do (build them without the driver crate
-/// selected, so that features do not unify).
+// `ks.lib`, the import library of ks.sys, on the link line of a Windows build with the WDK,
+// written the way wdk-sys writes its base libraries (`ntoskrnl`, `hal`, …): a static,
+// non-bundled `#[link]` on an empty block, left out of the crate's own tests. The library search
+// path is the driver's business: `wdk_build::configure_wdk_binary_build` in the driver's build
+// script puts the WDK's `km` directory on it, and neither wdk-sys nor this crate does. Only the
+// driver crate enables `wdk`; user-mode tools never do (build them without the driver crate
+// selected, so that features do not unify).
 #[cfg(all(windows, feature = "wdk", not(test)))]
 #[link(name = "ks", kind = "static", modifiers = "-bundle")]
 unsafe extern "C" {}
 
 ks_imports! {
-    KS_IMPORTS;
+    KS_IMPORTS, extern "system";
     /// Creates the default (pool) allocator for a validated allocator create IRP. PASSIVE_LEVEL.
     pub fn KsCreateDefaultAllocator(Irp: PIRP) -> NTSTATUS;
     /// Creates an allocator object for an allocator create IRP whose frames come from the

@@ -217,11 +217,11 @@ macro_rules! ks_callbacks {
 }
 
 macro_rules! ks_imports {
-    ($table:ident; $(
+    ($table:ident, extern $abi:literal; $(
         $(#[$attr:meta])*
         pub fn $name:ident( $( $param:ident : $pty:ty ),* $(,)? ) $( -> $ret:ty )?;
     )*) => {
-        unsafe extern "system" {
+        unsafe extern $abi {
             $(
                 $(#[$attr])*
                 pub fn $name( $( $param: $pty ),* ) $( -> $ret )?;

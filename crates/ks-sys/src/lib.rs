@@ -52,6 +52,57 @@ pub use ntoskrnl::*;
 pub use property::*;
 pub use stream::*;
 
+/// Re-exports, with the `wdk` feature, wdk-sys's own item for each name that wdk-sys also defines
+/// at its crate root, and checks at compile time that this crate's definition has the same type
+/// and value. An explicit `pub use` shadows the glob re-exports above, so a driver that
+/// glob-imports both crates sees one item per name (no E0659), and code written against either
+/// crate means the same thing. Without `wdk` the names are this crate's, with the types wdk-sys
+/// gives them (`PASSIVE_LEVEL` is a `u32` in both, as bindgen types the `#define`).
+///
+/// One exception: `IoFileObjectType` stays this crate's. wdk-sys declares its data exports
+/// without a DLL import, so a driver using them does not link (windows-drivers-rs issue 338);
+/// ks-sys's declaration goes through ntoskrnl.exe's import slot. A driver that glob-imports both
+/// crates and uses it names it `ks_sys::IoFileObjectType`.
+macro_rules! shared_with_wdk_sys {
+    (consts { $($module:ident::{$($name:ident),* $(,)?})* } types { $($type_module:ident::{$($type:ident),* $(,)?})* }) => {
+        #[cfg(all(windows, feature = "wdk"))]
+        pub use wdk_sys::{$($($name,)*)* $($($type,)*)*};
+
+        #[cfg(all(windows, feature = "wdk"))]
+        const _: () = {
+            $($(assert!($module::$name == wdk_sys::$name, stringify!($name));)*)*
+        };
+
+        $($(
+            #[cfg(all(windows, feature = "wdk"))]
+            const _: fn($type_module::$type) -> wdk_sys::$type = |same| same;
+        )*)*
+    };
+}
+
+shared_with_wdk_sys! {
+    consts {
+        consts::{
+            FILE_BYTE_ALIGNMENT, FILE_WORD_ALIGNMENT, FILE_LONG_ALIGNMENT, FILE_QUAD_ALIGNMENT,
+            FILE_OCTA_ALIGNMENT, FILE_32_BYTE_ALIGNMENT, FILE_64_BYTE_ALIGNMENT,
+            FILE_128_BYTE_ALIGNMENT, FILE_256_BYTE_ALIGNMENT, FILE_512_BYTE_ALIGNMENT, PAGE_SIZE,
+            STATUS_SUCCESS, STATUS_PENDING, STATUS_MORE_ENTRIES, STATUS_BUFFER_OVERFLOW,
+            STATUS_UNSUCCESSFUL, STATUS_NOT_IMPLEMENTED, STATUS_INVALID_HANDLE,
+            STATUS_INVALID_PARAMETER, STATUS_INVALID_DEVICE_REQUEST, STATUS_NO_MEMORY,
+            STATUS_ACCESS_DENIED, STATUS_BUFFER_TOO_SMALL, STATUS_OBJECT_TYPE_MISMATCH,
+            STATUS_INSUFFICIENT_RESOURCES, STATUS_DEVICE_NOT_READY, STATUS_NOT_SUPPORTED,
+            STATUS_INVALID_DEVICE_STATE, STATUS_INVALID_BUFFER_SIZE, STATUS_NOT_FOUND,
+            STATUS_NO_MATCH,
+        }
+        ntoskrnl::{
+            POOL_FLAG_UNINITIALIZED, POOL_FLAG_CACHE_ALIGNED, POOL_FLAG_NON_PAGED, POOL_FLAG_PAGED,
+            PASSIVE_LEVEL, APC_LEVEL, DISPATCH_LEVEL, DPFLTR_ERROR_LEVEL, DPFLTR_WARNING_LEVEL,
+            DPFLTR_TRACE_LEVEL, DPFLTR_INFO_LEVEL,
+        }
+    }
+    types { ntoskrnl::{KIRQL, PCSTR} }
+}
+
 use layout::{ConstValue, GuidValue, HasLayout, Prototype, TypeLayout};
 
 /// Layout records of every structure ks-sys defines.

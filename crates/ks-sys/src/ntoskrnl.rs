@@ -25,8 +25,10 @@ pub type PFN_EX_ALLOCATE_POOL2 = Option<
     unsafe extern "system" fn(Flags: POOL_FLAGS, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID,
 >;
 
+// "C", as wdk-sys's bindings declare ntoskrnl's routines (x64 has one calling convention, so
+// `NTAPI` changes nothing), so that each routine here has the type of wdk-sys's.
 ks_imports! {
-    NT_IMPORTS;
+    NT_IMPORTS, extern "C";
     /// Allocates pool memory of a `POOL_TYPE` (not zeroed). Deprecated in favour of
     /// `ExAllocatePool2`, which it stands in for on older Windows. IRQL <= DISPATCH_LEVEL
     /// (<= APC_LEVEL for paged pool).
@@ -123,12 +125,13 @@ ks_consts! {
     POOL_FLAG_NON_PAGED: POOL_FLAGS = 0x0000_0040;
     /// Paged pool.
     POOL_FLAG_PAGED: POOL_FLAGS = 0x0000_0100;
-    /// Normal thread execution.
-    PASSIVE_LEVEL: KIRQL = 0;
-    /// Asynchronous procedure calls are masked.
-    APC_LEVEL: KIRQL = 1;
-    /// DPCs and the dispatcher are masked; no paging, no waiting.
-    DISPATCH_LEVEL: KIRQL = 2;
+    /// Normal thread execution. Typed as wdk-sys types the `#define` (`u32`): compare with
+    /// `u32::from(irql)`.
+    PASSIVE_LEVEL: ULONG = 0;
+    /// Asynchronous procedure calls are masked (`u32`, as in wdk-sys).
+    APC_LEVEL: ULONG = 1;
+    /// DPCs and the dispatcher are masked; no paging, no waiting (`u32`, as in wdk-sys).
+    DISPATCH_LEVEL: ULONG = 2;
     /// A timer that stays signalled until reset (`TIMER_TYPE`).
     NotificationTimer: TIMER_TYPE = 0;
     /// A timer that releases one waiter and resets itself (`TIMER_TYPE`).
