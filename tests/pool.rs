@@ -378,3 +378,57 @@ fn a_vendor_backend_serves_frames_from_device_memory() {
     // SAFETY: allocated above with `layout`; the pool is gone.
     unsafe { std::alloc::dealloc(base.as_ptr(), layout) };
 }
+
+/// System memory as Wine's pool gives it: heap blocks 16 bytes past a page boundary, although
+/// Windows' pool promises page alignment from `PAGE_SIZE` on (the promise `SystemMemory` makes).
+struct UnalignedHeap {
+    requests: std::sync::Mutex<Vec<usize>>,
+    live: std::sync::Mutex<Vec<(usize, std::alloc::Layout)>>,
+}
+
+// SAFETY: blocks are fresh heap memory of the size asked for, usable anywhere, that nothing
+// else uses until freed. Their alignment breaks the promise on purpose: that is what the test
+// shows the pool survives (it never trusts the promise with the frames' bounds).
+unsafe impl FrameMemory for UnalignedHeap {
+    fn usable_at_dispatch(&self) -> bool {
+        true
+    }
+    fn alignment(&self, bytes: usize) -> usize {
+        if bytes >= 4096 { 4096 } else { 16 }
+    }
+    fn allocate(&self, bytes: usize) -> Option<NonNull<u8>> {
+        self.requests.lock().unwrap().push(bytes);
+        let layout = std::alloc::Layout::from_size_align(bytes + 16, 4096).unwrap();
+        // SAFETY: non-zero size.
+        let base = unsafe { std::alloc::alloc(layout) };
+        self.live.lock().unwrap().push((base as usize, layout));
+        NonNull::new(base.wrapping_add(16))
+    }
+    unsafe fn free(&self, block: NonNull<u8>, _bytes: usize) {
+        let mut live = self.live.lock().unwrap();
+        let index = live.iter().position(|(base, _)| base + 16 == block.as_ptr() as usize).unwrap();
+        let (base, layout) = live.swap_remove(index);
+        // SAFETY: allocated above with this layout, freed once.
+        unsafe { std::alloc::dealloc(base as *mut u8, layout) };
+    }
+}
+
+#[test]
+fn memory_that_breaks_its_alignment_promise_costs_one_retry_not_a_failure() {
+    let _host = Session::begin();
+    let heap = UnalignedHeap { requests: Vec::new().into(), live: Vec::new().into() };
+    let pool = FramePool::new(&request(3, 1000, 0xFFF), heap).unwrap();
+    let frames = take_all(&pool);
+    assert_eq!(frames.len(), 3);
+    assert!(frames.iter().all(|frame| (frame.as_ptr() as usize).trailing_zeros() >= 12));
+    let span = 2 * 4096 + 1000; // two strides and the last frame
+    let requests = pool.memory().requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 2, "the promised alignment first, then room to align: {requests:?}");
+    assert_eq!(requests[1], requests[0] + 0xFFF);
+    assert!(requests[0] >= span);
+    assert_eq!(pool.memory().live.lock().unwrap().len(), 1, "the misaligned block was given back");
+    for frame in frames {
+        pool.free(frame).unwrap();
+    }
+    drop(pool);
+}

@@ -135,6 +135,36 @@ const fn align_up(value: usize, mask: usize) -> Option<usize> {
     }
 }
 
+/// The frame memory of a pool: a block from `memory` and the first frame's address in it,
+/// aligned to `align_mask + 1`, with `span` bytes of frames inside the block.
+///
+/// Memory aligned enough by its own promise gets no padding. A backend that breaks the promise
+/// (Wine's pool is heap memory, and not page aligned from `PAGE_SIZE` on as Windows' is) costs
+/// one retry with room to align the first frame instead of a failure; the frames never overrun
+/// the block either way. `None` when the memory cannot be had.
+fn frame_block<M: FrameMemory>(
+    memory: &M,
+    span: usize,
+    align_mask: usize,
+) -> Option<(core::ptr::NonNull<u8>, usize, usize)> {
+    let promised = memory.alignment(span) > align_mask;
+    let attempts: &[usize] = if promised { &[0, align_mask] } else { &[align_mask] };
+    for &padding in attempts {
+        let block_bytes = span.checked_add(padding)?;
+        let block = memory.allocate(block_bytes)?;
+        let block_end = (block.as_ptr() as usize).checked_add(block_bytes);
+        let base = align_up(block.as_ptr() as usize, align_mask).filter(|base| {
+            base.checked_add(span).is_some_and(|end| block_end.is_some_and(|limit| end <= limit))
+        });
+        if let Some(base) = base {
+            return Some((block, block_bytes, base));
+        }
+        // SAFETY: `block` came from `memory.allocate(block_bytes)` just now; freed once.
+        unsafe { memory.free(block, block_bytes) };
+    }
+    None
+}
+
 impl<M: FrameMemory> FramePool<M> {
     /// Builds the pool `request` describes, with every frame allocated from `memory` now.
     ///
@@ -149,21 +179,8 @@ impl<M: FrameMemory> FramePool<M> {
     pub fn new(request: &AllocatorRequest, memory: M) -> Result<Self> {
         let span = request.frame_bytes();
         let align_mask = request.align_mask() as usize;
-        // Memory that is not aligned enough by itself gets room to align the first frame.
-        let padding = if memory.alignment(span) > align_mask { 0 } else { align_mask };
-        let block_bytes = span.checked_add(padding).ok_or(Error::INSUFFICIENT_RESOURCES)?;
-        let block = memory.allocate(block_bytes).ok_or(Error::INSUFFICIENT_RESOURCES)?;
-        // The aligned frames must lie inside the block (a backend breaking its alignment promise
-        // could otherwise make them overrun it).
-        let block_end = (block.as_ptr() as usize).checked_add(block_bytes);
-        let base = align_up(block.as_ptr() as usize, align_mask).filter(|base| {
-            base.checked_add(span).is_some_and(|end| block_end.is_some_and(|limit| end <= limit))
-        });
-        let Some(base) = base else {
-            // SAFETY: `block` came from `memory.allocate(block_bytes)` just now; freed once.
-            unsafe { memory.free(block, block_bytes) };
-            return Err(Error::INSUFFICIENT_RESOURCES);
-        };
+        let (block, block_bytes, base) =
+            frame_block(&memory, span, align_mask).ok_or(Error::INSUFFICIENT_RESOURCES)?;
         let frames = request.frames();
         let header = Header {
             base,
