@@ -63,7 +63,7 @@ pub mod glob_imports {
     ];
 
     /// The shared type names, used unqualified.
-    pub type SharedTypes = (KIRQL, PCSTR);
+    pub type SharedTypes = (KIRQL, PCSTR, PDRIVER_UNLOAD);
 
     /// The IRQL constants compare with an IRQL the way wdk-sys's users compare them.
     pub fn at_most_dispatch(irql: KIRQL) -> bool {

@@ -1,12 +1,19 @@
-//! The sample driver as a linkable image, for the Linux link check only.
+//! A driver image linked on Linux: the sample (feature `sample`, `.ci/windows-link`) or the
+//! library's self-test (feature `selftest`, `.ci/wine-selftest`).
 //!
 //! What a WDK build gets from elsewhere is provided here, and only here: the panic handler
 //! (wdk-panic in the real build), `_fltused` and `__CxxFrameHandler3` (the WDK's libraries,
-//! through wdk-sys). Everything else, `DriverEntry` included, is the sample's own code.
+//! through wdk-sys). Everything else, `DriverEntry` included, is the driver's own code.
 
 #![no_std]
 
+#[cfg(all(feature = "sample", feature = "selftest"))]
+compile_error!("an image has one DriverEntry: enable `sample` or `selftest`, not both");
+
+#[cfg(feature = "sample")]
 pub use ks_sample_core::DriverEntry;
+#[cfg(feature = "selftest")]
+pub use ks_selftest::DriverEntry;
 
 unsafe extern "system" {
     /// ntoskrnl's bug check: what wdk-panic calls.

@@ -100,7 +100,7 @@ shared_with_wdk_sys! {
             DPFLTR_TRACE_LEVEL, DPFLTR_INFO_LEVEL,
         }
     }
-    types { ntoskrnl::{KIRQL, PCSTR} }
+    types { ntoskrnl::{KIRQL, PCSTR, PDRIVER_UNLOAD} }
 }
 
 use layout::{ConstValue, GuidValue, HasLayout, Prototype, TypeLayout};

@@ -9,9 +9,9 @@
 use core::ffi::c_char;
 
 use crate::{
-    ACCESS_MASK, BOOLEAN, HANDLE, KPROCESSOR_MODE, LARGE_INTEGER, LONG, LONG_PTR, NTSTATUS, PIRP,
-    PKDEFERRED_ROUTINE, PKDPC, PKTIMER, POBJECT_HANDLE_INFORMATION, POBJECT_TYPE, POOL_FLAGS,
-    POOL_TYPE, PRKDPC, PUNICODE_STRING, PVOID, SIZE_T, TIMER_TYPE, ULONG,
+    ACCESS_MASK, BOOLEAN, HANDLE, KPROCESSOR_MODE, LARGE_INTEGER, LONG, LONG_PTR, NTSTATUS,
+    PDRIVER_OBJECT, PIRP, PKDEFERRED_ROUTINE, PKDPC, PKTIMER, POBJECT_HANDLE_INFORMATION,
+    POBJECT_TYPE, POOL_FLAGS, POOL_TYPE, PRKDPC, PUNICODE_STRING, PVOID, SIZE_T, TIMER_TYPE, ULONG,
 };
 
 /// Interrupt request level.
@@ -103,6 +103,13 @@ unsafe extern "C" {
 pub const KDPC_DEFERRED_ROUTINE_OFFSET: usize = 24;
 /// Offset of `KDPC.DeferredContext` (x64): where `KeInitializeDpc` stores the context.
 pub const KDPC_DEFERRED_CONTEXT_OFFSET: usize = 32;
+
+/// Offset of `DRIVER_OBJECT.DriverUnload` (x64): where `DriverEntry` stores a
+/// [`PDRIVER_UNLOAD`] to make the driver unloadable.
+pub const DRIVER_OBJECT_DRIVER_UNLOAD_OFFSET: usize = 104;
+
+/// `DRIVER_UNLOAD`: called once, at PASSIVE_LEVEL, before the driver image is unloaded.
+pub type PDRIVER_UNLOAD = Option<unsafe extern "C" fn(DriverObject: PDRIVER_OBJECT)>;
 
 /// `DbgPrintEx`'s prototype for the conformance test (the variadic tail is not recorded).
 pub(crate) const DBGPRINTEX_PROTOTYPE: crate::layout::Prototype = crate::layout::Prototype {

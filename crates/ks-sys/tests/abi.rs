@@ -593,6 +593,10 @@ fn embedded_nt_types_match_the_nt_oracle() {
         as_usize(&fields["KDPC.DeferredContext"]["offset"]),
         ks_sys::KDPC_DEFERRED_CONTEXT_OFFSET
     );
+    assert_eq!(
+        as_usize(&fields["DRIVER_OBJECT.DriverUnload"]["offset"]),
+        ks_sys::DRIVER_OBJECT_DRIVER_UNLOAD_OFFSET
+    );
 }
 
 /// The NT constants ks-sys defines that the oracle records as enumerators.
