@@ -34,7 +34,7 @@ use crate::{
 /// The pool tag of the self-test's own allocations ("KsSt").
 pub const TAG: u32 = u32::from_le_bytes(*b"KsSt");
 
-/// The line [`debug_output`] prints, which `.ci/wine-selftest` looks for byte for byte: the
+/// The line the debug-output check prints, which `.ci/wine-selftest` looks for byte for byte: the
 /// library's formatting of signed, unsigned, hexadecimal and text arguments through
 /// `DbgPrintEx`.
 pub const FORMAT_LINE: &str = "format: 42 -7 0x2a 18446744073709551615 text \"quoted\" 100% done";
