@@ -4,10 +4,10 @@
 
 extern crate ks_host;
 
-use std::fmt::Write as _;
-
 use ks_host::Session;
-use ks_selftest::{Report, run};
+use ks_selftest::run;
+
+mod common;
 
 #[test]
 fn every_check_passes_with_the_fallback() {
@@ -16,13 +16,7 @@ fn every_check_passes_with_the_fallback() {
     // breakpoint without a debugger (a debug build breaks into an attached one).
     ks_host::debug::set_debugger_attached(false);
     ks_host::routines::hide("ExAllocatePool2");
-    let mut lines = Vec::new();
-    let mut sink = |line: std::fmt::Arguments<'_>| {
-        let mut text = String::new();
-        text.write_fmt(line).unwrap();
-        lines.push(text);
-    };
-    let summary = run(Report::new(&mut sink));
+    let (summary, lines) = common::collect(run);
     assert_eq!(summary.failed, 0, "{lines:#?}");
     assert!(lines.iter().any(|line| line.contains("ExAllocatePool2 lookup: absent")));
     assert!(host.live().is_empty());

@@ -4,23 +4,10 @@
 
 extern crate ks_host;
 
-use std::fmt::Write as _;
-
 use ks_host::Session;
-use ks_selftest::{Report, checks::FORMAT_LINE, run};
+use ks_selftest::{checks::FORMAT_LINE, run};
 
-fn lines(
-    f: impl FnOnce(Report<'_>) -> ks_selftest::Summary,
-) -> (ks_selftest::Summary, Vec<String>) {
-    let mut lines = Vec::new();
-    let mut sink = |line: std::fmt::Arguments<'_>| {
-        let mut text = String::new();
-        text.write_fmt(line).unwrap();
-        lines.push(text);
-    };
-    let summary = f(Report::new(&mut sink));
-    (summary, lines)
-}
+mod common;
 
 #[test]
 fn every_check_passes_on_the_host() {
@@ -28,7 +15,7 @@ fn every_check_passes_on_the_host() {
     // The dispatch checks delete an allocator with frames out on purpose: reported, but no
     // breakpoint without a debugger (a debug build breaks into an attached one).
     ks_host::debug::set_debugger_attached(false);
-    let (summary, lines) = lines(run);
+    let (summary, lines) = common::collect(run);
     let failures: Vec<_> = lines.iter().filter(|line| line.starts_with("FAIL")).collect();
     assert!(failures.is_empty(), "{failures:#?}");
     assert_eq!(summary.failed, 0);
