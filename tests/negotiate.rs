@@ -228,6 +228,24 @@ mod frame_size {
         one(item(MemoryType::SYSTEM).with_optimal_range(optimal).with_physical_range(physical))
     }
 
+    /// Found by the `negotiate` fuzz target: an optimal range whose stepping differs from the
+    /// physical range's offered sizes the hardware cannot take. A size must lie on the physical
+    /// grids too.
+    #[test]
+    fn an_optimal_size_is_also_on_both_physical_grids() {
+        let physical = FramingRange::new(0, 4_294_967_040).with_stepping(511);
+        let downstream = ranged(FramingRange::new(0, 2_097_184).with_stepping(256), physical);
+        // 230400 is on the downstream's optimal grid (900 * 256) but not its physical one.
+        let exact = one(sized(MemoryType::SYSTEM, 230_400));
+        assert!(matches!(run(&exact, &downstream), Err(NegotiationError::RangesDisjoint { .. })));
+        // A range: the smallest size on the optimal grid of both and the physical grid (an
+        // lcm of 256 and 511 = 130816 from 0).
+        let upstream = ranged(FramingRange::new(100_000, 400_000), FramingRange::DONT_CARE);
+        let plan = run(&upstream, &downstream).unwrap();
+        assert_eq!(plan.framing.frame_size, 130_816);
+        assert!(matches!(size_reason(&plan), Reason::FrameSize { basis: SizeBasis::Optimal, .. }));
+    }
+
     #[test]
     fn optimal_ranges_and_both_steppings() {
         let upstream =

@@ -205,7 +205,12 @@ fn frame_size(c: &Candidate, compression: Compression) -> Result<Reason, Negotia
     let physical_bounds = u_phys.bounds().map(|(lo, hi)| (lo.max(d_phys.min), hi.min(d_phys.max)));
     if let Some(bounds) = physical_bounds.filter(|(lo, hi)| lo <= hi) {
         let optimal_informative = !(u_opt.grid.is_dont_care() && d_opt.is_dont_care());
-        if optimal_informative && let Some(size) = u_opt.smallest_common(d_opt, bounds, 1) {
+        // An optimal size must also be one the hardware takes: on both physical grids, whose
+        // steppings an optimal range need not share.
+        let u_best = u_opt.grid.intersect(u_phys.grid).map(|grid| Upstream { grid, ..u_opt });
+        let d_best = d_opt.intersect(d_phys);
+        let optimal = u_best.zip(d_best).and_then(|(u, d)| u.smallest_common(d, bounds, 1));
+        if optimal_informative && let Some(size) = optimal {
             return Ok(reason(
                 size,
                 SizeBasis::Optimal,

@@ -28,6 +28,18 @@ impl Grid {
     pub(super) fn is_dont_care(self) -> bool {
         self.min == 0 && self.max == u64::from(u32::MAX)
     }
+
+    /// The sizes both grids allow, as a grid (the intersection of two arithmetic progressions
+    /// is one: from the smallest common size, every least common multiple of the steps), or
+    /// `None` when they share none.
+    pub(super) fn intersect(self, other: Grid) -> Option<Grid> {
+        let min = smallest_common(self, other, 0)?;
+        let max = self.max.min(other.max);
+        let lcm = u128::from(self.step / gcd(self.step, other.step)) * u128::from(other.step);
+        // A step past the end leaves `min` the only size.
+        let step = u64::try_from(lcm).unwrap_or(u64::MAX).min(max - min + 1).max(1);
+        Some(Grid { min, max, step })
+    }
 }
 
 fn gcd(mut a: u64, mut b: u64) -> u64 {
@@ -177,6 +189,18 @@ mod tests {
             smallest_common(grid(0, u64::from(u32::MAX), 1), grid(0, u64::from(u32::MAX), 1), 1),
             Some(1)
         );
+        // Intersections, by brute force over small grids.
+        for (a0, a1, a2) in [(0, 60, 3), (5, 50, 7), (2, 90, 10), (0, 30, 1), (0, 100, 256)] {
+            for (b0, b1, b2) in [(1, 70, 2), (4, 80, 9), (0, 64, 8), (7, 7, 1), (0, 99, 511)] {
+                let (a, b) = (grid(a0, a1, a2), grid(b0, b1, b2));
+                let both: Vec<u64> =
+                    (0..=100).filter(|x| a.contains(*x) && b.contains(*x)).collect();
+                let meet = a.intersect(b);
+                let got: Vec<u64> =
+                    (0..=100).filter(|x| meet.is_some_and(|g| g.contains(*x))).collect();
+                assert_eq!(got, both, "{a:?} {b:?}");
+            }
+        }
         // Brute force over small grids.
         for (a0, a1, a2) in [(0, 60, 3), (5, 50, 7), (2, 90, 10), (0, 30, 1)] {
             for (b0, b1, b2) in [(1, 70, 2), (4, 80, 9), (0, 64, 8), (7, 7, 1)] {
