@@ -193,12 +193,11 @@ mod tests {
         for (a0, a1, a2) in [(0, 60, 3), (5, 50, 7), (2, 90, 10), (0, 30, 1), (0, 100, 256)] {
             for (b0, b1, b2) in [(1, 70, 2), (4, 80, 9), (0, 64, 8), (7, 7, 1), (0, 99, 511)] {
                 let (a, b) = (grid(a0, a1, a2), grid(b0, b1, b2));
-                let both: Vec<u64> =
-                    (0..=100).filter(|x| a.contains(*x) && b.contains(*x)).collect();
                 let meet = a.intersect(b);
-                let got: Vec<u64> =
-                    (0..=100).filter(|x| meet.is_some_and(|g| g.contains(*x))).collect();
-                assert_eq!(got, both, "{a:?} {b:?}");
+                for x in 0..=100 {
+                    let both = a.contains(x) && b.contains(x);
+                    assert_eq!(meet.is_some_and(|g| g.contains(x)), both, "{a:?} {b:?} at {x}");
+                }
             }
         }
         // Brute force over small grids.

@@ -107,3 +107,26 @@ pub extern "system" fn DbgBreakPoint() {
         crate::verifier::report("DbgBreakPoint", format!("stopped in the debugger: {last}"));
     }
 }
+
+/// `KeBugCheckEx`: what a driver calls when it cannot go on (wdk-panic's panic handler does, with
+/// the code `'RPNC'`). The machine would stop; the host prints the code and the four parameters
+/// as a debugger's `!analyze` would show them and ends the process (a panic cannot unwind out of
+/// an `extern "system"` function), so the test run fails with them on its standard error. Any
+/// IRQL.
+// SAFETY: no other symbol of a host process is named `KeBugCheckEx`; drivers declare it with
+// exactly this signature (ULONG code, four ULONG_PTR parameters, no return).
+#[unsafe(no_mangle)]
+pub extern "system" fn KeBugCheckEx(
+    BugCheckCode: ks_sys::ULONG,
+    BugCheckParameter1: ks_sys::ULONG_PTR,
+    BugCheckParameter2: ks_sys::ULONG_PTR,
+    BugCheckParameter3: ks_sys::ULONG_PTR,
+    BugCheckParameter4: ks_sys::ULONG_PTR,
+) -> ! {
+    let text = format!(
+        "KeBugCheckEx: bug check {BugCheckCode:#010X} ({BugCheckParameter1:#x}, \
+         {BugCheckParameter2:#x}, {BugCheckParameter3:#x}, {BugCheckParameter4:#x})"
+    );
+    eprintln!("ks-host: {text}");
+    std::process::abort()
+}

@@ -13,12 +13,19 @@
 //! Freeing a pointer the pool does not know (never allocated, or already freed) or with another
 //! tag is a [violation](crate::verifier); the memory is then left alone.
 //!
+//! Special pool, as Driver Verifier's, always on: every block is followed by
+//! [`GUARD_BYTES`] guard bytes, checked when it is freed (a write past the end is a violation),
+//! and a freed block is filled with a poison byte and kept in a quarantine of recently freed
+//! blocks before it goes back to the heap; if the poison changed by then (or when the session
+//! ends), the block was written after it was freed, which is a violation too.
+//!
 //! The failure schedule makes chosen allocations return NULL, like Driver Verifier's
-//! low-resources simulation: [`fail_nth`], [`fail_every`], [`fail_tag`], [`fail_all`].
+//! low-resources simulation: [`fail_nth`], [`fail_every`], [`fail_tag`], [`fail_all`], and
+//! [`low_resources`], a seeded random fraction.
 
 use std::{
     alloc::{Layout, alloc, alloc_zeroed, dealloc},
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, HashMap, VecDeque},
     fmt,
     sync::Mutex,
 };
@@ -41,9 +48,22 @@ pub enum PoolKind {
     Paged,
 }
 
+/// Guard bytes after every block, checked when it is freed.
+pub const GUARD_BYTES: usize = 64;
+/// What the guard bytes hold.
+const GUARD: u8 = 0xF1;
+/// What a freed block holds while it is in the quarantine.
+const POISON: u8 = 0xDD;
+/// Most blocks, and bytes, the quarantine of freed blocks keeps.
+const QUARANTINE_BLOCKS: usize = 256;
+const QUARANTINE_BYTES: usize = 64 << 20;
+
 #[derive(Clone, Copy, Debug)]
 struct Record {
+    /// The heap layout: the block, its guard bytes, the alignment.
     layout: Layout,
+    /// The bytes the driver asked for.
+    bytes: usize,
     tag: ULONG,
     kind: PoolKind,
 }
@@ -60,11 +80,30 @@ pub enum Failure {
     Tag(ULONG),
     /// Fail every allocation.
     All,
+    /// Fail about `per_mille` of every 1000 allocations, chosen by a generator seeded with
+    /// `seed` (the same seed fails the same calls).
+    Random {
+        /// Failures per 1000 calls.
+        per_mille: u32,
+        /// The generator's seed.
+        seed: u64,
+    },
+}
+
+/// SplitMix64: one well-mixed 64-bit value of `x`.
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
 }
 
 #[derive(Default)]
 struct PoolState {
     live: HashMap<usize, Record>,
+    /// Freed blocks, oldest first, poisoned until they go back to the heap.
+    quarantine: VecDeque<(usize, Record)>,
+    quarantine_bytes: usize,
     /// Allocation calls since the schedule was last set.
     calls: u64,
     schedule: Vec<Failure>,
@@ -132,10 +171,10 @@ pub fn live() -> Live {
         let mut live = Live::default();
         for record in state.live.values() {
             live.count += 1;
-            live.bytes += record.layout.size();
+            live.bytes += record.bytes;
             let usage = live.by_tag.entry(tag_name(record.tag)).or_default();
             usage.count += 1;
-            usage.bytes += record.layout.size();
+            usage.bytes += record.bytes;
         }
         live
     })
@@ -182,12 +221,21 @@ pub fn fail_all() {
     set_failures(&[Failure::All]);
 }
 
+/// Fails about `per_mille` of every 1000 allocations from now, chosen by a generator seeded with
+/// `seed`, like Driver Verifier's low-resources simulation; prints the seed, so that a failure
+/// can be replayed.
+pub fn low_resources(per_mille: u32, seed: u64) {
+    eprintln!("ks-host: low resources: failing about {per_mille} of 1000 allocations, seed {seed}");
+    set_failures(&[Failure::Random { per_mille, seed }]);
+}
+
 /// Clears the failure schedule.
 pub fn clear_failures() {
     set_failures(&[]);
 }
 
-/// Frees every outstanding allocation and clears the schedule (session start and end).
+/// Frees every outstanding allocation, empties the quarantine (checking it) and clears the
+/// schedule (session start and end).
 pub(crate) fn reset() -> Live {
     let leaked = live();
     with_state(|state| {
@@ -196,9 +244,44 @@ pub(crate) fn reset() -> Live {
             // and has not been freed (it would have been removed from the map).
             unsafe { dealloc(address as *mut u8, record.layout) };
         }
+        while let Some((address, record)) = state.quarantine.pop_front() {
+            release(address, record);
+        }
         *state = PoolState::default();
     });
     leaked
+}
+
+/// The bytes of a block the host owns (live or in the quarantine).
+///
+/// # Safety
+///
+/// `address` is a block of `allocate` that has not gone back to the heap, and `range` lies
+/// inside its layout.
+unsafe fn block<'a>(address: usize, range: std::ops::Range<usize>) -> &'a [u8] {
+    // SAFETY: the range lies inside the block's layout (callers pass the block or its guard);
+    // the block is the host's until `release` (this function's contract).
+    unsafe { std::slice::from_raw_parts((address + range.start) as *const u8, range.len()) }
+}
+
+/// Gives a quarantined block back to the heap, reporting a write after free.
+fn release(address: usize, record: Record) {
+    // SAFETY: a quarantined block, not yet given back.
+    let bytes = unsafe { block(address, 0..record.bytes) };
+    if let Some(offset) = bytes.iter().position(|b| *b != POISON) {
+        verifier::report(
+            "ExFreePoolWithTag",
+            format!(
+                "{address:#x} (tag {}, {} bytes) was written after it was freed (first changed byte \
+                 at offset {offset})",
+                tag_name(record.tag),
+                record.bytes
+            ),
+        );
+    }
+    // SAFETY: allocated by `allocate` with this layout, freed by the driver once and now given
+    // back once (it left the quarantine).
+    unsafe { dealloc(address as *mut u8, record.layout) };
 }
 
 fn valid_tag(tag: ULONG) -> bool {
@@ -223,6 +306,9 @@ fn allocate(routine: &'static str, kind: PoolKind, bytes: SIZE_T, tag: ULONG, ze
             Failure::Every(k) => k != 0 && calls.is_multiple_of(k),
             Failure::Tag(t) => t == tag,
             Failure::All => true,
+            Failure::Random { per_mille, seed } => {
+                mix(seed ^ mix(calls)) % 1000 < u64::from(per_mille)
+            }
         });
         if fail {
             state.failed += 1;
@@ -233,7 +319,9 @@ fn allocate(routine: &'static str, kind: PoolKind, bytes: SIZE_T, tag: ULONG, ze
         return std::ptr::null_mut();
     }
     let align = if bytes >= PAGE_SIZE as usize { PAGE_SIZE as usize } else { 16 };
-    let Ok(layout) = Layout::from_size_align(bytes, align) else {
+    let Some(Ok(layout)) =
+        bytes.checked_add(GUARD_BYTES).map(|total| Layout::from_size_align(total, align))
+    else {
         return std::ptr::null_mut();
     };
     let memory = if zero {
@@ -247,10 +335,14 @@ fn allocate(routine: &'static str, kind: PoolKind, bytes: SIZE_T, tag: ULONG, ze
         return std::ptr::null_mut();
     }
     if !zero {
-        // SAFETY: `memory` is a fresh allocation of `bytes` bytes.
+        // SAFETY: `memory` is a fresh allocation of `bytes` bytes and the guard.
         unsafe { memory.write_bytes(0xA5, bytes) };
     }
-    with_state(|state| state.live.insert(memory as usize, Record { layout, tag, kind }));
+    // SAFETY: the guard bytes follow the block inside the layout.
+    let guard = unsafe { memory.add(bytes) };
+    // SAFETY: as above: `GUARD_BYTES` bytes of the layout.
+    unsafe { guard.write_bytes(GUARD, GUARD_BYTES) };
+    with_state(|state| state.live.insert(memory as usize, Record { layout, bytes, tag, kind }));
     memory.cast()
 }
 
@@ -334,10 +426,35 @@ pub extern "system" fn ExFreePoolWithTag(P: PVOID, Tag: ULONG) {
         Some(Ok(record)) => {
             let max_irql = if record.kind == PoolKind::Paged { APC_LEVEL } else { DISPATCH_LEVEL };
             verifier::require_irql_at_most(ROUTINE, max_irql);
-            crate::ke::check_free(P as usize, record.layout.size());
-            // SAFETY: the record proves `P` came from `allocate` with this layout; it was just
-            // removed from the map, so it is freed exactly once.
-            unsafe { dealloc(P.cast(), record.layout) };
+            crate::ke::check_free(P as usize, record.bytes);
+            let address = P as usize;
+            // SAFETY: a block of `allocate`, just removed from the live map, not yet released.
+            let guard = unsafe { block(address, record.bytes..record.bytes + GUARD_BYTES) };
+            let overrun = guard.iter().rposition(|b| *b != GUARD);
+            if let Some(last) = overrun {
+                verifier::report(
+                    ROUTINE,
+                    format!(
+                        "{P:p} (tag {}, {} bytes) was written past its end (up to {} bytes past)",
+                        tag_name(record.tag),
+                        record.bytes,
+                        last + 1
+                    ),
+                );
+            }
+            // SAFETY: the driver gave the block back; the host owns its bytes now.
+            unsafe { P.cast::<u8>().write_bytes(POISON, record.bytes) };
+            with_state(|state| {
+                state.quarantine.push_back((address, record));
+                state.quarantine_bytes += record.layout.size();
+                while state.quarantine.len() > QUARANTINE_BLOCKS
+                    || state.quarantine_bytes > QUARANTINE_BYTES
+                {
+                    let Some((old, old_record)) = state.quarantine.pop_front() else { break };
+                    state.quarantine_bytes -= old_record.layout.size();
+                    release(old, old_record);
+                }
+            });
         }
     }
 }
