@@ -485,3 +485,23 @@ fn the_status_of_a_refusal_is_the_request_errors() {
     }
     let _ = host.take_output();
 }
+
+#[test]
+fn paged_frames_asked_for_at_dispatch_level_are_violations() {
+    let session = Session::begin();
+    let paged = paged(2, 4096);
+    // SAFETY: no pin (no constraints); the library's table.
+    let allocator = unsafe {
+        ks_host::ks::DispatchAllocator::initialize(DEFAULT_DISPATCH, std::ptr::null_mut(), &paged)
+    }
+    .unwrap();
+    let frame = allocator.allocate().unwrap(); // at PASSIVE_LEVEL: fine
+    let early = session.take_violations();
+    assert!(early.is_empty(), "{early:?}");
+    let second = ks_host::irql::at_dispatch(|| allocator.allocate()).unwrap();
+    let violations = session.take_violations();
+    assert_eq!(violations.len(), 1, "{violations:?}");
+    assert!(violations[0].detail.contains("paged pool, at DISPATCH_LEVEL"), "{violations:?}");
+    allocator.free(frame);
+    allocator.free(second);
+}

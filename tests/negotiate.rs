@@ -469,7 +469,7 @@ fn arb_item() -> impl Strategy<Value = FramingItem> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 3000, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: if cfg!(miri) { 16 } else { 3000 }, failure_persistence: None, ..ProptestConfig::default() })]
 
     /// Without compression, swapping the sides changes only the placement.
     #[test]

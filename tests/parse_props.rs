@@ -102,7 +102,7 @@ fn arb_framing_bytes() -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 40_000, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: if cfg!(miri) { 16 } else { 40_000 }, failure_persistence: None, ..ProptestConfig::default() })]
 
     /// Arbitrary bytes of any length up to a few items.
     #[test]
@@ -132,7 +132,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 25_000, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: if cfg!(miri) { 16 } else { 25_000 }, failure_persistence: None, ..ProptestConfig::default() })]
 
     /// Headers claiming any count, near the overflow boundary in particular, over short bodies.
     #[test]

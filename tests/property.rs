@@ -97,7 +97,7 @@ fn the_stream_allocator_handle_native_and_wow64() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 100_000, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: if cfg!(miri) { 16 } else { 100_000 }, failure_persistence: None, ..ProptestConfig::default() })]
 
     /// Random output lengths for every handler: only documented statuses, nothing written outside
     /// the buffer, and a success writes exactly what Information says.

@@ -201,6 +201,8 @@ fn pin_constraints_come_from_the_flags_and_the_largest_physical_size() {
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig { cases: if cfg!(miri) { 16 } else { 256 }, ..ProptestConfig::default() })]
+
     /// Whatever the 24 bytes and the budget, a request is refused or satisfies every promise
     /// its type makes.
     #[test]

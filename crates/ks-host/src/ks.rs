@@ -303,15 +303,30 @@ impl DispatchAllocator {
         self.context
     }
 
-    /// `Allocate(context)` at DISPATCH_LEVEL (or at the caller's IRQL if already higher).
+    /// `Allocate(context)` at DISPATCH_LEVEL (or at the caller's IRQL if already higher). A
+    /// frame in paged pool asked for at DISPATCH_LEVEL is a violation: it is touched there.
     #[must_use]
     #[inline]
     pub fn allocate(&self) -> Option<NonNull<u8>> {
         let allocate = self.table.Allocate?;
-        at_least_dispatch(|| {
+        let caller = crate::irql::current();
+        let frame = at_least_dispatch(|| {
             // SAFETY: a live context from InitializeAllocator, not yet deleted.
             NonNull::new(unsafe { allocate(self.context) }.cast::<u8>())
-        })
+        })?;
+        // A frame asked for at DISPATCH_LEVEL (from a DPC, or a pin that processes there) is
+        // touched at DISPATCH_LEVEL: paged pool would page-fault there (IRQL_NOT_LESS_OR_EQUAL on
+        // Windows).
+        if caller >= crate::irql::DISPATCH_LEVEL
+            && crate::pool::kind_containing(frame.as_ptr() as usize)
+                == Some(crate::pool::PoolKind::Paged)
+        {
+            crate::verifier::report(
+                "Allocate",
+                format!("returned {frame:p}, paged pool, at DISPATCH_LEVEL"),
+            );
+        }
+        Some(frame)
     }
 
     /// `Free(context, frame)` at DISPATCH_LEVEL (or at the caller's IRQL if already higher).

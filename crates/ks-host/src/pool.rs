@@ -459,6 +459,17 @@ pub extern "system" fn ExFreePoolWithTag(P: PVOID, Tag: ULONG) {
     }
 }
 
+/// The kind of pool the live block containing `address` came from, if any.
+pub(crate) fn kind_containing(address: usize) -> Option<PoolKind> {
+    with_state(|state| {
+        state
+            .live
+            .iter()
+            .find(|(start, record)| (**start..**start + record.bytes).contains(&address))
+            .map(|(_, record)| record.kind)
+    })
+}
+
 /// The tag of a live allocation, for the frees the kernel makes without one (`ExFreePool` of an
 /// object bag's items).
 pub(crate) fn tag_of(P: PVOID) -> Option<ULONG> {
