@@ -282,12 +282,19 @@ fn every_allocation_failing_in_turn_leaks_nothing() {
 }
 
 /// Low resources, as Driver Verifier simulates them: a seeded random fraction of allocations
-/// fails; every run either streams correctly or stops cleanly, and leaks nothing.
+/// fails; every run either streams correctly or stops cleanly, and leaks nothing. Seeds 1 to 24,
+/// or those of `KS_SEEDS` (comma-separated) to replay one the output names.
 #[test]
 fn low_resources_runs_stream_or_stop_cleanly() {
     ks_host::ke::set_time_scale(20.0);
     let mut streamed = 0;
-    for seed in 1..=24 {
+    let seeds: Vec<u64> = std::env::var("KS_SEEDS").map_or_else(
+        |_| (1..=24).collect(),
+        |list| {
+            list.split(',').map(|seed| seed.trim().parse().expect("KS_SEEDS: numbers")).collect()
+        },
+    );
+    for seed in seeds {
         let session = Session::begin();
         ks_host::pool::low_resources(150, seed);
         let delivered = lifecycle();

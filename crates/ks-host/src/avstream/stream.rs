@@ -93,7 +93,13 @@ impl Shared {
 
     /// Allocates a frame and queues it, if the pin is active; `false` if not or if the
     /// allocator has none. DISPATCH_LEVEL.
+    ///
+    /// The queue's lock is held from the check of `active` to the push, and [`Pipe::stop`]
+    /// clears `active` under the same lock before it drains the queue: a frame given back while
+    /// the pin stops cannot be replaced by one queued after the drain (which would still be
+    /// out when the allocator is deleted).
     fn queue_new_frame(&self, allocator: &DispatchAllocator) -> bool {
+        let mut queue = crate::lock(&self.queue);
         if !self.active.load(Ordering::Acquire) {
             return false;
         }
@@ -112,7 +118,7 @@ impl Shared {
             OptionsFlags: 0,
             Reserved: 0,
         });
-        crate::lock(&self.queue).push_back(Queued { header, frame });
+        queue.push_back(Queued { header, frame });
         true
     }
 
@@ -197,9 +203,12 @@ impl Pipe {
     /// Stops queueing, frees the queued frames, waits for the consumer to give back the frames
     /// it has, and deletes the allocator (to STOP). PASSIVE_LEVEL, with no processing running.
     pub(crate) fn stop(&self) {
-        self.shared.active.store(false, Ordering::Release);
+        let queued: Vec<Queued> = {
+            let mut queue = crate::lock(&self.shared.queue);
+            self.shared.active.store(false, Ordering::Release);
+            queue.drain(..).collect()
+        };
         let allocator = crate::lock(&self.shared.allocator).clone();
-        let queued: Vec<Queued> = crate::lock(&self.shared.queue).drain(..).collect();
         if let Some(allocator) = &allocator {
             crate::irql::at_dispatch(|| {
                 for frame in queued {
