@@ -149,6 +149,7 @@ mod items {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "65536 item pairs: minutes under Miri's interpreter")]
     fn huge_framings_are_refused_with_the_item_counts() {
         let many = vec![sized(MemoryType::KERNEL_NONPAGED, 4096); 300];
         let view = FramingExView::from_parts(Compression::IDENTITY, &many).unwrap();
