@@ -244,6 +244,10 @@ pub unsafe extern "system" fn KsCreateDefaultAllocatorEx(
 pub struct DispatchAllocator {
     table: &'static KSALLOCATOR_DISPATCH,
     context: PVOID,
+    /// Whether a frame handed out at DISPATCH_LEVEL has been checked for paged pool: an
+    /// allocator's frames come from one kind of memory, so the first one tells, and later calls
+    /// pay one atomic load instead of the pool's lock.
+    dispatch_checked: std::sync::atomic::AtomicBool,
 }
 
 // SAFETY: the KSALLOCATOR_DISPATCH contract makes Allocate and Free callable from any CPU,
@@ -294,7 +298,7 @@ impl DispatchAllocator {
                 "succeeded without storing a context".to_owned(),
             );
         }
-        Ok(Self { table, context })
+        Ok(Self { table, context, dispatch_checked: std::sync::atomic::AtomicBool::new(false) })
     }
 
     /// The context `InitializeAllocator` stored.
@@ -304,7 +308,8 @@ impl DispatchAllocator {
     }
 
     /// `Allocate(context)` at DISPATCH_LEVEL (or at the caller's IRQL if already higher). A
-    /// frame in paged pool asked for at DISPATCH_LEVEL is a violation: it is touched there.
+    /// frame in paged pool asked for at DISPATCH_LEVEL is a violation: it is touched there (the
+    /// first such frame of the allocator is checked).
     #[must_use]
     #[inline]
     pub fn allocate(&self) -> Option<NonNull<u8>> {
@@ -318,6 +323,7 @@ impl DispatchAllocator {
         // touched at DISPATCH_LEVEL: paged pool would page-fault there (IRQL_NOT_LESS_OR_EQUAL on
         // Windows).
         if caller >= crate::irql::DISPATCH_LEVEL
+            && !self.dispatch_checked.swap(true, std::sync::atomic::Ordering::Relaxed)
             && crate::pool::kind_containing(frame.as_ptr() as usize)
                 == Some(crate::pool::PoolKind::Paged)
         {
