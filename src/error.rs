@@ -76,6 +76,10 @@ impl Error {
             ks_sys::STATUS_INVALID_DEVICE_STATE => "STATUS_INVALID_DEVICE_STATE",
             ks_sys::STATUS_INVALID_BUFFER_SIZE => "STATUS_INVALID_BUFFER_SIZE",
             ks_sys::STATUS_NOT_FOUND => "STATUS_NOT_FOUND",
+            ks_sys::STATUS_NO_MATCH => "STATUS_NO_MATCH",
+            ks_sys::STATUS_INVALID_HANDLE => "STATUS_INVALID_HANDLE",
+            ks_sys::STATUS_OBJECT_TYPE_MISMATCH => "STATUS_OBJECT_TYPE_MISMATCH",
+            ks_sys::STATUS_ACCESS_DENIED => "STATUS_ACCESS_DENIED",
             _ => return None,
         })
     }
@@ -176,5 +180,7 @@ mod tests {
         assert_eq!(format!("{:?}", Error::INVALID_PARAMETER), "Error(STATUS_INVALID_PARAMETER)");
         assert_eq!(format!("{}", Error::BUFFER_TOO_SMALL), "STATUS_BUFFER_TOO_SMALL (0xC0000023)");
         assert_eq!(format!("{}", Error::from_status(-2).unwrap()), "NTSTATUS 0xFFFFFFFE");
+        let no_match = Error::from_status(ks_sys::STATUS_NO_MATCH).unwrap();
+        assert_eq!(format!("{no_match}"), "STATUS_NO_MATCH (0xC0000272)");
     }
 }

@@ -469,6 +469,79 @@ fn arb_item() -> impl Strategy<Value = FramingItem> {
         })
 }
 
+/// The owner allocates the frames: a preferences-only owner gives way on what it accepts, not
+/// on what it can allocate (review finding: a plan beyond the owner's physical maximum, which its
+/// own allocator then refused).
+mod owner_holds_the_frames {
+    use super::*;
+    use ks_allocator::{PinConstraints, PoolConfig};
+
+    fn small_preferring_owner() -> FramingEx<1> {
+        one(item(MemoryType::KERNEL_NONPAGED)
+            .with_flags(ItemFlags::MUST_ALLOCATE | ItemFlags::PREFERENCES_ONLY)
+            .with_physical_range(FramingRange::new(1, 10))
+            .with_optimal_range(FramingRange::new(1, 10)))
+    }
+
+    #[test]
+    fn a_preferring_owner_that_cannot_hold_them_passes_the_allocator_on() {
+        let downstream = one(item(MemoryType::KERNEL_NONPAGED)
+            .with_physical_range(FramingRange::new(100, 200))
+            .with_optimal_range(FramingRange::new(100, 200)));
+        let plan = run(&small_preferring_owner(), &downstream).unwrap();
+        assert_eq!(plan.framing.frame_size, 100);
+        assert_eq!(plan.owner, Side::Downstream);
+        let owner = plan.reasons().find(|r| matches!(r, Reason::Owner { .. })).unwrap();
+        assert_eq!(
+            owner.to_string(),
+            "owner: downstream: neither pin must allocate, and only this one can hold frames of \
+             100 bytes (the other's physical maximum is 10)"
+        );
+        // The owner's own allocator takes the plan's create request.
+        let pin = PinConstraints::from_declaration(0, Some(&downstream.view()));
+        assert!(plan.request(&pin, &PoolConfig::DEFAULT).is_ok());
+    }
+
+    #[test]
+    fn when_neither_can_hold_them_the_owner_is_named() {
+        // The sink takes 100 to 200 bytes only as a preference of its optimal range, and holds
+        // no more than 50.
+        let downstream = one(item(MemoryType::KERNEL_NONPAGED)
+            .with_flags(ItemFlags::PREFERENCES_ONLY)
+            .with_physical_range(FramingRange::new(100, 200))
+            .with_optimal_range(FramingRange::new(100, 200)));
+        let upstream = one(item(MemoryType::KERNEL_NONPAGED)
+            .with_flags(ItemFlags::MUST_ALLOCATE)
+            .with_physical_range(FramingRange::new(1, 10))
+            .with_optimal_range(FramingRange::new(1, 10)));
+        // The upstream item must allocate and holds 10 at most; the downstream gives way to 1.
+        let plan = run(&upstream, &downstream).unwrap();
+        assert_eq!((plan.owner, plan.framing.frame_size), (Side::Upstream, 1));
+        // A hard owner that cannot hold what a hard sink needs is a named conflict.
+        let hard_sink = one(item(MemoryType::KERNEL_NONPAGED)
+            .with_physical_range(FramingRange::new(100, 200))
+            .with_optimal_range(FramingRange::new(100, 200)));
+        let preferring_upstream = one(item(MemoryType::KERNEL_NONPAGED)
+            .with_flags(ItemFlags::MUST_ALLOCATE | ItemFlags::PREFERENCES_ONLY)
+            .with_physical_range(FramingRange::new(1, 10)));
+        let error = run(&upstream, &hard_sink).unwrap_err();
+        assert!(matches!(error, NegotiationError::RangesDisjoint { .. }), "{error}");
+        let plan = run(&preferring_upstream, &hard_sink).unwrap();
+        assert_eq!(plan.owner, Side::Downstream);
+        let tiny_sink = one(item(MemoryType::KERNEL_NONPAGED)
+            .with_flags(ItemFlags::MUST_ALLOCATE)
+            .with_physical_range(FramingRange::new(1, 50))
+            .with_optimal_range(FramingRange::new(1, 50)));
+        let big_preference = one(item(MemoryType::KERNEL_NONPAGED)
+            .with_flags(ItemFlags::PREFERENCES_ONLY)
+            .with_physical_range(FramingRange::new(100, 200))
+            .with_optimal_range(FramingRange::new(100, 200)));
+        // The sink must allocate and holds 50; the upstream prefers 100 and gives way: 1.
+        let plan = run(&big_preference, &tiny_sink).unwrap();
+        assert_eq!((plan.owner, plan.framing.frame_size), (Side::Downstream, 1));
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: if cfg!(miri) { 16 } else { 3000 }, failure_persistence: None, ..ProptestConfig::default() })]
 
@@ -498,8 +571,8 @@ proptest! {
                 prop_assert_eq!(dv.item(f.downstream_item), dv.item(b.upstream_item));
                 prop_assert_eq!(f.memory_type, b.memory_type);
                 let owner_pin = |plan: &AllocatorPlan, swapped: bool| (plan.owner == Side::Upstream) != swapped;
-                let must = |plan: &AllocatorPlan| plan.reasons().any(|r| matches!(r, Reason::Owner { why: Ownership::MustAllocate | Ownership::PrefersToAllocate, .. }));
-                if must(&f) {
+                let must = |plan: &AllocatorPlan| plan.reasons().any(|r| matches!(r, Reason::Owner { why: Ownership::MustAllocate | Ownership::PrefersToAllocate | Ownership::OnlyOneHolds { .. }, .. }));
+                if must(&f) || must(&b) {
                     // The same pin owns the allocator whichever side it is on.
                     prop_assert_eq!(owner_pin(&f, false), owner_pin(&b, true));
                 } else {
@@ -511,6 +584,34 @@ proptest! {
                 prop_assert_eq!(std::mem::discriminant(&f), std::mem::discriminant(&b));
             }
             (f, b) => prop_assert!(false, "one direction failed: {:?} / {:?}", f, b),
+        }
+    }
+
+    /// Every plan's create request fits the owner: the owner's own allocator never refuses it
+    /// for its size.
+    #[test]
+    fn the_owner_s_allocator_takes_every_plan(u in prop::collection::vec(arb_item(), 1..=3), d in prop::collection::vec(arb_item(), 1..=3)) {
+        let framing = |items: &[FramingItem]| {
+            let mut out = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                let mut one = [0u8; 112];
+                FramingEx::new([*item]).encode(&mut one).unwrap();
+                if i == 0 { out.extend_from_slice(&one[..24]); }
+                out.extend_from_slice(&one[24..]);
+            }
+            out[..4].copy_from_slice(&u32::try_from(items.len()).unwrap().to_le_bytes());
+            out
+        };
+        let (ub, db) = (framing(&u), framing(&d));
+        let (uv, dv) = (FramingExView::parse(&ub).unwrap(), FramingExView::parse(&db).unwrap());
+        if let Ok(plan) = negotiate(&uv, &dv) {
+            let owner = if plan.owner == Side::Upstream { &uv } else { &dv };
+            let pin = ks_allocator::PinConstraints::from_declaration(0, Some(owner));
+            let request = plan.request(&pin, &ks_allocator::PoolConfig::DEFAULT);
+            prop_assert!(
+                !matches!(request, Err(ks_allocator::request::RequestError::FrameTooLarge { .. })),
+                "{:?}: {:?}", plan, request
+            );
         }
     }
 

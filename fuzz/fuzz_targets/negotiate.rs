@@ -3,7 +3,8 @@
 //! Nothing may panic. When there is a plan: its items exist; without PREFERENCES_ONLY on either
 //! chosen item and without compression, its frame size lies in both items' physical ranges and
 //! steppings; its frame count is the larger of the two (0 is no preference); its alignment is
-//! the OR of the two masks; and it becomes a request or a typed refusal. Swapping the sides,
+//! the OR of the two masks; it becomes a request or a typed refusal, and never one the owner's
+//! own allocator refuses for its size (the owner holds its frames). Swapping the sides,
 //! without compression, changes only the placement: the same framing and memory type, or the
 //! same kind of failure.
 
@@ -51,6 +52,13 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(framing.frames, u.frames.max(d.frames), "{plan:?}");
         assert_eq!(framing.file_alignment, u.file_alignment | d.file_alignment, "{plan:?}");
         let _ = plan.request(&PinConstraints::NONE, &PoolConfig::DEFAULT);
+        let owner = if plan.owner == negotiate::Side::Upstream { &upstream } else { &downstream };
+        let pin = PinConstraints::from_declaration(0, Some(owner));
+        let request = plan.request(&pin, &PoolConfig::DEFAULT);
+        assert!(
+            !matches!(request, Err(ks_allocator::request::RequestError::FrameTooLarge { .. })),
+            "{plan:?}: {request:?}"
+        );
         for reason in plan.reasons() {
             let _ = reason.to_string();
         }

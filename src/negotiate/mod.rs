@@ -22,6 +22,13 @@
 //!    item the chosen size must be exactly the image of a legal upstream size. If no size fits
 //!    and a side has `PREFERENCES_ONLY`, the other side's smallest optimal size is taken (the
 //!    larger of the two when both are preferences only); otherwise the ranges conflict.
+//!    The owner's physical maximum is hard even with `PREFERENCES_ONLY` (it gives way on what it
+//!    accepts, not on what it can allocate): an owner by default or by preference that cannot
+//!    hold the frames passes the allocator to the other pin if that one can
+//!    ([`Ownership::OnlyOneHolds`]); otherwise the negotiation fails with
+//!    [`NegotiationError::OwnerCannotHold`]. A plan's create request is never one the owner's
+//!    allocator would refuse for its size ([`AllocatorRequest::new`] holds a request to the same
+//!    maximum).
 //! 4. **Frames**: the larger request (0 = no preference).
 //! 5. **Alignment**: the OR of the masks, i.e. the stricter alignment.
 //! 6. **Pool type and options**: `PagedPool` for kernel paged memory, `NonPagedPool` otherwise;
@@ -178,6 +185,33 @@ fn owner(c: &Candidate) -> Result<(Side, Ownership), NegotiationError> {
     }
 }
 
+/// The owner allocates the frames, so they must fit its physical maximum, whatever it prefers:
+/// the rule `AllocatorRequest` holds the create request to on the owner's pin. An owner by
+/// default or by preference that cannot hold them gives way to the other pin if that one can.
+fn holder(
+    c: &Candidate,
+    owner: Side,
+    why: Ownership,
+    size: u32,
+) -> Result<(Side, Ownership), NegotiationError> {
+    let physical = |side| match side {
+        Side::Upstream => c.u.physical_range,
+        Side::Downstream => c.d.physical_range,
+    };
+    let own = physical(owner);
+    if size <= own.max_frame_size {
+        return Ok((owner, why));
+    }
+    let other = match owner {
+        Side::Upstream => Side::Downstream,
+        Side::Downstream => Side::Upstream,
+    };
+    if why != Ownership::MustAllocate && size <= physical(other).max_frame_size {
+        return Ok((other, Ownership::OnlyOneHolds { size, other_maximum: own.max_frame_size }));
+    }
+    Err(NegotiationError::OwnerCannotHold { owner, size, physical: own })
+}
+
 /// Step 3 for one candidate.
 fn frame_size(c: &Candidate, compression: Compression) -> Result<Reason, NegotiationError> {
     let insist = c.u.flags.contains(ItemFlags::INSIST_ON_FRAMESIZE_RATIO)
@@ -271,6 +305,7 @@ fn plan(
     let Reason::FrameSize { size, .. } = size_reason else {
         return Err(NegotiationError::NoFrameSize);
     };
+    let (owner, why) = holder(c, owner, why, size)?;
     let frames = c.u.frames.max(c.d.frames);
     let mask = c.u.file_alignment | c.d.file_alignment;
     let pool_type = if c.memory_type == MemoryType::KERNEL_PAGED {

@@ -48,6 +48,15 @@ pub enum Ownership {
     PrefersToAllocate,
     /// Neither must allocate: the downstream pin owns it by default.
     Default,
+    /// Neither must allocate, or one only prefers to, but the frames exceed the physical maximum
+    /// of the pin that would otherwise own the allocator: the other pin, which can hold them,
+    /// owns it.
+    OnlyOneHolds {
+        /// The frame size.
+        size: u32,
+        /// The physical maximum of the pin passed over.
+        other_maximum: u32,
+    },
 }
 
 /// Which ranges decided the frame size.
@@ -214,6 +223,11 @@ impl fmt::Display for Reason {
                     f,
                     "owner: downstream: neither pin must allocate, so the sink of the connection owns the allocator"
                 ),
+                Ownership::OnlyOneHolds { size, other_maximum } => write!(
+                    f,
+                    "owner: {owner}: neither pin must allocate, and only this one can hold frames of \
+                     {size} bytes (the other's physical maximum is {other_maximum})"
+                ),
             },
             Self::FrameSize { size, basis, upstream, downstream, compression, insist } => {
                 write_frame_size(f, size, basis, (upstream, downstream), compression, insist)
@@ -291,6 +305,17 @@ pub enum NegotiationError {
         /// Downstream optimal range.
         downstream: FramingRange,
     },
+    /// The frame size both sides can live with is larger than the physical maximum of the pin
+    /// that must allocate the frames (a `PREFERENCES_ONLY` owner gives way on what it accepts,
+    /// not on what it can allocate: the allocator create request would be refused).
+    OwnerCannotHold {
+        /// The side that owns the allocator.
+        owner: Side,
+        /// The frame size the ranges led to.
+        size: u32,
+        /// The owner's physical range.
+        physical: FramingRange,
+    },
     /// The compression ratio must be kept exactly and no legal upstream size maps into the
     /// downstream range.
     CompressionImpossible {
@@ -334,6 +359,14 @@ impl fmt::Display for NegotiationError {
                 write_range(f, upstream)?;
                 f.write_str(", downstream ")?;
                 write_range(f, downstream)
+            }
+            Self::OwnerCannotHold { owner, size, physical } => {
+                write!(
+                    f,
+                    "the owner cannot hold the frames: the {owner} pin owns the allocator, but \
+                     frames of {size} bytes exceed its physical range "
+                )?;
+                write_range(f, physical)
             }
             Self::CompressionImpossible { compression: c, downstream } => {
                 write!(

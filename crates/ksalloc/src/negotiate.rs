@@ -42,6 +42,7 @@ fn conflict_name(error: &NegotiationError) -> &'static str {
         NegotiationError::MemoryTypesDisjoint => "memory_types_disjoint",
         NegotiationError::BothMustAllocate { .. } => "both_must_allocate",
         NegotiationError::RangesDisjoint { .. } => "ranges_disjoint",
+        NegotiationError::OwnerCannotHold { .. } => "owner_cannot_hold",
         NegotiationError::CompressionImpossible { .. } => "compression_impossible",
         NegotiationError::NoFrameSize => "no_frame_size",
         NegotiationError::Pitched2dBuffers => "pitched_2d_buffers",
