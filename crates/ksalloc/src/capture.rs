@@ -36,68 +36,103 @@ use crate::{Failure, negotiate};
 const EXIT_NOT_STARTED: u8 = 1;
 /// Exit status: bad arguments.
 const EXIT_BAD_ARGUMENT: u8 = 2;
+/// Exit status: the contact sheet could not be written (`EX_IOERR` of sysexits.h).
+const EXIT_SHEET_NOT_WRITTEN: u8 = 74;
 /// Most frames one run may ask for.
 const MAX_FRAMES: u32 = 100_000;
+/// The range of `--speed`.
+const SPEEDS: std::ops::RangeInclusive<f64> = 0.1..=100.0;
 /// Frames on the contact sheet.
 const SHEET_FRAMES: usize = 12;
 /// Thumbnails per row of the contact sheet.
 const SHEET_COLUMNS: usize = 4;
 
+/// What `ksalloc capture --help` (and `-h`) print after the options.
+pub const EXIT_STATUS_HELP: &str = "\
+The driver makes every pool allocation of the run while it starts (device, filter, pin, \
+allocator and all its frames): streaming allocates nothing. So with --fail-every, a run either \
+does not start (the step that failed is named) or streams in full.
+
+Exit status: 0 it streamed (possibly degraded: drops, bad frames); 1 the stream could not start; \
+2 a bad option value; 64 a usage error; 74 the contact sheet could not be written.";
+
 #[derive(Debug, Args)]
 pub struct CaptureArgs {
-    /// The format: SUBTYPE:WIDTHxHEIGHT, one of the pin's data ranges (yuy2 or rgb24, at
-    /// 320x240 or 640x480).
-    #[arg(long, default_value = "yuy2:320x240")]
-    format: String,
-    /// Frames to deliver before stopping.
-    #[arg(long, default_value_t = 90)]
+    /// The format SUBTYPE:WIDTHxHEIGHT, one of the pin's data ranges: yuy2 or rgb24, at 320x240
+    /// or 640x480.
+    #[arg(long, value_name = "FORMAT", default_value = "yuy2:320x240", value_parser = parse_format)]
+    format: ImageFormat,
+    /// Frames to deliver before stopping, 1 to 100000.
+    #[arg(long, value_name = "N", default_value_t = 90, value_parser = parse_frames, allow_negative_numbers = true)]
     frames: u32,
-    /// Write a contact sheet of frames sampled across the run to this PNG file.
-    #[arg(long)]
+    /// Write a contact sheet of 12 frames sampled across the run to this PNG file (checked
+    /// before the run starts).
+    #[arg(long, value_name = "FILE")]
     png: Option<PathBuf>,
     /// Print the summary as one JSON object (the last line).
     #[arg(long)]
     pub json: bool,
-    /// Make the host's pool fail every Kth allocation (Driver Verifier's low-resources
-    /// simulation).
-    #[arg(long, value_name = "K")]
+    /// Make the host's pool fail every Kth allocation of the run (K at least 1), like Driver
+    /// Verifier's low-resources simulation.
+    #[arg(long, value_name = "K", value_parser = parse_fail_every, allow_negative_numbers = true)]
     fail_every: Option<u64>,
-    /// Run the simulated hardware's clock this many times faster than real time.
-    #[arg(long, default_value_t = 1.0)]
+    /// Run the simulated hardware's clock X times real time, 0.1 to 100.
+    #[arg(long, value_name = "X", default_value_t = 1.0, value_parser = parse_speed, allow_negative_numbers = true)]
     speed: f64,
+}
+
+/// `--frames`: a whole number from 1 to [`MAX_FRAMES`].
+fn parse_frames(text: &str) -> Result<u32, String> {
+    text.trim()
+        .parse::<i64>()
+        .ok()
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|n| (1..=MAX_FRAMES).contains(n))
+        .ok_or_else(|| format!("must be a whole number from 1 to {MAX_FRAMES}"))
+}
+
+/// `--fail-every`: a whole number, at least 1.
+fn parse_fail_every(text: &str) -> Result<u64, String> {
+    text.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|k| *k >= 1)
+        .ok_or_else(|| "K must be a whole number, at least 1".to_owned())
+}
+
+/// `--speed`: a number from 0.1 to 100.
+fn parse_speed(text: &str) -> Result<f64, String> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|x| x.is_finite() && SPEEDS.contains(x))
+        .ok_or_else(|| format!("must be a number from {} to {}", SPEEDS.start(), SPEEDS.end()))
 }
 
 /// The format named on the command line, or why not.
 fn parse_format(text: &str) -> Result<ImageFormat, String> {
     let offered = || FORMATS.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
-    let (subtype, size) = text.split_once(':').ok_or_else(|| {
-        format!("--format {text:?}: expected SUBTYPE:WIDTHxHEIGHT, one of {}", offered())
-    })?;
+    let (subtype, size) = text
+        .split_once(':')
+        .ok_or_else(|| format!("expected SUBTYPE:WIDTHxHEIGHT, one of {}", offered()))?;
     let subtype = match subtype.to_ascii_lowercase().as_str() {
         "yuy2" => Subtype::Yuy2,
         "rgb24" => Subtype::Rgb24,
         other => {
-            return Err(format!(
-                "--format {text:?}: unknown subtype {other:?}; the pin offers yuy2 and rgb24"
-            ));
+            return Err(format!("unknown subtype {other:?}; the pin offers yuy2 and rgb24"));
         }
     };
     let parsed = size
         .split_once(['x', 'X'])
         .and_then(|(w, h)| Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?)));
     let Some((width, height)) = parsed else {
-        return Err(format!("--format {text:?}: the size must be WIDTHxHEIGHT, such as 320x240"));
+        return Err("the size must be WIDTHxHEIGHT, such as 320x240".to_owned());
     };
     FORMATS
         .iter()
         .find(|f| f.subtype == subtype && f.width == width && f.height == height)
         .copied()
-        .ok_or_else(|| {
-            format!(
-                "--format {text:?}: {width}x{height} is not in the pin's data ranges ({})",
-                offered()
-            )
-        })
+        .ok_or_else(|| format!("{width}x{height} is not in the pin's data ranges ({})", offered()))
 }
 
 /// The sink's framing: non-paged frames of any size; it does not allocate.
@@ -331,20 +366,61 @@ struct Outcome {
     format: ImageFormat,
     run: Run,
     sink: Sink,
+    /// Pool allocations the run made, and how many of them the host failed.
+    pool_calls: u64,
     failed_by_host: u64,
     leaked_bytes: usize,
     violations: Vec<String>,
     driver_output: Vec<String>,
-    /// Where the contact sheet went, or why not; `None` when none was asked for or no frame
-    /// was kept.
+    /// Where the contact sheet went, or why not; `None` when none was asked for.
     sheet: Option<Result<PathBuf, String>>,
     p50: u64,
     p99: u64,
 }
 
+/// `STATUS_INSUFFICIENT_RESOURCES (0xC000009A)`: a status by name when it has one.
+fn status_text(status: i32) -> String {
+    ks_allocator::Error::from_status(status).map_or_else(
+        || format!("NTSTATUS {:#010X}", status.cast_unsigned()),
+        |error| error.to_string(),
+    )
+}
+
+/// "1st", "2nd", "3rd", "4th", "11th", "22nd", …
+fn ordinal(n: u64) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
+}
+
 impl Outcome {
     fn status(&self) -> u8 {
-        if self.run.not_started.is_some() { EXIT_NOT_STARTED } else { 0 }
+        if self.run.not_started.is_some() {
+            EXIT_NOT_STARTED
+        } else if matches!(self.sheet, Some(Err(_))) {
+            EXIT_SHEET_NOT_WRITTEN
+        } else {
+            0
+        }
+    }
+
+    /// The failure the exit status reports, for standard error.
+    fn failure(&self) -> Option<String> {
+        if let Some((step, status)) = self.run.not_started {
+            return Some(format!(
+                "the stream could not start: {step} failed with {}",
+                status_text(status)
+            ));
+        }
+        match &self.sheet {
+            Some(Err(error)) => Some(format!("the contact sheet could not be written: {error}")),
+            _ => None,
+        }
     }
 
     fn text(&self, args: &CaptureArgs) -> String {
@@ -359,8 +435,8 @@ impl Outcome {
             };
             let _ = writeln!(text, "frames come from {source}");
         }
-        if let Some((step, status)) = run.not_started {
-            let _ = writeln!(text, "the stream could not start: {step} failed with {status:#010X}");
+        if let Some(failure) = self.failure().filter(|_| run.not_started.is_some()) {
+            let _ = writeln!(text, "{failure}");
         }
         for line in &self.driver_output {
             let _ = writeln!(text, "driver: {line}");
@@ -400,23 +476,19 @@ impl Outcome {
         if let Some(k) = args.fail_every {
             let _ = writeln!(
                 text,
-                "host pool: every {k}th allocation failed ({} in all)",
-                self.failed_by_host
+                "host pool: the run made {} pool allocations; {} failed (every {} was to fail)",
+                self.pool_calls,
+                self.failed_by_host,
+                ordinal(k)
             );
         }
         let _ = writeln!(text, "leaked pool memory at unload: {} bytes", self.leaked_bytes);
         for violation in &self.violations {
             let _ = writeln!(text, "verifier: {violation}");
         }
-        match &self.sheet {
-            Some(Ok(path)) => {
-                let kept = sink.kept.len();
-                let _ = writeln!(text, "contact sheet: {} ({kept} frames)", path.display());
-            }
-            Some(Err(error)) => {
-                let _ = writeln!(text, "contact sheet not written: {error}");
-            }
-            None => {}
+        if let Some(Ok(path)) = &self.sheet {
+            let kept = sink.kept.len();
+            let _ = writeln!(text, "contact sheet: {} ({kept} frames)", path.display());
         }
         text
     }
@@ -432,11 +504,17 @@ impl Outcome {
                 "bad_frees": s.bad_frees.total(),
             })
         });
-        let not_started =
-            run.not_started.map(|(step, status)| json!({ "step": step, "status": status }));
-        let png = match &self.sheet {
-            Some(Ok(path)) => Some(path.display().to_string()),
-            _ => None,
+        let not_started = run.not_started.map(|(step, status)| {
+            json!({
+                "step": step,
+                "status": format!("{:#010X}", status.cast_unsigned()),
+                "status_name": ks_allocator::Error::from_status(status).and_then(ks_allocator::Error::name),
+            })
+        });
+        let (png, png_error) = match &self.sheet {
+            Some(Ok(path)) => (Some(path.display().to_string()), None),
+            Some(Err(error)) => (None, Some(error.clone())),
+            None => (None, None),
         };
         json!({
             "status": self.status(),
@@ -453,47 +531,73 @@ impl Outcome {
             "own_allocator": run.own_allocator,
             "allocator": allocator,
             "not_started": not_started,
+            "host_pool_allocations": self.pool_calls,
             "host_failed_allocations": self.failed_by_host,
             "leaked_bytes": self.leaked_bytes,
             "violations": self.violations,
             "png": png,
+            "png_error": png_error,
         })
     }
 }
 
-/// Checks the arguments; the format they name.
-fn check_args(args: &CaptureArgs) -> Result<ImageFormat, Failure> {
-    let bad =
-        |message: String| Failure { status: EXIT_BAD_ARGUMENT, kind: "bad_argument", message };
-    let format = parse_format(&args.format).map_err(bad)?;
-    if args.frames == 0 || args.frames > MAX_FRAMES {
-        return Err(bad(format!("--frames {}: must be 1 to {MAX_FRAMES}", args.frames)));
+/// The contact sheet's file, opened (created or truncated) before the run so that a path that
+/// cannot be written is refused before anything streams.
+fn open_sheet(path: &Path) -> Result<std::fs::File, Failure> {
+    let bad = |reason: String| Failure {
+        status: EXIT_BAD_ARGUMENT,
+        kind: "bad_argument",
+        message: format!("--png {}: {reason}", path.display()),
+    };
+    if path.is_dir() {
+        return Err(bad("is a directory; name a file to write".to_owned()));
     }
-    if !(args.speed.is_finite() && (0.1..=100.0).contains(&args.speed)) {
-        return Err(bad(format!("--speed {}: must be 0.1 to 100", args.speed)));
-    }
-    if args.fail_every == Some(0) {
-        return Err(bad("--fail-every 0: K must be at least 1".to_owned()));
-    }
-    Ok(format)
+    std::fs::File::create(path).map_err(|error| bad(format!("cannot be written: {error}")))
 }
 
-/// Runs the command; returns the exit status and the report.
-pub fn run(args: &CaptureArgs) -> Result<(u8, String), Failure> {
-    let format = check_args(args)?;
+/// What a capture run gives the command line: the report for standard output, its exit
+/// status, and the failure that status reports, for standard error.
+pub struct Report {
+    /// The report (and the JSON line with `--json`).
+    pub text: String,
+    /// The exit status.
+    pub status: u8,
+    /// Why the status is not 0, if it is not.
+    pub failure: Option<String>,
+}
+
+/// Runs the command.
+///
+/// # Errors
+///
+/// A bad `--png` path, before anything runs.
+pub fn run(args: &CaptureArgs) -> Result<Report, Failure> {
+    let format = args.format;
+    let sheet_file = args.png.as_deref().map(open_sheet).transpose()?;
     ks_host::ke::set_time_scale(args.speed);
-    if let Some(k) = args.fail_every {
-        ks_host::pool::fail_every(k);
+    // Setting a schedule restarts the host's call count: one for every run, failing or not.
+    match args.fail_every {
+        Some(k) => ks_host::pool::fail_every(k),
+        None => ks_host::pool::clear_failures(),
     }
+    let failed_before = ks_host::pool::failed_allocations();
     let sink = Arc::new(Mutex::new(Sink::default()));
     let run = capture_run(format, args, &sink);
+    let pool_calls = ks_host::pool::allocation_calls();
     ks_host::pool::clear_failures();
     let mut sink =
         std::mem::take(&mut *sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
     sink.latencies.sort_unstable();
-    let sheet = match (&args.png, sink.kept.is_empty()) {
-        (Some(path), false) => Some(write_sheet(path, &format, &sink.kept).map(|()| path.clone())),
-        _ => None,
+    let sheet = match (args.png.as_ref(), sheet_file) {
+        (Some(path), Some(file)) if !sink.kept.is_empty() => {
+            Some(write_sheet(file, path, &format, &sink.kept).map(|()| path.clone()))
+        }
+        (Some(path), _) => {
+            // Nothing to draw: the file made when the path was checked goes again.
+            let _ = std::fs::remove_file(path);
+            (run.not_started.is_none()).then(|| Err("no frame was delivered to draw".to_owned()))
+        }
+        (None, _) => None,
     };
     let outcome = Outcome {
         format,
@@ -501,7 +605,8 @@ pub fn run(args: &CaptureArgs) -> Result<(u8, String), Failure> {
         p50: percentile(&sink.latencies, 0.50),
         p99: percentile(&sink.latencies, 0.99),
         sink,
-        failed_by_host: ks_host::pool::failed_allocations(),
+        pool_calls,
+        failed_by_host: ks_host::pool::failed_allocations() - failed_before,
         leaked_bytes: ks_host::pool::live().bytes,
         violations: ks_host::verifier::take_violations().iter().map(ToString::to_string).collect(),
         driver_output: ks_host::debug::take_output()
@@ -514,7 +619,7 @@ pub fn run(args: &CaptureArgs) -> Result<(u8, String), Failure> {
     if args.json {
         let _ = writeln!(text, "{}", outcome.json(args));
     }
-    Ok((outcome.status(), text))
+    Ok(Report { text, status: outcome.status(), failure: outcome.failure() })
 }
 
 /// A frame as top-down RGB rows.
@@ -559,7 +664,12 @@ fn yuv_to_rgb(luma: u8, blue_diff: u8, red_diff: u8) -> [u8; 3] {
 }
 
 /// Writes the kept frames as a grid of thumbnails (half size above 320 pixels wide).
-fn write_sheet(path: &Path, format: &ImageFormat, kept: &[(u32, Vec<u8>)]) -> Result<(), String> {
+fn write_sheet(
+    file: std::fs::File,
+    path: &Path,
+    format: &ImageFormat,
+    kept: &[(u32, Vec<u8>)],
+) -> Result<(), String> {
     let scale = if format.width > 320 { 2 } else { 1 };
     let (tw, th) = (format.width as usize / scale, format.height as usize / scale);
     let gap = 4;
@@ -581,7 +691,6 @@ fn write_sheet(path: &Path, format: &ImageFormat, kept: &[(u32, Vec<u8>)]) -> Re
             }
         }
     }
-    let file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let (w, h) = (
         u32::try_from(sw).map_err(|e| e.to_string())?,
         u32::try_from(sh).map_err(|e| e.to_string())?,

@@ -35,6 +35,8 @@ pub enum Kind {
 pub struct Report {
     /// Every field by name, then the verdict and each finding.
     pub text: String,
+    /// The verdict and each error, for standard error when the framing is invalid.
+    pub errors: String,
     /// The same as one JSON object.
     pub json: Value,
     /// [`EXIT_VALID`] or [`EXIT_INVALID`].
@@ -61,8 +63,15 @@ pub fn decode(kind: Kind, bytes: &[u8]) -> Result<Report, String> {
             ex_json(&view)
         }
         Kind::Extended => {
-            let view =
-                FramingExView::parse(bytes).map_err(|e| describe(&e, "KSALLOCATOR_FRAMING_EX"))?;
+            let view = FramingExView::parse(bytes).map_err(|e| {
+                let hint = if bytes.len() == LEGACY_LEN && Framing::parse(bytes).is_ok() {
+                    "; 24 bytes is a KSALLOCATOR_FRAMING: decode it with --legacy (the \
+                     ALLOCATORFRAMING property value) or --request (an allocator create request)"
+                } else {
+                    ""
+                };
+                format!("{}{hint}", describe(&e, "KSALLOCATOR_FRAMING_EX"))
+            })?;
             render_ex(&view, &mut text);
             view.validate(|finding| findings.push(finding));
             if view.trailing_len() > 0 {
@@ -102,21 +111,28 @@ pub fn decode(kind: Kind, bytes: &[u8]) -> Result<Report, String> {
     let errors = findings.iter().filter(|f| f.severity == Severity::Error).count();
     let warnings = findings.len() - errors;
     let verdict = if errors == 0 { "valid" } else { "INVALID" };
-    let _ = writeln!(
-        text,
+    let verdict_line = format!(
         "{verdict}: {errors} error{}, {warnings} warning{}",
         plural(errors),
         plural(warnings)
     );
+    let _ = writeln!(text, "{verdict_line}");
     for finding in &findings {
         let _ = writeln!(text, "{finding}");
+    }
+    let mut error_text = String::new();
+    if errors > 0 {
+        let _ = writeln!(error_text, "{verdict_line}");
+        for finding in findings.iter().filter(|f| f.severity == Severity::Error) {
+            let _ = writeln!(error_text, "{finding}");
+        }
     }
     json["valid"] = (errors == 0).into();
     json["errors"] = errors.into();
     json["warnings"] = warnings.into();
     json["findings"] = findings.iter().map(finding_json).collect();
     let status = if errors == 0 { EXIT_VALID } else { EXIT_INVALID };
-    Ok(Report { text, json, status })
+    Ok(Report { text, errors: error_text, json, status })
 }
 
 fn finding_json(finding: &Finding) -> Value {

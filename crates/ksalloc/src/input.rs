@@ -32,13 +32,35 @@ impl Owned {
 }
 
 /// Reads `bytes` in whichever form they are in.
+///
+/// Text is JSON when it starts with `{`, or when it is any other JSON value (an array, a string,
+/// a number, `true`, `false`, `null`: refused as not an object), after a UTF-8 byte order mark if
+/// there is one; anything else is a macro line.
 pub fn read(bytes: &[u8]) -> Result<Owned, String> {
     let text = if is_text(bytes) { std::str::from_utf8(bytes).ok() } else { None };
-    match text {
-        None => raw(bytes),
-        Some(text) if text.trim_start().starts_with('{') => json(text),
-        Some(text) => declare_simple(text),
+    let Some(text) = text else { return raw(bytes) };
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if text.trim_start().starts_with('{') {
+        return json(text);
     }
+    if let Ok(value) = serde_json::from_str::<serde_json::Value>(text) {
+        let kind = match value {
+            serde_json::Value::Array(_) => "an array",
+            serde_json::Value::String(_) => "a string",
+            serde_json::Value::Number(_) => "a number",
+            serde_json::Value::Bool(_) => "a boolean",
+            serde_json::Value::Null | serde_json::Value::Object(_) => "null",
+        };
+        return Err(format!(
+            "line 1: a JSON framing is an object with \"items\", not {kind} (see the JSON form in \
+             the book's test engineer guide)"
+        ));
+    }
+    if text.trim_start().starts_with('[') || text.trim_start().starts_with('"') {
+        // Broken JSON of another shape: its syntax error, not a macro-line message.
+        return json(text);
+    }
+    declare_simple(text)
 }
 
 /// Whether `bytes` are a text input (JSON or a macro line) rather than raw framing bytes: every

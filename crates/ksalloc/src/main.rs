@@ -5,15 +5,18 @@
 //!   `DECLARE_SIMPLE_FRAMING_EX` line), then every error and warning the validator finds.
 //! - `ksalloc framing negotiate [--json] UPSTREAM DOWNSTREAM` prints the allocator plan for two
 //!   connected pins and the reason for each choice.
-//! - `ksalloc capture [--format F] [--frames N] [--png FILE] [--json] [--fail-every K]` loads
-//!   the sample capture driver in the user-mode host, streams it to a sink that checks every
-//!   frame, and reports the plan, deliveries, drops, latency, allocator statistics and leaks
-//!   (exit 0 streamed, 1 could not start, 2 bad argument).
+//! - `ksalloc capture [--format F] [--frames N] [--png FILE] [--json] [--fail-every K]
+//!   [--speed X]` loads the sample capture driver in the user-mode host, streams it to a sink
+//!   that checks every frame, and reports the plan, deliveries, drops, latency, allocator
+//!   statistics and leaks.
 //!
-//! Exit status: 0 valid / a plan, 1 the framing has errors / the framings cannot be reconciled
-//! (the conflict is named), 2 the input cannot be read or parsed, 64 a usage error (unknown or
-//! conflicting options; `--help` and `--version` exit 0). With `--json`, a failure is also one
-//! JSON object on standard output: `{"status": N, "kind": "...", "error": "..."}`.
+//! Exit status: 0 valid / a plan / it streamed; 1 the framing has errors / the framings cannot be
+//! reconciled (the conflict is named) / the stream could not start (the step and its status are
+//! named); 2 the input cannot be read or parsed, or an option's value is bad (the message names
+//! the option and what it accepts); 64 a usage error (an unknown, missing or conflicting
+//! option; `--help` and `--version` exit 0); 74 the contact sheet could not be written. Every
+//! failure's reason goes to standard error; with `--json`, a failure is also one JSON object on
+//! standard output: `{"status": N, "kind": "...", "error": "..."}`.
 
 use std::{
     io::{self, Read, Write},
@@ -31,13 +34,19 @@ mod negotiate;
 
 /// Exit status of a usage error (`EX_USAGE` of sysexits.h), apart from the input's own 0-2.
 const EXIT_USAGE: u8 = 64;
+/// Exit status of a bad option value (the same as unreadable input: the value cannot be used).
+const EXIT_BAD_VALUE: u8 = 2;
 
-/// Decode, check and negotiate Windows kernel-streaming allocator framings.
-///
-/// Exit status: 0 valid framing or a plan; 1 the framing has errors or the framings cannot be
-/// reconciled; 2 unreadable input; 64 usage error.
+/// What `ksalloc --help`, `-h` and `help` print after the commands.
+const EXIT_STATUS_HELP: &str = "\
+Exit status: 0 a valid framing, a plan, or a capture that streamed; 1 the framing has errors, \
+the framings cannot be reconciled, or the stream could not start; 2 unreadable input or a bad \
+option value; 64 a usage error; 74 the contact sheet could not be written.";
+
+/// Windows kernel-streaming allocators: decode, check and negotiate allocator framings, and
+/// stream the sample AVStream capture driver in the user-mode host.
 #[derive(Debug, Parser)]
-#[command(name = "ksalloc", version, about, long_about)]
+#[command(name = "ksalloc", version, about, long_about = None, after_help = EXIT_STATUS_HELP)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -48,12 +57,9 @@ enum Command {
     /// Decode, validate and negotiate allocator framings.
     #[command(subcommand)]
     Framing(FramingCommand),
-    /// Load the sample capture driver in the user-mode host and stream it to a checking sink.
-    ///
-    /// Prints the negotiated allocator plan, frames delivered and dropped, out-of-order and
-    /// bad frames, latency percentiles, the allocator's statistics and the pool memory left at
-    /// unload. Exit status: 0 it streamed (possibly degraded), 1 the stream could not start,
-    /// 2 a bad argument.
+    /// Load the sample capture driver in the user-mode host and stream it to a checking sink:
+    /// the negotiated plan, frames delivered and dropped, latency, allocator statistics, leaks.
+    #[command(long_about = None, after_help = capture::EXIT_STATUS_HELP)]
     Capture(capture::CaptureArgs),
 }
 
@@ -176,19 +182,41 @@ fn decode(args: &DecodeArgs) -> Result<decode::Report, Failure> {
         .map_err(|reason| Failure::unreadable(format!("{}: {reason}", args.file.display())))
 }
 
+/// The exit status of a command line clap refused: a value that cannot be used is a bad
+/// value (2), like unreadable input; anything else (unknown, missing, repeated or conflicting
+/// options) a usage error (64); help and version are not errors.
+fn clap_status(error: &clap::Error) -> u8 {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    // clap reports a missing value as an empty invalid one: that is a usage error.
+    let given = !matches!(
+        error.get(ContextKind::InvalidValue),
+        Some(ContextValue::String(value)) if value.is_empty()
+    );
+    match error.kind() {
+        _ if !error.use_stderr() => 0,
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation | ErrorKind::InvalidUtf8 if given => {
+            EXIT_BAD_VALUE
+        }
+        _ => EXIT_USAGE,
+    }
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {
             let _ = error.print();
-            return if error.use_stderr() { ExitCode::from(EXIT_USAGE) } else { ExitCode::SUCCESS };
+            return ExitCode::from(clap_status(&error));
         }
     };
     match cli.command {
         Command::Capture(args) => match capture::run(&args) {
-            Ok((status, report)) => {
-                print(&report);
-                ExitCode::from(status)
+            Ok(outcome) => {
+                print(&outcome.text);
+                if let Some(failure) = &outcome.failure {
+                    eprintln!("ksalloc: {failure}");
+                }
+                ExitCode::from(outcome.status)
             }
             Err(failure) => failure.report(args.json),
         },
@@ -205,6 +233,9 @@ fn main() -> ExitCode {
                     print(&format!("{}\n", report.json));
                 } else {
                     print(&report.text);
+                }
+                for line in report.errors.lines() {
+                    eprintln!("ksalloc: {}: {line}", args.file.display());
                 }
                 ExitCode::from(report.status)
             }

@@ -220,9 +220,74 @@ fn usage_errors_have_a_status_of_their_own() {
     let output = ksalloc(&["--help"], None);
     assert_eq!(output.status.code(), Some(0));
     let help = text(&output.stdout);
-    assert!(help.contains("Decode, check and negotiate"), "{help}");
-    assert!(help.contains("64 usage error"), "{help}");
+    for command in ["framing", "capture"] {
+        assert!(help.contains(command), "{help}");
+    }
+    assert!(help.contains("64 a usage error"), "{help}");
+    // -h, --help and `help` say the same.
+    assert_eq!(text(&ksalloc(&["-h"], None).stdout), help);
+    assert_eq!(text(&ksalloc(&["help"], None).stdout), help);
     assert_eq!(ksalloc(&["framing", "negotiate", "--help"], None).status.code(), Some(0));
+    let capture = text(&ksalloc(&["capture", "--help"], None).stdout);
+    assert_eq!(text(&ksalloc(&["capture", "-h"], None).stdout), capture);
+    for range in ["1 to 100000", "0.1 to 100", "at least 1", "64 a usage error"] {
+        assert!(capture.contains(range), "{range}: {capture}");
+    }
+}
+
+#[test]
+fn an_invalid_framing_says_why_on_standard_error() {
+    let mut bytes = avshws();
+    bytes[24 + 48] = 5; // FramingItem[0].FileAlignment = 5
+    let output = ksalloc(&["framing", "decode", "-"], Some(&bytes));
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("ksalloc: -: INVALID: 1 error, 0 warnings"), "{stderr}");
+    assert!(
+        stderr.contains("FramingItem[0].FileAlignment: 0x5 is not an alignment mask"),
+        "{stderr}"
+    );
+    // A valid one writes nothing there.
+    assert!(ksalloc(&["framing", "decode", "-"], Some(&avshws())).stderr.is_empty());
+}
+
+#[test]
+fn json_that_is_not_an_object_is_named_as_json() {
+    for (input, kind) in
+        [(&b"[]"[..], "not an array"), (b"\"x\"", "not a string"), (b" 42\n", "not a number")]
+    {
+        let output = ksalloc(&["framing", "decode", "-"], Some(input));
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("a JSON framing is an object"), "{stderr}");
+        assert!(stderr.contains(kind), "{stderr}");
+        assert!(!stderr.contains("argument(s)"), "{stderr}");
+    }
+    // The sample JSON file of many framings is an array: refused as such, not as a macro line.
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/framings.json");
+    if corpus.exists() {
+        let output = ksalloc(&["framing", "decode", corpus.to_str().unwrap()], None);
+        assert!(text(&output.stderr).contains("not an array"), "{}", text(&output.stderr));
+    }
+    // A broken array is a JSON syntax error.
+    let output = ksalloc(&["framing", "decode", "-"], Some(b"[1, 2"));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(!text(&output.stderr).contains("argument(s)"), "{}", text(&output.stderr));
+    // An object after a UTF-8 byte order mark is read as JSON.
+    let mut bom = "\u{feff}".as_bytes().to_vec();
+    bom.extend_from_slice(br#"{"items": [{"memory_type": "KernelNonPaged"}]}"#);
+    let output = ksalloc(&["framing", "decode", "-"], Some(&bom));
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+}
+
+#[test]
+fn a_legacy_framing_decoded_as_extended_gets_a_hint() {
+    let legacy = words(&[2, 0, 2, 153_600, 0, 0]);
+    let output = ksalloc(&["framing", "decode", "-"], Some(&legacy));
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("24 bytes is a KSALLOCATOR_FRAMING"), "{stderr}");
+    assert!(stderr.contains("--legacy") && stderr.contains("--request"), "{stderr}");
 }
 
 #[test]
