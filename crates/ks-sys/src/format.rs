@@ -1,6 +1,8 @@
 //! Data formats, data ranges and the video format structures (`ks.h`, `ksmedia.h`).
 
-use crate::{DWORD, GUID, LONG, LONGLONG, RECT, REFERENCE_TIME, SIZE, ULONG, WINBOOL, WORD};
+use crate::{
+    DWORD, GUID, HANDLE, LONG, LONGLONG, RECT, REFERENCE_TIME, SIZE, ULONG, WINBOOL, WORD,
+};
 
 ks_struct! {
     /// `KSDATAFORMAT`: header of every data format. `KSDATARANGE` has the same layout.
@@ -180,6 +182,48 @@ ks_struct! {
     }
 }
 
+ks_struct! {
+    /// `KSATTRIBUTE`: the header of one attribute in the list that follows a data range or a
+    /// format with `KSDATARANGE_ATTRIBUTES` / `KSDATAFORMAT_ATTRIBUTES`.
+    pub struct KSATTRIBUTE (size 24, align 4) {
+        /// Size of the attribute, this header included.
+        pub Size: ULONG => 0,
+        /// `KSATTRIBUTE_REQUIRED` or 0.
+        pub Flags: ULONG => 4,
+        /// What the attribute is.
+        pub Attribute: GUID => 8,
+    }
+}
+
+ks_struct! {
+    /// `KS_FRAME_INFO` (`ksmedia.h`): the extended header of a video frame, after its
+    /// `KSSTREAM_HEADER`, when the pin asked for one (`KSPIN.StreamHeaderSize`).
+    pub struct KS_FRAME_INFO (size 72, align 8) {
+        /// `sizeof(KS_FRAME_INFO)`.
+        pub ExtendedHeaderSize: ULONG => 0,
+        /// `KS_VIDEO_FLAG_*`.
+        pub dwFrameFlags: DWORD => 4,
+        /// Frames captured since the stream started.
+        pub PictureNumber: LONGLONG => 8,
+        /// Frames dropped since the stream started.
+        pub DropCount: LONGLONG => 16,
+        /// DirectDraw surface (unused here).
+        pub hDirectDraw: HANDLE => 24,
+        /// DirectDraw surface handle (unused here).
+        pub hSurfaceHandle: HANDLE => 32,
+        /// DirectDraw rectangle (unused here).
+        pub DirectDrawRect: RECT => 40,
+        /// Reserved.
+        pub Reserved1: DWORD => 56,
+        /// Reserved.
+        pub Reserved2: DWORD => 60,
+        /// Reserved.
+        pub Reserved3: DWORD => 64,
+        /// Reserved.
+        pub Reserved4: DWORD => 68,
+    }
+}
+
 ks_consts! {
     FORMAT_FLAGS, "A flag of `KSDATAFORMAT.Flags` / `KSDATARANGE.Flags`, or a video stream flag.";
     /// Bit number of `KSDATAFORMAT_TEMPORAL_COMPRESSION`.
@@ -206,6 +250,14 @@ ks_consts! {
     KS_VIDEOSTREAM_STILL: ULONG = 0x1000;
     /// `biCompression` of uncompressed RGB.
     KS_BI_RGB: DWORD = 0;
+    /// `KSATTRIBUTE.Flags`: the attribute must be understood, or the range does not match.
+    KSATTRIBUTE_REQUIRED: ULONG = 1;
+    /// `KS_FRAME_INFO.dwFrameFlags`: a whole frame (not a field).
+    KS_VIDEO_FLAG_FRAME: DWORD = 0;
+    /// `KS_FRAME_INFO.dwFrameFlags`: field 1.
+    KS_VIDEO_FLAG_FIELD1: DWORD = 1;
+    /// `KS_FRAME_INFO.dwFrameFlags`: field 2.
+    KS_VIDEO_FLAG_FIELD2: DWORD = 2;
 }
 
 ks_consts! {

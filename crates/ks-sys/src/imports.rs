@@ -102,6 +102,11 @@ ks_imports! {
     pub fn KsPinGetParentFilter(Pin: PKSPIN) -> PKSFILTER;
     /// Asks AVStream to call the pin's process callback. IRQL <= DISPATCH_LEVEL.
     pub fn KsPinAttemptProcessing(Pin: PKSPIN, Asynchronous: BOOLEAN);
+    /// Takes the pin's processing mutex: no process callback of the pin runs until it is
+    /// released. Not recursive. PASSIVE_LEVEL.
+    pub fn KsPinAcquireProcessingMutex(Pin: PKSPIN);
+    /// Releases the pin's processing mutex. PASSIVE_LEVEL.
+    pub fn KsPinReleaseProcessingMutex(Pin: PKSPIN);
     /// The leading-edge stream pointer of a pin's queue. IRQL <= DISPATCH_LEVEL.
     pub fn KsPinGetLeadingEdgeStreamPointer(
         Pin: PKSPIN,

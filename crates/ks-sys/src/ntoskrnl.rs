@@ -12,6 +12,7 @@ use crate::{
     ACCESS_MASK, BOOLEAN, HANDLE, KPROCESSOR_MODE, LARGE_INTEGER, LONG, LONG_PTR, NTSTATUS,
     PDRIVER_OBJECT, PIRP, PKDEFERRED_ROUTINE, PKDPC, PKTIMER, POBJECT_HANDLE_INFORMATION,
     POBJECT_TYPE, POOL_FLAGS, POOL_TYPE, PRKDPC, PUNICODE_STRING, PVOID, SIZE_T, TIMER_TYPE, ULONG,
+    ULONGLONG,
 };
 
 /// Interrupt request level.
@@ -78,6 +79,9 @@ ks_imports! {
     pub fn KeCancelTimer(Timer: PKTIMER) -> BOOLEAN;
     /// Returns once every DPC queued on any processor has run. PASSIVE_LEVEL.
     pub fn KeFlushQueuedDpcs();
+    /// The interrupt time (100 ns units since boot), not counting time the system slept: the
+    /// clock relative timers run on. Any IRQL.
+    pub fn KeQueryUnbiasedInterruptTime() -> ULONGLONG;
 }
 
 // A data export is only reachable through its import slot (`__imp_IoFileObjectType`), which

@@ -492,7 +492,7 @@ fn nt_type_size(nt: &Value, c_type: &str) -> usize {
     }
     let by_name = match c_type {
         "ACCESS_MASK" | "ULONG" | "LONG" => Some(4),
-        "SIZE_T" | "ULONG_PTR" | "LONG_PTR" | "ULONG64" => Some(8),
+        "SIZE_T" | "ULONG_PTR" | "LONG_PTR" | "ULONG64" | "ULONGLONG" => Some(8),
         "BOOLEAN" | "UCHAR" | "CCHAR" => Some(1),
         // PVOID, PIRP, PUNICODE_STRING, POBJECT_TYPE, PCSTR, ...: pointer typedefs of wdm.h.
         p if p.starts_with('P') && p.chars().nth(1).is_some_and(|c| c.is_ascii_uppercase()) => {
