@@ -11,7 +11,9 @@
 //! returns whether the timer was set and leaves a DPC it already queued to run.
 //!
 //! Tests can make time pass faster ([`set_time_scale`]): due times and periods are divided by
-//! the scale. Freeing pool memory that holds a set timer or a queued DPC is a violation (Driver
+//! the scale, and the interrupt time (`KeQueryUnbiasedInterruptTime`, and the time a timer DPC
+//! receives) runs that many times faster, so a driver that computes due times from the clock sees
+//! one consistent time. Freeing pool memory that holds a set timer or a queued DPC is a violation (Driver
 //! Verifier catches the same), and so is a timer still set when the session ends.
 
 use std::{
@@ -53,6 +55,31 @@ struct State {
     queued_seq: u64,
     done_seq: u64,
     scale: f64,
+    /// The interrupt time's origin: a real instant and the interrupt time (100 ns units) then.
+    clock: Option<(Instant, u64)>,
+}
+
+impl State {
+    /// The interrupt time now: 100 ns units of scaled time since the host started.
+    fn interrupt_time(&mut self) -> u64 {
+        let now = Instant::now();
+        let (origin, at) = *self.clock.get_or_insert((now, 0));
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss,
+            reason = "100 ns ticks of a test run fit a u64 many times over"
+        )]
+        let elapsed = (now.duration_since(origin).as_nanos() as f64 / 100.0 * self.scale) as u64;
+        at.saturating_add(elapsed)
+    }
+
+    /// Changes the scale from now on, keeping the interrupt time continuous.
+    fn rescale(&mut self, scale: f64) {
+        let at = self.interrupt_time();
+        self.clock = Some((Instant::now(), at));
+        self.scale = scale;
+    }
 }
 
 struct Engine {
@@ -177,7 +204,7 @@ fn dpc_thread() {
         // SAFETY: a queued DPC is live: freeing one is a violation (see `check_free`), and the
         // session waits for the queue before it ends.
         let (routine, context) = unsafe { routine_of(dpc) };
-        let interrupt_time = interrupt_time();
+        let interrupt_time = usize::try_from(lock().interrupt_time()).unwrap_or(usize::MAX);
         if let Some(routine) = routine {
             // SAFETY: the routine `KeInitializeDpc` stored, called as the kernel calls a timer DPC:
             // the DPC, its context and the interrupt time split in two.
@@ -197,13 +224,6 @@ fn dpc_thread() {
     }
 }
 
-/// 100 ns units since the host started.
-fn interrupt_time() -> usize {
-    static START: OnceLock<Instant> = OnceLock::new();
-    let elapsed = START.get_or_init(Instant::now).elapsed();
-    usize::try_from(elapsed.as_nanos() / 100).unwrap_or(usize::MAX)
-}
-
 /// Makes timers run `scale` times faster than real time (due times and periods are divided by
 /// it); 1.0 is real time. Affects timers set from now on.
 ///
@@ -212,7 +232,16 @@ fn interrupt_time() -> usize {
 /// If `scale` is not a positive, finite number.
 pub fn set_time_scale(scale: f64) {
     assert!(scale.is_finite() && scale > 0.0, "time scale {scale}");
-    lock().scale = scale;
+    lock().rescale(scale);
+}
+
+/// `KeQueryUnbiasedInterruptTime`: the interrupt time, in 100 ns units, scaled as timers are
+/// ([`set_time_scale`]). Any IRQL.
+// SAFETY: no other symbol of a host process is named `KeQueryUnbiasedInterruptTime`; ks-sys
+// declares it with exactly this signature.
+#[unsafe(no_mangle)]
+pub extern "system" fn KeQueryUnbiasedInterruptTime() -> u64 {
+    lock().interrupt_time()
 }
 
 /// The DPCs queued but not yet run, and whether one is running.
@@ -243,7 +272,7 @@ pub(crate) fn reset() -> usize {
     let set = state.timers.values().filter(|t| t.due.is_some()).count();
     state.timers.clear();
     state.heap.clear();
-    state.scale = 1.0;
+    state.rescale(1.0);
     engine.timers_changed.notify_all();
     set
 }

@@ -59,6 +59,7 @@ fn reset_all() -> Leftovers {
     let _ = crate::debug::take_output();
     crate::debug::reset();
     crate::routines::unhide_all();
+    crate::avstream::fail_leading_edge_locks(0);
     Leftovers { timers, pool, references, violations }
 }
 

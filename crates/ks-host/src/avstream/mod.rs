@@ -22,6 +22,7 @@
 //! processing, input pins' data, stream-pointer clones and the trailing edge, power, and format
 //! changes after creation. The routines behind those are absent.
 
+mod class;
 mod object;
 mod stream;
 
@@ -50,9 +51,9 @@ use ks_sys::{
 
 use crate::irql::{DISPATCH_LEVEL, PASSIVE_LEVEL};
 
-pub use stream::{Completed, Consumer};
+pub use stream::{Completed, Consumer, fail_leading_edge_locks, failed_leading_edge_locks};
 
-use object::{Bag, Held, Kind, Object, RecursiveMutex};
+use object::{Bag, ControlMutex, Held, Kind, Object};
 
 /// A driver's entry point.
 pub type DriverEntry = unsafe extern "system" fn(PDRIVER_OBJECT, PUNICODE_STRING) -> NTSTATUS;
@@ -182,6 +183,8 @@ impl<P, S> Owned<P, S> {
         let state = unsafe { &(*raw).state };
         header.bag = state.bag();
         header.control = state.control();
+        // SAFETY: the bag lives in the object's state, at its final address.
+        unsafe { (*header.bag).bind(header.control) };
         Self(object)
     }
 
@@ -215,12 +218,12 @@ impl<P, S> Drop for Owned<P, S> {
 /// What every object state has: a bag and a control mutex.
 trait HasBag {
     fn bag(&self) -> *const Bag;
-    fn control(&self) -> *const RecursiveMutex;
+    fn control(&self) -> *const ControlMutex;
 }
 
 struct DeviceState {
     bag: Bag,
-    mutex: RecursiveMutex,
+    mutex: ControlMutex,
     fdo: Box<Opaque<DEVICE_OBJECT_SIZE>>,
     factories: Mutex<Vec<Owned<KSFILTERFACTORY, FactoryState>>>,
 }
@@ -229,7 +232,7 @@ impl HasBag for DeviceState {
     fn bag(&self) -> *const Bag {
         &raw const self.bag
     }
-    fn control(&self) -> *const RecursiveMutex {
+    fn control(&self) -> *const ControlMutex {
         &raw const self.mutex
     }
 }
@@ -237,7 +240,7 @@ impl HasBag for DeviceState {
 struct FactoryState {
     bag: Bag,
     /// The device's mutex.
-    control: *const RecursiveMutex,
+    control: *const ControlMutex,
     reference: Vec<u16>,
 }
 
@@ -245,7 +248,7 @@ impl HasBag for FactoryState {
     fn bag(&self) -> *const Bag {
         &raw const self.bag
     }
-    fn control(&self) -> *const RecursiveMutex {
+    fn control(&self) -> *const ControlMutex {
         self.control
     }
 }
@@ -263,7 +266,7 @@ impl Device {
     fn add(descriptor: &'static KSDEVICE_DESCRIPTOR) -> Result<Self, NTSTATUS> {
         let state = DeviceState {
             bag: Bag::default(),
-            mutex: RecursiveMutex::default(),
+            mutex: ControlMutex::new("device mutex"),
             fdo: Box::new(Opaque([0; DEVICE_OBJECT_SIZE])),
             factories: Mutex::new(Vec::new()),
         };
@@ -290,8 +293,9 @@ impl Device {
             }
         }
         this.added = true;
+        // AVStream does not hold the device mutex across Start: a driver that creates filter
+        // factories there takes it itself, as KsCreateFilterFactory requires.
         if let Some(start) = dispatch.and_then(|d| d.Start) {
-            let _held = Held::new(&this.object.state().mutex);
             // SAFETY: the driver's Start callback; no IRP or resources are modelled.
             let status = unsafe {
                 start(device, std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut())
@@ -314,6 +318,7 @@ impl Device {
                 )
             }
         };
+        let held = Held::new(&this.object.state().mutex);
         for filter in descriptors {
             // SAFETY: the device's FDO and a filter descriptor of the driver's statics.
             let status = unsafe {
@@ -332,6 +337,7 @@ impl Device {
                 return Err(status);
             }
         }
+        drop(held);
         Ok(this)
     }
 
@@ -374,7 +380,7 @@ impl Device {
         let device = self.as_ptr();
         let state = FilterState {
             bag: Bag::default(),
-            mutex: RecursiveMutex::default(),
+            mutex: ControlMutex::new("filter control mutex"),
             instances: Mutex::new(vec![0; descriptor.PinDescriptorsCount as usize]),
         };
         // SAFETY: KSFILTER is plain data: NULL pointers are valid.
@@ -477,6 +483,7 @@ pub unsafe extern "system" fn KsCreateFilterFactory(
     let state_ptr = std::ptr::from_ref(header).cast::<Object<KSDEVICE, DeviceState>>();
     // SAFETY: a device header starts an `Object<KSDEVICE, DeviceState>`.
     let device_state = unsafe { &(*state_ptr).state };
+    device_state.mutex.require_held(ROUTINE, "creating a filter factory");
     let mut reference = Vec::new();
     if !RefString.is_null() {
         for i in 0.. {
@@ -508,7 +515,7 @@ pub unsafe extern "system" fn KsCreateFilterFactory(
 
 struct FilterState {
     bag: Bag,
-    mutex: RecursiveMutex,
+    mutex: ControlMutex,
     /// Pins open, by pin factory.
     instances: Mutex<Vec<u32>>,
 }
@@ -517,7 +524,7 @@ impl HasBag for FilterState {
     fn bag(&self) -> *const Bag {
         &raw const self.bag
     }
-    fn control(&self) -> *const RecursiveMutex {
+    fn control(&self) -> *const ControlMutex {
         &raw const self.mutex
     }
 }
@@ -546,6 +553,149 @@ fn pin_descriptor(
     let address = descriptor.PinDescriptors.wrapping_byte_add(stride * id as usize);
     // SAFETY: `PinDescriptorsCount` descriptors `PinDescriptorSize` bytes apart, driver statics.
     unsafe { address.as_ref() }
+}
+
+/// The client ranges of a data-intersection request (a `KSMULTIPLE_ITEM` of ranges, each
+/// 8-byte aligned, each followed by its attribute list when its `Flags` say so): each range's
+/// offset in `request` and whether it has required attributes; `None` if the request is
+/// malformed.
+fn client_ranges(request: &[u8]) -> Option<Vec<(usize, bool)>> {
+    let word = |at: usize| {
+        request.get(at..at + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    };
+    let (size, count) = (word(0)?, word(4)?);
+    if size < 8 || size > request.len() || count == 0 {
+        return None;
+    }
+    let mut ranges = Vec::new();
+    let mut at: usize = 8;
+    for _ in 0..count {
+        at = at.checked_add(7)? & !7;
+        let range_size = word(at)?;
+        let flags = word(at + 4)?;
+        if range_size < size_of::<KSDATARANGE>() || at.checked_add(range_size)? > size {
+            return None;
+        }
+        let attributes = flags & ks_sys::KSDATARANGE_ATTRIBUTES as usize != 0;
+        let required = flags & ks_sys::KSDATARANGE_REQUIRED_ATTRIBUTES as usize != 0;
+        ranges.push((at, required));
+        at += range_size;
+        if attributes {
+            at = at.checked_add(7)? & !7;
+            let list_size = word(at)?;
+            if list_size < 8 || at.checked_add(list_size)? > size {
+                return None;
+            }
+            at += list_size;
+        }
+    }
+    Some(ranges)
+}
+
+/// The part of a `KSPROPERTY_PIN_DATAINTERSECTION` request after its `KSP_PIN`, built as a
+/// client builds it: a `KSMULTIPLE_ITEM` of data ranges, each 8-byte aligned, each optionally
+/// followed by an attribute list (a `KSMULTIPLE_ITEM` of `KSATTRIBUTE`s).
+#[derive(Clone, Debug)]
+pub struct IntersectionRequest {
+    bytes: Vec<u8>,
+}
+
+impl Default for IntersectionRequest {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl IntersectionRequest {
+    /// A request with no range yet.
+    #[must_use]
+    pub fn new() -> Self {
+        Self { bytes: vec![8, 0, 0, 0, 0, 0, 0, 0] }
+    }
+
+    fn align(&mut self) {
+        while !self.bytes.len().is_multiple_of(8) {
+            self.bytes.push(0);
+        }
+    }
+
+    fn finish_item(&mut self) {
+        let size = u32::try_from(self.bytes.len()).unwrap_or(u32::MAX);
+        let count =
+            u32::from_le_bytes([self.bytes[4], self.bytes[5], self.bytes[6], self.bytes[7]]);
+        self.bytes[..4].copy_from_slice(&size.to_le_bytes());
+        self.bytes[4..8].copy_from_slice(&(count + 1).to_le_bytes());
+    }
+
+    /// Adds a client range (its bytes as they are, `FormatSize` first).
+    #[must_use]
+    pub fn range(mut self, range: &[u8]) -> Self {
+        self.align();
+        self.bytes.extend_from_slice(range);
+        self.finish_item();
+        self
+    }
+
+    /// Adds a client range followed by an attribute list: each attribute's GUID, whether it
+    /// is required (`KSATTRIBUTE_REQUIRED`), and its payload after the `KSATTRIBUTE` header.
+    /// The range's copy gets `KSDATARANGE_ATTRIBUTES`, and `KSDATARANGE_REQUIRED_ATTRIBUTES`
+    /// when an attribute is required.
+    #[must_use]
+    pub fn range_with_attributes(
+        mut self,
+        range: &[u8],
+        attributes: &[(ks_sys::GUID, bool, &[u8])],
+    ) -> Self {
+        self.align();
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(range);
+        let mut flags = ks_sys::KSDATARANGE_ATTRIBUTES;
+        if attributes.iter().any(|(_, required, _)| *required) {
+            flags |= ks_sys::KSDATARANGE_REQUIRED_ATTRIBUTES;
+        }
+        if let Some(field) = self.bytes.get_mut(start + 4..start + 8) {
+            let old = u32::from_le_bytes([field[0], field[1], field[2], field[3]]);
+            field.copy_from_slice(&(old | flags).to_le_bytes());
+        }
+        self.align();
+        let list = self.bytes.len();
+        self.bytes.extend_from_slice(&[0; 8]);
+        for (guid, required, payload) in attributes {
+            self.align();
+            let size =
+                u32::try_from(size_of::<ks_sys::KSATTRIBUTE>() + payload.len()).unwrap_or(u32::MAX);
+            self.bytes.extend_from_slice(&size.to_le_bytes());
+            let flag = if *required { ks_sys::KSATTRIBUTE_REQUIRED } else { 0 };
+            self.bytes.extend_from_slice(&flag.to_le_bytes());
+            self.bytes.extend_from_slice(&guid.Data1.to_le_bytes());
+            self.bytes.extend_from_slice(&guid.Data2.to_le_bytes());
+            self.bytes.extend_from_slice(&guid.Data3.to_le_bytes());
+            self.bytes.extend_from_slice(&guid.Data4);
+            self.bytes.extend_from_slice(payload);
+        }
+        let list_size = u32::try_from(self.bytes.len() - list).unwrap_or(u32::MAX);
+        let count = u32::try_from(attributes.len()).unwrap_or(u32::MAX);
+        self.bytes[list..list + 4].copy_from_slice(&list_size.to_le_bytes());
+        self.bytes[list + 4..list + 8].copy_from_slice(&count.to_le_bytes());
+        self.finish_item();
+        self
+    }
+
+    /// The request's bytes.
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// `bytes` in 8-byte words, as KS keeps a format it copied from a request.
+fn aligned_copy(bytes: &[u8]) -> Box<[u64]> {
+    let mut storage = vec![0u64; bytes.len().div_ceil(8)].into_boxed_slice();
+    // SAFETY: `storage` has at least `bytes.len()` bytes; the two do not overlap.
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), storage.as_mut_ptr().cast(), bytes.len());
+    }
+    storage
 }
 
 /// A pin descriptor's data ranges.
@@ -588,34 +738,65 @@ impl Filter<'_> {
             .unwrap_or_default()
     }
 
-    /// Data intersection, as `KSPROPERTY_PIN_DATAINTERSECTION` does it: for each of the pin
-    /// factory's ranges whose GUIDs match `client_range`, the pin's intersect handler is asked
-    /// for the size, then for the format; the first match is returned. PASSIVE_LEVEL.
+    /// Data intersection for one client range, as a client that first asks for the size does
+    /// it: a [`data_intersection`](Self::data_intersection) request with `client_range` alone
+    /// and no buffer, then one with a buffer of the size returned. PASSIVE_LEVEL.
     ///
     /// # Errors
     ///
-    /// `STATUS_NO_MATCH` when no range gives a format; `STATUS_INVALID_PARAMETER` for no such
-    /// pin factory or a client range shorter than a `KSDATARANGE` or its `FormatSize`; the
-    /// handler's failure status; `STATUS_NOT_SUPPORTED` for a pin without a handler (the host
-    /// does not model the default intersection).
+    /// As [`data_intersection`](Self::data_intersection), or `STATUS_INVALID_PARAMETER` for a
+    /// client range shorter than a `KSDATARANGE` or than its `FormatSize`.
     pub fn intersect(&self, id: u32, client_range: &[u8]) -> Result<Vec<u8>, NTSTATUS> {
-        crate::verifier::require_irql_at_most("KsPinDataIntersectionEx", PASSIVE_LEVEL);
-        let pin = pin_descriptor(self.descriptor, id).ok_or(STATUS_INVALID_PARAMETER)?;
         let declared = client_range.first_chunk::<4>().map(|b| u32::from_le_bytes(*b) as usize);
         if client_range.len() < size_of::<KSDATARANGE>() || declared != Some(client_range.len()) {
             return Err(STATUS_INVALID_PARAMETER);
         }
-        let handler = pin.IntersectHandler.ok_or(ks_sys::STATUS_NOT_SUPPORTED)?;
-        // An aligned copy of the client's range, as KS makes of the IRP's buffer.
-        let mut caller = vec![0u64; client_range.len().div_ceil(8)];
-        // SAFETY: `caller` has at least `client_range.len()` bytes.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                client_range.as_ptr(),
-                caller.as_mut_ptr().cast(),
-                client_range.len(),
-            );
+        let request = IntersectionRequest::new().range(client_range);
+        let probe = self.data_intersection(id, request.as_bytes(), &mut []);
+        if probe.status != ks_sys::STATUS_BUFFER_OVERFLOW {
+            return Err(if probe.status >= 0 { STATUS_INVALID_PARAMETER } else { probe.status });
         }
+        let mut format = vec![0u8; probe.information];
+        let reply = self.data_intersection(id, request.as_bytes(), &mut format);
+        if reply.status < 0 {
+            return Err(reply.status);
+        }
+        format.truncate(reply.information);
+        Ok(format)
+    }
+
+    /// `KSPROPERTY_PIN_DATAINTERSECTION` on pin factory `id`, as a client sends it: `request`
+    /// is what follows the `KSP_PIN` (a `KSMULTIPLE_ITEM` of data ranges, each 8-byte aligned
+    /// and followed by its attribute list when it has `KSDATARANGE_ATTRIBUTES`; see
+    /// [`IntersectionRequest`]) and `output` the client's buffer, of any length (empty asks for
+    /// the size). As AVStream does: for each client range in order, each of the pin's ranges
+    /// whose GUIDs match it (wildcards allowed) and whose required attributes match (the sample's
+    /// ranges have none, so a client range with `KSDATARANGE_REQUIRED_ATTRIBUTES` matches none) is
+    /// passed with the client range to the pin's intersect handler, with the filter's control
+    /// mutex held; the first answer other than `STATUS_NO_MATCH` is the reply (a format, or the
+    /// size with `STATUS_BUFFER_OVERFLOW` / `STATUS_BUFFER_TOO_SMALL`). PASSIVE_LEVEL.
+    ///
+    /// Replies: `STATUS_NO_MATCH` when nothing matches; `STATUS_INVALID_PARAMETER` for no such
+    /// pin factory or a malformed request (a size or count the bytes do not hold, a range
+    /// shorter than a `KSDATARANGE`, an attribute list that overruns); `STATUS_NOT_SUPPORTED`
+    /// for a pin without a handler (the host does not model the default intersection); the
+    /// handler's own failures.
+    #[must_use]
+    pub fn data_intersection(
+        &self,
+        id: u32,
+        request: &[u8],
+        output: &mut [u8],
+    ) -> crate::property::Reply {
+        use crate::property::Reply;
+        crate::verifier::require_irql_at_most("KsPinDataIntersectionEx", PASSIVE_LEVEL);
+        let invalid = Reply { status: STATUS_INVALID_PARAMETER, information: 0 };
+        let Some(pin) = pin_descriptor(self.descriptor, id) else { return invalid };
+        let Some(ranges) = client_ranges(request) else { return invalid };
+        let Some(handler) = pin.IntersectHandler else {
+            return Reply { status: ks_sys::STATUS_NOT_SUPPORTED, information: 0 };
+        };
+        let Ok(buffer_size) = ULONG::try_from(output.len()) else { return invalid };
         let mut ksp_pin = ks_sys::KSP_PIN {
             Property: ks_sys::KSIDENTIFIER {
                 Set: ks_sys::KSPROPSETID_Pin,
@@ -626,52 +807,57 @@ impl Filter<'_> {
             Reserved: 0,
         };
         let _held = Held::new(&self.object.state().mutex);
-        let mut irp = crate::irp::HostIrp::new(crate::irp::Kind::Bare, ks_sys::UserMode, 0, 0);
-        for range in data_ranges(pin) {
-            if !guids_match(range_bytes(*range), client_range) {
-                continue;
-            }
-            let mut ask = |buffer_size: ULONG, data: *mut u64, out_size: &mut ULONG| {
-                // SAFETY: the pin's handler: the filter as context, the client's range, one of
-                // the pin's ranges, and `data` NULL (a size query) or `buffer_size` writable
-                // bytes.
-                unsafe {
+        let mut irp = crate::irp::HostIrp::new(
+            crate::irp::Kind::Bare,
+            ks_sys::UserMode,
+            u32::try_from(request.len()).unwrap_or(u32::MAX),
+            buffer_size,
+        );
+        // The client's ranges, copied as KS copies the request (8-byte aligned).
+        let mut copy = aligned_copy(request);
+        let data = if output.is_empty() { std::ptr::null_mut() } else { output.as_mut_ptr() };
+        for (offset, required) in ranges {
+            // Ranges start at multiples of 8 (`client_ranges`): whole words into the copy.
+            let caller = copy.as_mut_ptr().wrapping_add(offset / 8).cast::<KSDATARANGE>();
+            for range in data_ranges(pin) {
+                // SAFETY: `offset` starts a range of at least a KSDATARANGE inside the copy.
+                let caller_bytes = unsafe {
+                    std::slice::from_raw_parts(caller.cast::<u8>(), size_of::<KSDATARANGE>())
+                };
+                if required || !guids_match(range_bytes(*range), caller_bytes) {
+                    continue;
+                }
+                let mut size: ULONG = 0;
+                // SAFETY: the pin's handler: the filter as context, the client's range (its
+                // `FormatSize` bytes, its attributes after them), one of the pin's ranges, and
+                // `data` NULL (a size query) or `buffer_size` writable bytes.
+                let status = unsafe {
                     handler(
                         self.as_ptr().cast(),
                         irp.as_irp(),
                         &raw mut ksp_pin,
-                        caller.as_mut_ptr().cast(),
+                        caller,
                         *range,
                         buffer_size,
                         data.cast(),
-                        out_size,
+                        &raw mut size,
                     )
+                };
+                if status == STATUS_NO_MATCH {
+                    continue;
                 }
-            };
-            let mut size: ULONG = 0;
-            let status = ask(0, std::ptr::null_mut(), &mut size);
-            if status == STATUS_NO_MATCH {
-                continue;
+                let information =
+                    if status >= 0 { (size.min(buffer_size)) as usize } else { size as usize };
+                if status == STATUS_SUCCESS && output.len() < information {
+                    crate::verifier::report(
+                        "AVStrMiniIntersectHandlerEx",
+                        format!("wrote {information} bytes into a {buffer_size}-byte buffer"),
+                    );
+                }
+                return Reply { status, information };
             }
-            if status != ks_sys::STATUS_BUFFER_OVERFLOW && status < 0 {
-                return Err(status);
-            }
-            let mut format = vec![0u64; (size as usize).div_ceil(8)];
-            let mut written: ULONG = 0;
-            let status = ask(size, format.as_mut_ptr(), &mut written);
-            if status == STATUS_NO_MATCH {
-                continue;
-            }
-            if status < 0 {
-                return Err(status);
-            }
-            let written = (written.min(size)) as usize;
-            // SAFETY: `format` holds `size >= written` initialised bytes.
-            let bytes =
-                unsafe { std::slice::from_raw_parts(format.as_ptr().cast::<u8>(), written) };
-            return Ok(bytes.to_vec());
         }
-        Err(STATUS_NO_MATCH)
+        Reply { status: STATUS_NO_MATCH, information: 0 }
     }
 
     /// Creates a pin of factory `id` with `format`, as a client's pin create request does: the
@@ -692,7 +878,7 @@ impl Filter<'_> {
         if format.len() < size_of::<ks_sys::KSDATAFORMAT>() || declared != Some(format.len()) {
             return Err(STATUS_INVALID_PARAMETER);
         }
-        let _held = Held::new(&self.object.state().mutex);
+        let held = Held::new(&self.object.state().mutex);
         {
             let mut instances = crate::lock(&self.object.state().instances);
             let open = instances.get_mut(id as usize).ok_or(STATUS_INVALID_PARAMETER)?;
@@ -703,6 +889,8 @@ impl Filter<'_> {
         }
         let mut pin = Pin::new(self, id, descriptor, format);
         let status = pin.create(descriptor, format);
+        // The mutex goes before a pin that failed is closed (which takes it again).
+        drop(held);
         if status < 0 {
             return Err(status);
         }
@@ -738,11 +926,11 @@ struct Connection {
 pub(crate) struct PinState {
     bag: Bag,
     /// The filter's mutex.
-    control: *const RecursiveMutex,
+    control: *const ControlMutex,
     flags: ULONG,
     output: bool,
-    /// The connection format's storage (8-byte aligned).
-    format: Box<[u64]>,
+    /// The connection format's storage (8-byte aligned); `KSPIN.ConnectionFormat` points at it.
+    format: Mutex<Box<[u64]>>,
     pub(crate) shared: Arc<stream::Shared>,
     /// The leading edge: only the pin's processing touches it.
     pub(crate) edge: UnsafeCell<stream::Edge>,
@@ -751,8 +939,10 @@ pub(crate) struct PinState {
     /// Processing was asked for since the processing thread last looked.
     again: AtomicBool,
     /// The pin's state, as the processing sees it.
-    state: AtomicI32,
+    pub(crate) state: AtomicI32,
     connection: Mutex<Option<Connection>>,
+    /// The allocator a client assigned with `KSPROPERTY_STREAM_ALLOCATOR` (the class's handler).
+    assigned: ks_allocator::property::AssignedAllocator,
     /// The worker that processes a PASSIVE_LEVEL pin when asked from DISPATCH_LEVEL.
     worker: Mutex<Option<(mpsc::Sender<()>, JoinHandle<()>)>>,
 }
@@ -761,7 +951,7 @@ impl HasBag for PinState {
     fn bag(&self) -> *const Bag {
         &raw const self.bag
     }
-    fn control(&self) -> *const RecursiveMutex {
+    fn control(&self) -> *const ControlMutex {
         self.control
     }
 }
@@ -786,6 +976,55 @@ impl PinState {
         let frames = self.flags & ks_sys::KSPIN_FLAG_FRAMES_NOT_REQUIRED_FOR_PROCESSING != 0
             || self.shared.queued() > 0;
         in_state && frames
+    }
+
+    /// `KsPinAcquireProcessingMutex`: waits until no thread processes the pin, then keeps
+    /// processing out until released. Not recursive. PASSIVE_LEVEL.
+    pub(crate) fn acquire_processing(&self) {
+        let me = std::thread::current().id();
+        loop {
+            {
+                let mut processor = crate::lock(&self.processor);
+                match *processor {
+                    None => {
+                        *processor = Some(me);
+                        return;
+                    }
+                    Some(thread) if thread == me => {
+                        crate::verifier::report(
+                            "KsPinAcquireProcessingMutex",
+                            "the calling thread already holds the pin's processing mutex (or is \
+                             processing the pin): it is not recursive, so on Windows this thread \
+                             deadlocks with itself"
+                                .to_owned(),
+                        );
+                        return;
+                    }
+                    Some(_) => {}
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_micros(100));
+        }
+    }
+
+    /// `KsPinReleaseProcessingMutex`: lets processing run again, and runs what was asked for
+    /// meanwhile. PASSIVE_LEVEL.
+    pub(crate) fn release_processing(&self, pin: *mut KSPIN) {
+        {
+            let mut processor = crate::lock(&self.processor);
+            if *processor != Some(std::thread::current().id()) {
+                drop(processor);
+                crate::verifier::report(
+                    "KsPinReleaseProcessingMutex",
+                    "the calling thread does not hold the pin's processing mutex".to_owned(),
+                );
+                return;
+            }
+            *processor = None;
+        }
+        if self.again.load(Ordering::SeqCst) && self.may_process() {
+            self.attempt_processing(pin, true);
+        }
     }
 
     /// Waits until no thread is processing the pin. PASSIVE_LEVEL.
@@ -910,27 +1149,20 @@ impl<'f> Pin<'f> {
         descriptor: &'static KSPIN_DESCRIPTOR_EX,
         format: &[u8],
     ) -> Self {
-        let mut storage = vec![0u64; format.len().div_ceil(8)].into_boxed_slice();
-        // SAFETY: `storage` has at least `format.len()` bytes.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                format.as_ptr(),
-                storage.as_mut_ptr().cast(),
-                format.len(),
-            );
-        }
+        let storage = aligned_copy(format);
         let state = PinState {
             bag: Bag::default(),
             control: &raw const filter.object.state().mutex,
             flags: descriptor.Flags,
             output: descriptor.PinDescriptor.DataFlow == ks_sys::KSPIN_DATAFLOW_OUT,
-            format: storage,
+            format: Mutex::new(storage),
             shared: Arc::default(),
             edge: UnsafeCell::new(stream::Edge::new(std::ptr::null_mut())),
             processor: Mutex::new(None),
             again: AtomicBool::new(false),
             state: AtomicI32::new(ks_sys::KSSTATE_STOP),
             connection: Mutex::new(None),
+            assigned: ks_allocator::property::AssignedAllocator::new(),
             worker: Mutex::new(None),
         };
         // SAFETY: KSPIN is plain data: NULL pointers and zero numbers are valid.
@@ -943,7 +1175,7 @@ impl<'f> Pin<'f> {
         let context = unsafe { (*filter_public).Context };
         let mut object = Owned::new(Kind::Pin, public, state, filter_public.cast(), device);
         let bag = object.state().bag().cast_mut().cast();
-        let format = object.state().format.as_ptr().cast_mut().cast();
+        let format = crate::lock(&object.state().format).as_mut_ptr().cast();
         let public = object.public_mut();
         public.Descriptor = descriptor;
         public.Bag = bag;
@@ -980,42 +1212,48 @@ impl<'f> Pin<'f> {
         Self { object, filter, id, created: false }
     }
 
-    /// `SetDataFormat` against the matching ranges, then `Create`. With the filter's mutex
-    /// held.
-    fn create(&self, descriptor: &'static KSPIN_DESCRIPTOR_EX, format: &[u8]) -> NTSTATUS {
+    /// Offers the pin's `ConnectionFormat` to its `SetDataFormat` with each of its ranges whose
+    /// GUIDs match it, as AVStream does, until one accepts: `STATUS_SUCCESS`, or the first
+    /// failure other than `STATUS_NO_MATCH`, or `STATUS_NO_MATCH` when none accepts. A pin
+    /// without `SetDataFormat` accepts a format that matches a range's GUIDs. With the filter's
+    /// mutex held.
+    fn offer_format(
+        &self,
+        descriptor: &'static KSPIN_DESCRIPTOR_EX,
+        format: &[u8],
+        old_format: ks_sys::PKSDATAFORMAT,
+    ) -> NTSTATUS {
         let pin = self.as_ptr();
         // SAFETY: the driver's static dispatch table, or NULL.
         let dispatch = unsafe { descriptor.Dispatch.as_ref() };
-        let mut accepted = false;
         for range in data_ranges(descriptor) {
             if !guids_match(range_bytes(*range), format) {
                 continue;
             }
             let Some(set_format) = dispatch.and_then(|d| d.SetDataFormat) else {
-                accepted = true;
-                break;
+                return STATUS_SUCCESS;
             };
-            // SAFETY: the driver's callback on its new pin with one of its ranges.
+            // SAFETY: the driver's callback on its pin with one of its ranges.
             let status = unsafe {
-                set_format(
-                    pin,
-                    std::ptr::null_mut(),
-                    std::ptr::null_mut(),
-                    *range,
-                    std::ptr::null(),
-                )
+                set_format(pin, old_format, std::ptr::null_mut(), *range, std::ptr::null())
             };
-            if status == STATUS_SUCCESS {
-                accepted = true;
-                break;
-            }
             if status != STATUS_NO_MATCH {
                 return status;
             }
         }
-        if !accepted {
-            return STATUS_NO_MATCH;
+        STATUS_NO_MATCH
+    }
+
+    /// `SetDataFormat` against the matching ranges, then `Create`. With the filter's mutex
+    /// held.
+    fn create(&self, descriptor: &'static KSPIN_DESCRIPTOR_EX, format: &[u8]) -> NTSTATUS {
+        let pin = self.as_ptr();
+        let status = self.offer_format(descriptor, format, std::ptr::null_mut());
+        if status != STATUS_SUCCESS {
+            return status;
         }
+        // SAFETY: the driver's static dispatch table, or NULL.
+        let dispatch = unsafe { descriptor.Dispatch.as_ref() };
         if let Some(create) = dispatch.and_then(|d| d.Create) {
             let mut irp = crate::irp::HostIrp::new(crate::irp::Kind::Bare, ks_sys::UserMode, 0, 0);
             // SAFETY: the driver's Create callback on its new pin.
@@ -1025,6 +1263,63 @@ impl<'f> Pin<'f> {
             }
         }
         STATUS_SUCCESS
+    }
+
+    /// Changes the format of a pin that exists, as AVStream does for a client's
+    /// `KSPROPERTY_CONNECTION_DATAFORMAT` set, and for the second `SetDataFormat` a video
+    /// capture pin may get just before RUN, carrying the renderer's surface parameters (a row
+    /// pitch wider than the image): `KSPIN.ConnectionFormat` becomes `format` and the pin's
+    /// `SetDataFormat` is called with the old format and each of its ranges whose GUIDs match,
+    /// with the filter's control mutex held. If none accepts it, the old format is put back.
+    /// PASSIVE_LEVEL, in any state.
+    ///
+    /// # Errors
+    ///
+    /// `STATUS_INVALID_PARAMETER` for a format shorter than a `KSDATAFORMAT` or its
+    /// `FormatSize`; `STATUS_NO_MATCH` when no range accepts it; `SetDataFormat`'s failure
+    /// status (the pin keeps its old format).
+    pub fn set_data_format(&self, format: &[u8]) -> Result<(), NTSTATUS> {
+        crate::verifier::require_irql_at_most(
+            "IOCTL_KS_PROPERTY(KSPROPERTY_CONNECTION_DATAFORMAT)",
+            PASSIVE_LEVEL,
+        );
+        let declared = format.first_chunk::<4>().map(|b| u32::from_le_bytes(*b) as usize);
+        if format.len() < size_of::<ks_sys::KSDATAFORMAT>() || declared != Some(format.len()) {
+            return Err(STATUS_INVALID_PARAMETER);
+        }
+        let pin = self.as_ptr();
+        let state = self.object.state();
+        let _held = Held::new(&self.filter.object.state().mutex);
+        let mut new = aligned_copy(format);
+        let old = {
+            let storage = crate::lock(&state.format);
+            storage.as_ptr().cast_mut().cast::<ks_sys::KSDATAFORMAT>()
+        };
+        // SAFETY: the pin is live; the driver reads the field only in its callbacks, and this
+        // one runs with the filter's mutex held, as every other that reads it does.
+        unsafe { (*pin).ConnectionFormat = new.as_mut_ptr().cast() };
+        // SAFETY: the pin is live while `self` is.
+        let descriptor = unsafe { current_descriptor(pin) };
+        let status = self.offer_format(descriptor, format, old);
+        if status != STATUS_SUCCESS {
+            // SAFETY: as above; the old storage is still in place.
+            unsafe { (*pin).ConnectionFormat = old };
+            return Err(status);
+        }
+        // The old storage goes; the pointer already names the new one.
+        *crate::lock(&state.format) = new;
+        Ok(())
+    }
+
+    /// The pin's connection format, as bytes (`FormatSize` of them).
+    #[must_use]
+    pub fn connection_format(&self) -> Vec<u8> {
+        let storage = crate::lock(&self.object.state().format);
+        // SAFETY: the storage holds the format the host copied, 8-byte words.
+        let bytes =
+            unsafe { std::slice::from_raw_parts(storage.as_ptr().cast::<u8>(), storage.len() * 8) };
+        let size = bytes.first_chunk::<4>().map_or(0, |b| u32::from_le_bytes(*b) as usize);
+        bytes.get(..size).unwrap_or(bytes).to_vec()
     }
 
     /// The pin's public structure.
@@ -1143,7 +1438,11 @@ impl<'f> Pin<'f> {
             let allocator = unsafe {
                 crate::ks::DispatchAllocator::initialize(connection.table, pin, &framing)
             }?;
-            connection.pipe.start(allocator, connection.plan.framing.frame_size);
+            // The header size the pin asked for (`KSPIN.StreamHeaderSize`, which its create
+            // dispatch may have raised for an extended header).
+            // SAFETY: the pin is live; the driver writes the field only in its callbacks.
+            let header_size = unsafe { (*pin).StreamHeaderSize };
+            connection.pipe.start(allocator, connection.plan.framing.frame_size, header_size);
         }
         // SAFETY: the pin is live while `self` is.
         let dispatch = unsafe { current_dispatch(pin) };
@@ -1176,8 +1475,11 @@ impl<'f> Pin<'f> {
         Ok(())
     }
 
-    /// A property request on the pin through its automation table's property sets, as a
-    /// client's `IOCTL_KS_PROPERTY` ([`crate::property::request`]). PASSIVE_LEVEL.
+    /// A property request on the pin, as a client's `IOCTL_KS_PROPERTY`
+    /// ([`crate::property::request`]): through its automation table's property sets merged with
+    /// the ones AVStream answers for every pin (the allocator framing and the stream allocator;
+    /// the pin's own items win). Handlers run without the filter's mutex, as AVStream calls a
+    /// minidriver's. PASSIVE_LEVEL.
     #[must_use]
     pub fn property(
         &self,
@@ -1198,8 +1500,17 @@ impl<'f> Pin<'f> {
             }
             _ => &[][..],
         };
-        // SAFETY: the driver's sets and handlers on its live pin.
-        unsafe { crate::property::request(pin, sets, request, value, client) }
+        // SAFETY: the driver's sets, statics.
+        let merged = unsafe { class::merge(sets) };
+        // SAFETY: the merged sets and their handlers on the live pin.
+        unsafe { crate::property::request(pin, merged.sets(), request, value, client) }
+    }
+
+    /// The allocator a client assigned to the pin with `KSPROPERTY_STREAM_ALLOCATOR`, as the
+    /// class keeps it: its file object, referenced, or `None`.
+    #[must_use]
+    pub fn assigned_allocator(&self) -> Option<NonNull<std::ffi::c_void>> {
+        self.object.state().assigned.file_object()
     }
 
     /// The pin factory id.

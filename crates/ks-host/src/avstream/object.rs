@@ -3,6 +3,17 @@
 //! device, object bag and mutex from the pointer a driver holds. And the routines that work on
 //! any object: object bags and `_KsEdit`, `KsGetDevice`, `KsGetParent`, `KsPinGetParentFilter`,
 //! `KsAcquireControl`/`KsReleaseControl`, `KsAcquireDevice`/`KsReleaseDevice`.
+//!
+//! # Mutexes
+//!
+//! AVStream's device mutex and filter control mutexes are not recursive: a thread that takes one
+//! it already holds deadlocks with itself ("Device Mutex in AVStream", "Filter Control Mutex in
+//! AVStream"). The host's [`ControlMutex`] records that as a violation naming the mutex (and then
+//! carries on, so that the test reports it instead of hanging). The routines documented to need a
+//! mutex check that the calling thread holds it, and record a violation otherwise:
+//! `KsAddItemToObjectBag` and `_KsEdit` the mutex of the bag (the device mutex for a device's or
+//! filter factory's bag, the filter control mutex for a filter's or its pins' bags), and
+//! `KsCreateFilterFactory` the device mutex.
 
 use std::{
     sync::{Condvar, Mutex},
@@ -39,8 +50,8 @@ pub(crate) struct Header {
     /// The object's bag.
     pub(crate) bag: *const Bag,
     /// The mutex `KsAcquireControl` takes: the filter's for a filter and its pins, the device's
-    /// for a device and its factories.
-    pub(crate) control: *const RecursiveMutex,
+    /// for a device and its factories. It is also the mutex of the object's bag.
+    pub(crate) control: *const ControlMutex,
 }
 
 /// An object: the header, then the public structure a driver sees, then the host's own state.
@@ -105,16 +116,23 @@ pub(crate) unsafe fn pin_object<'a>(pin: PKSPIN) -> Option<&'a super::PinState> 
     Some(unsafe { &(*object).state })
 }
 
-/// A recursive mutex: what AVStream's mutexes (KMUTEX) are. The thread that holds it may take it
-/// again.
-#[derive(Default)]
-pub(crate) struct RecursiveMutex {
+/// An AVStream mutex: the device mutex or a filter control mutex. Not recursive, as on Windows:
+/// taking it again on the thread that holds it is recorded as a violation (on Windows the thread
+/// deadlocks with itself); the host then counts the nested hold instead of hanging the test.
+pub(crate) struct ControlMutex {
+    /// "device mutex" or "filter control mutex", for reports.
+    name: &'static str,
     owner: Mutex<Option<(ThreadId, u32)>>,
     released: Condvar,
 }
 
-impl RecursiveMutex {
-    pub(crate) fn acquire(&self) {
+impl ControlMutex {
+    pub(crate) fn new(name: &'static str) -> Self {
+        Self { name, owner: Mutex::new(None), released: Condvar::new() }
+    }
+
+    /// Takes the mutex for `routine` (a driver's call, or the host acting for AVStream).
+    pub(crate) fn acquire(&self, routine: &'static str) {
         let me = std::thread::current().id();
         let mut owner = crate::lock(&self.owner);
         loop {
@@ -124,6 +142,14 @@ impl RecursiveMutex {
                     return;
                 }
                 Some((thread, depth)) if thread == me => {
+                    crate::verifier::report(
+                        routine,
+                        format!(
+                            "the calling thread already holds the {}: AVStream's mutexes are not \
+                             recursive, so on Windows this thread deadlocks with itself",
+                            self.name
+                        ),
+                    );
                     *owner = Some((me, depth + 1));
                     return;
                 }
@@ -150,14 +176,29 @@ impl RecursiveMutex {
             _ => false,
         }
     }
+
+    /// Whether the calling thread holds it.
+    pub(crate) fn held_here(&self) -> bool {
+        matches!(*crate::lock(&self.owner), Some((thread, _)) if thread == std::thread::current().id())
+    }
+
+    /// Records a violation for `routine` unless the calling thread holds the mutex.
+    pub(crate) fn require_held(&self, routine: &'static str, what: &str) {
+        if !self.held_here() {
+            crate::verifier::report(
+                routine,
+                format!("{what} needs the {}, which the calling thread does not hold", self.name),
+            );
+        }
+    }
 }
 
-/// Holds a recursive mutex until dropped.
-pub(crate) struct Held<'a>(&'a RecursiveMutex);
+/// Holds a mutex until dropped: the host taking it on AVStream's behalf around a callback.
+pub(crate) struct Held<'a>(&'a ControlMutex);
 
 impl<'a> Held<'a> {
-    pub(crate) fn new(mutex: &'a RecursiveMutex) -> Self {
-        mutex.acquire();
+    pub(crate) fn new(mutex: &'a ControlMutex) -> Self {
+        mutex.acquire("AVStream");
         Self(mutex)
     }
 }
@@ -178,9 +219,25 @@ struct Item {
 #[derive(Default)]
 pub(crate) struct Bag {
     items: Mutex<Vec<Item>>,
+    /// The bag's mutex (its object's control mutex), once the object is at its final address.
+    mutex: std::sync::atomic::AtomicPtr<ControlMutex>,
 }
 
 impl Bag {
+    /// Associates the bag with its mutex.
+    pub(crate) fn bind(&self, mutex: *const ControlMutex) {
+        self.mutex.store(mutex.cast_mut(), std::sync::atomic::Ordering::Release);
+    }
+
+    /// Records a violation for `routine` unless the calling thread holds the bag's mutex.
+    fn require_mutex(&self, routine: &'static str) {
+        let mutex = self.mutex.load(std::sync::atomic::Ordering::Acquire);
+        // SAFETY: the mutex lives in the same object as the bag, as long as the bag.
+        if let Some(mutex) = unsafe { mutex.as_ref() } {
+            mutex.require_held(routine, "the object bag");
+        }
+    }
+
     fn contains(&self, address: usize) -> bool {
         crate::lock(&self.items).iter().any(|item| item.address == address)
     }
@@ -256,6 +313,7 @@ pub unsafe extern "system" fn KsAddItemToObjectBag(
         crate::verifier::report(ROUTINE, "NULL bag".to_owned());
         return STATUS_INVALID_PARAMETER;
     };
+    bag.require_mutex(ROUTINE);
     if Item.is_null() || bag.contains(Item.expose_provenance()) {
         crate::verifier::report(ROUTINE, format!("item {Item:p} is NULL or already in the bag"));
         return STATUS_INVALID_PARAMETER;
@@ -289,6 +347,7 @@ pub unsafe extern "system" fn _KsEdit(
         crate::verifier::report(ROUTINE, "NULL bag".to_owned());
         return STATUS_INVALID_PARAMETER;
     };
+    bag.require_mutex(ROUTINE);
     if PointerToPointerToItem.is_null() || NewSize == 0 {
         return STATUS_INVALID_PARAMETER;
     }
@@ -362,7 +421,7 @@ pub unsafe extern "system" fn KsPinGetParentFilter(Pin: PKSPIN) -> PKSFILTER {
     unsafe { KsGetParent(Pin.cast()) }.cast()
 }
 
-fn control(routine: &'static str, object: PVOID) -> Option<&'static RecursiveMutex> {
+fn control(routine: &'static str, object: PVOID) -> Option<&'static ControlMutex> {
     crate::verifier::require_irql_at_most(routine, PASSIVE_LEVEL);
     // SAFETY: drivers pass their own live objects; a foreign pointer fails the magic.
     let header = unsafe { header(object) };
@@ -374,13 +433,14 @@ fn control(routine: &'static str, object: PVOID) -> Option<&'static RecursiveMut
     mutex
 }
 
-/// `KsAcquireControl`: takes the object's control mutex (recursive). PASSIVE_LEVEL.
+/// `KsAcquireControl`: takes the object's control mutex (not recursive: see the module
+/// documentation). PASSIVE_LEVEL.
 // SAFETY: no other symbol of a host process is named `KsAcquireControl`; ks-sys declares it with
 // exactly this signature.
 #[unsafe(no_mangle)]
 pub extern "system" fn KsAcquireControl(Object: PVOID) {
     if let Some(mutex) = control("KsAcquireControl", Object) {
-        mutex.acquire();
+        mutex.acquire("KsAcquireControl");
     }
 }
 
@@ -396,7 +456,7 @@ pub extern "system" fn KsReleaseControl(Object: PVOID) {
     }
 }
 
-/// `KsAcquireDevice`: takes the device mutex (recursive). PASSIVE_LEVEL.
+/// `KsAcquireDevice`: takes the device mutex (not recursive). PASSIVE_LEVEL.
 // SAFETY: no other symbol of a host process is named `KsAcquireDevice`; ks-sys declares it with
 // exactly this signature.
 #[unsafe(no_mangle)]

@@ -30,19 +30,81 @@ use crate::ks::DispatchAllocator;
 
 /// One frame in a pin's queue.
 struct Queued {
-    /// Its header, boxed so the driver's pointer to it stays put while it is queued. For an
-    /// output pin, `DataUsed` is how far the driver has written.
-    header: Box<KSSTREAM_HEADER>,
+    /// Its header (`KSSTREAM_HEADER`, then the extended header the pin asked for with
+    /// `KSPIN.StreamHeaderSize`): a leaked box of 8-byte words, so that the pointer the driver
+    /// writes through (the stream pointer's `StreamHeader`) is not derived from a Rust
+    /// reference and stays put while the frame is queued. Freed by `Drop`. For an output pin,
+    /// `DataUsed` is how far the driver has written.
+    header: NonNull<[u64]>,
     frame: NonNull<u8>,
 }
 
-// SAFETY: a frame is plain memory with one owner at a time (the queue, then the consumer).
+// SAFETY: a frame and its header are plain memory with one owner at a time (the queue, then the
+// consumer).
 unsafe impl Send for Queued {}
+
+impl Queued {
+    /// A zeroed header of `size` bytes (at least a `KSSTREAM_HEADER`) for `frame`.
+    fn new(frame: NonNull<u8>, size: u32, extent: u32) -> Self {
+        let size = (size as usize).max(size_of::<KSSTREAM_HEADER>());
+        let words = vec![0u64; size.div_ceil(8)].into_boxed_slice();
+        let header = NonNull::from(Box::leak(words));
+        let this = Self { header, frame };
+        let stream_header = this.header_ptr();
+        // SAFETY: the fresh buffer is 8-byte aligned, at least a `KSSTREAM_HEADER` long, and
+        // nothing else has its address yet.
+        unsafe {
+            stream_header.write(KSSTREAM_HEADER {
+                Size: u32::try_from(size).unwrap_or(u32::MAX),
+                TypeSpecificFlags: 0,
+                PresentationTime: ks_sys::KSTIME { Time: 0, Numerator: 1, Denominator: 1 },
+                Duration: 0,
+                FrameExtent: extent,
+                DataUsed: 0,
+                Data: frame.as_ptr().cast(),
+                OptionsFlags: 0,
+                Reserved: 0,
+            });
+        }
+        this
+    }
+
+    /// The `KSSTREAM_HEADER` at the start of the header buffer.
+    fn header_ptr(&self) -> *mut KSSTREAM_HEADER {
+        self.header.as_ptr().cast()
+    }
+
+    /// A copy of the `KSSTREAM_HEADER`. With the queue's lock held (the driver writes the
+    /// header only while the frame is at the locked leading edge, from the pin's processing).
+    fn header(&self) -> KSSTREAM_HEADER {
+        // SAFETY: the buffer is live, aligned and holds a `KSSTREAM_HEADER` (`new`).
+        unsafe { self.header_ptr().read() }
+    }
+
+    /// The bytes after the `KSSTREAM_HEADER`, as many as its `Size` says (within the buffer).
+    fn extended(&self) -> Vec<u8> {
+        let len = self.header.len() * 8;
+        let size = (self.header().Size as usize).min(len);
+        // SAFETY: the buffer has `len >= size` initialised bytes and is live.
+        let bytes = unsafe { std::slice::from_raw_parts(self.header.as_ptr().cast::<u8>(), size) };
+        bytes.get(size_of::<KSSTREAM_HEADER>()..).unwrap_or_default().to_vec()
+    }
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        // SAFETY: leaked from a Box in `new`, freed once, here.
+        drop(unsafe { Box::from_raw(self.header.as_ptr()) });
+    }
+}
 
 /// A completed frame, as the consumer sees it.
 pub struct Completed {
     /// The frame's header as the driver left it.
     pub header: KSSTREAM_HEADER,
+    /// The extended header after it (as many bytes as `KSPIN.StreamHeaderSize` asked for beyond
+    /// the `KSSTREAM_HEADER`; empty when the pin asked for none).
+    pub extended: Vec<u8>,
     frame: NonNull<u8>,
     /// When the driver completed it.
     pub completed: Instant,
@@ -52,6 +114,17 @@ pub struct Completed {
 unsafe impl Send for Completed {}
 
 impl Completed {
+    /// The `KS_FRAME_INFO` extended header, if the frame has one (a `KSSTREAM_HEADER.Size`
+    /// that holds it and `ExtendedHeaderSize` set by the driver).
+    #[must_use]
+    pub fn frame_info(&self) -> Option<ks_sys::KS_FRAME_INFO> {
+        let bytes = self.extended.get(..size_of::<ks_sys::KS_FRAME_INFO>())?;
+        // SAFETY: `bytes` has `size_of::<KS_FRAME_INFO>()` bytes; the structure is plain data
+        // (integers, handles and a rectangle), valid for any bit pattern; read unaligned.
+        let info = unsafe { bytes.as_ptr().cast::<ks_sys::KS_FRAME_INFO>().read_unaligned() };
+        (info.ExtendedHeaderSize as usize >= size_of::<ks_sys::KS_FRAME_INFO>()).then_some(info)
+    }
+
     /// The frame's valid bytes (`DataUsed`).
     #[must_use]
     pub fn data(&self) -> &[u8] {
@@ -71,8 +144,9 @@ pub(crate) struct Shared {
     /// Frames may be queued (the pin is out of STOP).
     active: AtomicBool,
     allocator: Mutex<Option<Arc<DispatchAllocator>>>,
-    /// The `FrameExtent` of the frames the pipe queues.
+    /// The `FrameExtent` of the frames the pipe queues, and the size of their headers.
     frame_size: Mutex<u32>,
+    header_size: Mutex<u32>,
     /// The consumer's channel while the pipe exists.
     sender: Mutex<Option<mpsc::Sender<Completed>>>,
     /// Frames with the consumer, not yet given back.
@@ -107,18 +181,8 @@ impl Shared {
             return false;
         };
         let extent = *crate::lock(&self.frame_size);
-        let header = Box::new(KSSTREAM_HEADER {
-            Size: u32::try_from(size_of::<KSSTREAM_HEADER>()).unwrap_or(u32::MAX),
-            TypeSpecificFlags: 0,
-            PresentationTime: ks_sys::KSTIME { Time: 0, Numerator: 1, Denominator: 1 },
-            Duration: 0,
-            FrameExtent: extent,
-            DataUsed: 0,
-            Data: frame.as_ptr().cast(),
-            OptionsFlags: 0,
-            Reserved: 0,
-        });
-        queue.push_back(Queued { header, frame });
+        let header_size = *crate::lock(&self.header_size);
+        queue.push_back(Queued::new(frame, header_size, extent));
         true
     }
 
@@ -138,8 +202,12 @@ impl Shared {
     /// Takes the oldest frame out of the queue and sends it to the consumer. DISPATCH_LEVEL.
     fn complete_front(&self) {
         let Some(queued) = crate::lock(&self.queue).pop_front() else { return };
-        let completed =
-            Completed { header: *queued.header, frame: queued.frame, completed: Instant::now() };
+        let completed = Completed {
+            header: queued.header(),
+            extended: queued.extended(),
+            frame: queued.frame,
+            completed: Instant::now(),
+        };
         *crate::lock(&self.in_flight) += 1;
         let sender = crate::lock(&self.sender).clone();
         let unsent = match sender {
@@ -186,8 +254,9 @@ impl Pipe {
 
     /// Takes the allocator and queues the first frames (STOP to ACQUIRE). PASSIVE_LEVEL; the
     /// frames are allocated at DISPATCH_LEVEL.
-    pub(crate) fn start(&self, allocator: DispatchAllocator, frame_size: u32) {
+    pub(crate) fn start(&self, allocator: DispatchAllocator, frame_size: u32, header_size: u32) {
         *crate::lock(&self.shared.frame_size) = frame_size;
+        *crate::lock(&self.shared.header_size) = header_size;
         let allocator = Arc::new(allocator);
         *crate::lock(&self.shared.allocator) = Some(Arc::clone(&allocator));
         self.shared.active.store(true, Ordering::Release);
@@ -299,9 +368,40 @@ unsafe fn edge_of<'a>(
     Some((state, edge))
 }
 
+/// Every how many attempts to lock a leading edge over a queued frame fail (0: none), and the
+/// attempts so far.
+static LOCK_FAILURES: std::sync::Mutex<(u64, u64)> = std::sync::Mutex::new((0, 0));
+
+/// Makes every `every`th attempt to lock a pin's leading edge fail while frames are queued
+/// (`KsPinGetLeadingEdgeStreamPointer` with `KSSTREAM_POINTER_STATE_LOCKED` returns NULL), as
+/// AVStream's does when it cannot lock the frame (its documentation: "an attempt to lock the
+/// leading edge failed"); the frame stays queued. 0 turns it off; a session starts with it off.
+pub fn fail_leading_edge_locks(every: u64) {
+    *crate::lock(&LOCK_FAILURES) = (every, 0);
+}
+
+/// Leading-edge locks failed on purpose since [`fail_leading_edge_locks`] was last called.
+#[must_use]
+pub fn failed_leading_edge_locks() -> u64 {
+    let (every, attempts) = *crate::lock(&LOCK_FAILURES);
+    attempts.checked_div(every).unwrap_or(0)
+}
+
+/// Whether this lock attempt is one to fail.
+fn lock_fails() -> bool {
+    let mut failures = crate::lock(&LOCK_FAILURES);
+    let (every, attempts) = &mut *failures;
+    if *every == 0 {
+        return false;
+    }
+    *attempts += 1;
+    attempts.is_multiple_of(*every)
+}
+
 /// `KsPinGetLeadingEdgeStreamPointer`: the pin's leading edge at its oldest queued frame, or
-/// NULL if the queue is empty. With `KSSTREAM_POINTER_STATE_LOCKED` the offsets describe the
-/// frame's bytes not yet filled. IRQL <= DISPATCH_LEVEL, from the pin's processing.
+/// NULL if the queue is empty (or the lock is made to fail: [`fail_leading_edge_locks`]). With
+/// `KSSTREAM_POINTER_STATE_LOCKED` the offsets describe the frame's bytes not yet filled. IRQL
+/// <= DISPATCH_LEVEL, from the pin's processing.
 ///
 /// # Safety
 ///
@@ -331,10 +431,14 @@ pub unsafe extern "system" fn KsPinGetLeadingEdgeStreamPointer(
         edge.locked = false;
         return std::ptr::null_mut();
     };
-    let header: *const KSSTREAM_HEADER = &raw const *front.header;
-    let written = front.header.DataUsed.min(front.header.FrameExtent);
-    let remaining = front.header.FrameExtent - written;
-    edge.pointer.StreamHeader = header.cast_mut();
+    if State == KSSTREAM_POINTER_STATE_LOCKED && lock_fails() {
+        edge.locked = false;
+        return std::ptr::null_mut();
+    }
+    let header = front.header();
+    let written = header.DataUsed.min(header.FrameExtent);
+    let remaining = header.FrameExtent - written;
+    edge.pointer.StreamHeader = front.header_ptr();
     edge.locked = State == KSSTREAM_POINTER_STATE_LOCKED;
     let data = if edge.locked {
         front.frame.as_ptr().wrapping_add(written as usize)
@@ -382,16 +486,23 @@ pub unsafe extern "system" fn KsStreamPointerAdvanceOffsetsAndUnlock(
             edge.locked = false;
             return;
         };
-        let remaining =
-            front.header.FrameExtent - front.header.DataUsed.min(front.header.FrameExtent);
+        let header = front.header_ptr();
+        // SAFETY: the front frame's header is live and aligned; the driver, which may write it
+        // through its stream pointer, is inside this call (the edge is locked and unlocked only
+        // here, from the pin's processing), so nothing else accesses it now.
+        let current = unsafe { header.read() };
+        let (extent, used_before) = (current.FrameExtent, current.DataUsed);
+        let remaining = extent - used_before.min(extent);
         if used > remaining {
             crate::verifier::report(
                 ROUTINE,
                 format!("advanced {used} bytes with {remaining} left in the frame"),
             );
         }
-        front.header.DataUsed = front.header.DataUsed.saturating_add(used.min(remaining));
-        front.header.DataUsed >= front.header.FrameExtent
+        let data_used = used_before.saturating_add(used.min(remaining));
+        // SAFETY: as above.
+        unsafe { (*header).DataUsed = data_used };
+        data_used >= extent
     };
     edge.locked = false;
     if full || Eject != 0 {
@@ -422,6 +533,44 @@ pub unsafe extern "system" fn KsStreamPointerUnlock(
     edge.locked = false;
     if Eject != 0 {
         state.shared.complete_front();
+    }
+}
+
+/// `KsPinAcquireProcessingMutex`: no process callback of the pin runs until the mutex is
+/// released. Not recursive. PASSIVE_LEVEL.
+///
+/// # Safety
+///
+/// `Pin` is a live pin the host made.
+// SAFETY: no other symbol of a host process is named `KsPinAcquireProcessingMutex`; ks-sys
+// declares it with exactly this signature.
+#[unsafe(no_mangle)]
+pub unsafe extern "system" fn KsPinAcquireProcessingMutex(Pin: PKSPIN) {
+    const ROUTINE: &str = "KsPinAcquireProcessingMutex";
+    crate::verifier::require_irql_at_most(ROUTINE, crate::irql::PASSIVE_LEVEL);
+    // SAFETY: the caller's contract.
+    match unsafe { super::object::pin_object(Pin) } {
+        Some(state) => state.acquire_processing(),
+        None => crate::verifier::report(ROUTINE, format!("{Pin:p} is not a pin")),
+    }
+}
+
+/// `KsPinReleaseProcessingMutex`: releases the pin's processing mutex; processing asked for
+/// meanwhile runs. PASSIVE_LEVEL.
+///
+/// # Safety
+///
+/// `Pin` is a live pin the host made.
+// SAFETY: no other symbol of a host process is named `KsPinReleaseProcessingMutex`; ks-sys
+// declares it with exactly this signature.
+#[unsafe(no_mangle)]
+pub unsafe extern "system" fn KsPinReleaseProcessingMutex(Pin: PKSPIN) {
+    const ROUTINE: &str = "KsPinReleaseProcessingMutex";
+    crate::verifier::require_irql_at_most(ROUTINE, crate::irql::PASSIVE_LEVEL);
+    // SAFETY: the caller's contract.
+    match unsafe { super::object::pin_object(Pin) } {
+        Some(state) => state.release_processing(Pin),
+        None => crate::verifier::report(ROUTINE, format!("{Pin:p} is not a pin")),
     }
 }
 
