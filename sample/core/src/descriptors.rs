@@ -1,31 +1,30 @@
 //! The static descriptors AVStream builds the device, filter and pin from.
 
 use ks_allocator::{
-    Budget, DefaultAllocator, PoolConfig, SyncStatic, dispatch_table,
-    framing::FramingEx,
-    property::{CONNECTION_PROPERTY_SET, stream_property_set},
+    Budget, DefaultAllocator, PoolConfig, SyncStatic, dispatch_table, framing::FramingEx,
 };
 use ks_sys::{
-    GUID, KS_DATARANGE_VIDEO, KSAUTOMATION_TABLE, KSDATARANGE, KSDEVICE, KSDEVICE_DESCRIPTOR,
-    KSDEVICE_DISPATCH, KSFILTER_DESCRIPTOR, KSPIN_DESCRIPTOR, KSPIN_DESCRIPTOR_EX, KSPIN_DISPATCH,
-    KSPROPERTY_ITEM, KSPROPERTY_SET, NTSTATUS, PKSDATARANGE,
+    GUID, KS_DATARANGE_VIDEO, KSDATARANGE, KSDEVICE, KSDEVICE_DESCRIPTOR, KSDEVICE_DISPATCH,
+    KSFILTER_DESCRIPTOR, KSPIN_DESCRIPTOR, KSPIN_DESCRIPTOR_EX, KSPIN_DISPATCH, NTSTATUS,
+    PKSDATARANGE,
 };
 
 use crate::{
     device,
-    format::{FORMATS, MAX_IMAGE_SIZE},
-    pin::{self, PinContext},
+    format::{FORMATS, MAX_FRAME_BYTES},
+    pin,
 };
 
-/// The allocator budget of the capture pin: [`pin::FRAMES`] frames of the largest format, 64-byte
-/// aligned, and no more. An allocator create request can come from any process that opened the
-/// pin, so the budget is as tight as the formats allow.
+/// The allocator budget of the capture pin: twice [`pin::FRAMES`] frames of the largest frame a
+/// format may need (the tallest picture at the widest surface pitch), 64-byte aligned, and no
+/// more. An allocator create request can come from any process that opened the pin, so the
+/// budget is as tight as the formats allow.
 pub struct CaptureBudget;
 
 impl Budget for CaptureBudget {
     const CONFIG: PoolConfig = PoolConfig::DEFAULT
         .with_max_frames(2 * pin::FRAMES)
-        .with_max_bytes(2 * pin::FRAMES as usize * ((MAX_IMAGE_SIZE + 63) & !63))
+        .with_max_bytes(2 * pin::FRAMES as usize * ((MAX_FRAME_BYTES + 63) & !63))
         .with_uncapped_frames(pin::FRAMES);
 }
 
@@ -71,27 +70,6 @@ static PIN_DISPATCH: SyncStatic<KSPIN_DISPATCH> = unsafe {
     })
 };
 
-/// The pin's property sets: the library's allocator framing and stream allocator handlers.
-// SAFETY: the sets point only at the library's immutable tables and GUIDs.
-static PIN_PROPERTY_SETS: SyncStatic<[KSPROPERTY_SET; 2]> =
-    unsafe { SyncStatic::new([CONNECTION_PROPERTY_SET, stream_property_set::<PinContext>()]) };
-
-// SAFETY: a pointer to the immutable property sets above.
-static PIN_AUTOMATION: SyncStatic<KSAUTOMATION_TABLE> = unsafe {
-    SyncStatic::new(KSAUTOMATION_TABLE {
-        PropertySetsCount: 2,
-        #[expect(clippy::cast_possible_truncation, reason = "72 bytes")]
-        PropertyItemSize: size_of::<KSPROPERTY_ITEM>() as u32,
-        PropertySets: PIN_PROPERTY_SETS.as_ptr().cast(),
-        MethodSetsCount: 0,
-        MethodItemSize: 0,
-        MethodSets: core::ptr::null(),
-        EventSetsCount: 0,
-        EventItemSize: 0,
-        EventSets: core::ptr::null(),
-    })
-};
-
 /// The capture pin: video out, source or sink of IRPs, one instance, processed at
 /// DISPATCH_LEVEL when the frame interrupt asks (its frames must be non-paged, which the
 /// library's allocator checks), only in the run state.
@@ -99,7 +77,9 @@ static PIN_AUTOMATION: SyncStatic<KSAUTOMATION_TABLE> = unsafe {
 static PIN_DESCRIPTORS: SyncStatic<[KSPIN_DESCRIPTOR_EX; 1]> = unsafe {
     SyncStatic::new([KSPIN_DESCRIPTOR_EX {
         Dispatch: PIN_DISPATCH.as_ptr(),
-        AutomationTable: PIN_AUTOMATION.as_ptr(),
+        // No automation table: AVStream answers the allocator framing and stream allocator
+        // properties for its pins itself; entries here would override it.
+        AutomationTable: core::ptr::null(),
         PinDescriptor: KSPIN_DESCRIPTOR {
             InterfacesCount: 0,
             Interfaces: core::ptr::null(),

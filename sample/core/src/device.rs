@@ -70,8 +70,14 @@ pub(crate) unsafe extern "C" fn add(device: *mut KSDEVICE) -> NTSTATUS {
     let raw = PoolBox::into_raw(context);
     // SAFETY: a live device (this function's contract).
     let bag = unsafe { ks::device_bag(device) };
-    // SAFETY: the device's bag takes the context, freed by `free_context`.
+    // The device's bag is the device mutex's (KsAddItemToObjectBag); AVStream does not hold it
+    // during Add.
+    // SAFETY: a live device.
+    unsafe { ks_sys::KsAcquireDevice(device) };
+    // SAFETY: the device's bag takes the context, freed by `free_context`; its mutex is held.
     let status = unsafe { ks::add_to_bag(bag, raw.cast(), Some(free_context)) };
+    // SAFETY: acquired above.
+    unsafe { ks_sys::KsReleaseDevice(device) };
     if let Err(error) = to_result(status) {
         if let Some(raw) = NonNull::new(raw) {
             // SAFETY: `raw` came from `into_raw` just now and the bag did not take it.

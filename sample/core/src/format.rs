@@ -17,10 +17,17 @@ use ks_sys::{
 /// `biCompression` of YUY2: the FOURCC `'YUY2'`.
 pub const FOURCC_YUY2: u32 = u32::from_le_bytes(*b"YUY2");
 
-/// 30 frames per second in 100 ns units, as the WDK samples write it (29.97 fps).
+/// 30 frames per second in 100 ns units, as the WDK samples write it (29.97 fps): the
+/// interval the ranges offer by default.
 pub const FRAME_INTERVAL_30: i64 = 333_667;
+/// The shortest frame interval the ranges allow: exactly 30.000 frames per second (what Media
+/// Foundation asks for as 30/1). Any interval from here to [`MAX_FRAME_INTERVAL`] is accepted.
+pub const MIN_FRAME_INTERVAL: i64 = 333_333;
 /// The longest frame interval the ranges allow: one frame every 64 seconds.
 pub const MAX_FRAME_INTERVAL: i64 = 640_000_000;
+/// The widest row a format may ask for, in bytes: a renderer's surface pitch up to 4 KiB (the
+/// widest image row is 640 x 3 = 1920 bytes).
+pub const MAX_STRIDE: usize = 4096;
 
 /// The pixel format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,25 +81,50 @@ impl Subtype {
 pub struct ImageFormat {
     /// The pixel format.
     pub subtype: Subtype,
-    /// Width in pixels.
+    /// Width of the picture in pixels.
     pub width: u32,
     /// Height in pixels.
     pub height: u32,
+    /// Pixels from the start of one row to the next (`biWidth`): the width, or a wider surface
+    /// pitch a renderer asked for (the picture then fills `rcTarget`, the rest of each row is
+    /// left alone).
+    pub row_pixels: u32,
     /// Frame interval in 100 ns units.
     pub frame_interval: i64,
 }
 
 impl ImageFormat {
-    /// A format at 30 frames per second.
+    /// A format at 29.97 frames per second, rows as wide as the picture.
     #[must_use]
     pub const fn new(subtype: Subtype, width: u32, height: u32) -> Self {
-        Self { subtype, width, height, frame_interval: FRAME_INTERVAL_30 }
+        Self { subtype, width, height, row_pixels: width, frame_interval: FRAME_INTERVAL_30 }
     }
 
-    /// Bytes from one row to the next: DIB rows are padded to 4 bytes.
+    /// The same format with rows `row_pixels` pixels apart (a surface pitch).
+    #[must_use]
+    pub const fn with_row_pixels(self, row_pixels: u32) -> Self {
+        Self { row_pixels, ..self }
+    }
+
+    /// The same format at another frame interval.
+    #[must_use]
+    pub const fn with_frame_interval(self, frame_interval: i64) -> Self {
+        Self { frame_interval, ..self }
+    }
+
+    /// Whether two formats show the same picture (subtype and size), whatever their pitch and
+    /// frame rate.
+    #[must_use]
+    pub const fn same_picture(&self, other: &Self) -> bool {
+        self.subtype as u8 == other.subtype as u8
+            && self.width == other.width
+            && self.height == other.height
+    }
+
+    /// Bytes from one row to the next: `row_pixels` pixels, padded to 4 bytes as DIB rows are.
     #[must_use]
     pub const fn stride(&self) -> usize {
-        let bytes = self.width as usize * (self.subtype.bit_count() as usize / 8);
+        let bytes = self.row_pixels as usize * (self.subtype.bit_count() as usize / 8);
         (bytes + 3) & !3
     }
 
@@ -138,16 +170,22 @@ impl ImageFormat {
     )]
     const fn video_info_header(&self) -> KS_VIDEOINFOHEADER {
         let empty = RECT { left: 0, top: 0, right: 0, bottom: 0 };
+        // A pitch wider than the picture is stated as biWidth, with the picture in rcTarget.
+        let target = if self.row_pixels == self.width {
+            empty
+        } else {
+            RECT { left: 0, top: 0, right: self.width as i32, bottom: self.height as i32 }
+        };
         let bits_per_second = self.image_size_u32() * 8 * 30;
         KS_VIDEOINFOHEADER {
             rcSource: empty,
-            rcTarget: empty,
+            rcTarget: target,
             dwBitRate: bits_per_second,
             dwBitErrorRate: 0,
             AvgTimePerFrame: self.frame_interval,
             bmiHeader: KS_BITMAPINFOHEADER {
                 biSize: size_of::<KS_BITMAPINFOHEADER>() as u32,
-                biWidth: self.width as i32,
+                biWidth: self.row_pixels as i32,
                 biHeight: self.height as i32,
                 biPlanes: 1,
                 biBitCount: self.subtype.bit_count(),
@@ -193,7 +231,7 @@ impl ImageFormat {
                 StretchTapsY: 0,
                 ShrinkTapsX: 0,
                 ShrinkTapsY: 0,
-                MinFrameInterval: FRAME_INTERVAL_30,
+                MinFrameInterval: MIN_FRAME_INTERVAL,
                 MaxFrameInterval: MAX_FRAME_INTERVAL,
                 MinBitsPerSecond: (header.dwBitRate / 30 / 64) as i32,
                 MaxBitsPerSecond: header.dwBitRate as i32,
@@ -217,7 +255,7 @@ pub const FORMATS: [ImageFormat; 4] = [
     ImageFormat::new(Subtype::Rgb24, 640, 480),
 ];
 
-/// The largest frame of any format: the allocator budget's frame size.
+/// The largest frame of any format with rows as wide as the picture.
 pub const MAX_IMAGE_SIZE: usize = {
     let mut largest = 0;
     let mut rest: &[ImageFormat] = &FORMATS;
@@ -228,6 +266,20 @@ pub const MAX_IMAGE_SIZE: usize = {
         rest = tail;
     }
     largest
+};
+
+/// The largest frame any accepted format needs: the tallest picture at [`MAX_STRIDE`]. The
+/// allocator budget's frame size.
+pub const MAX_FRAME_BYTES: usize = {
+    let mut tallest = 0;
+    let mut rest: &[ImageFormat] = &FORMATS;
+    while let [format, tail @ ..] = rest {
+        if format.height as usize > tallest {
+            tallest = format.height as usize;
+        }
+        rest = tail;
+    }
+    tallest * MAX_STRIDE
 };
 
 /// Why a format or a data range is refused.
@@ -265,6 +317,14 @@ pub enum FormatError {
         /// `AvgTimePerFrame`.
         interval: i64,
     },
+    /// `rcTarget` is not empty and not the whole picture at the start of the buffer, or
+    /// `biWidth` is narrower than the picture or wider than [`MAX_STRIDE`] allows.
+    Surface {
+        /// `biWidth`.
+        row_pixels: i32,
+        /// `rcTarget` as left, top, right, bottom.
+        target: [i32; 4],
+    },
 }
 
 impl fmt::Display for FormatError {
@@ -285,6 +345,12 @@ impl fmt::Display for FormatError {
             Self::FrameInterval { interval } => {
                 write!(f, "AvgTimePerFrame {interval} is outside the range")
             }
+            Self::Surface { row_pixels, target: [left, top, right, bottom] } => write!(
+                f,
+                "a surface of biWidth {row_pixels} with rcTarget ({left}, {top}, {right}, \
+                 {bottom}): the picture must fill rcTarget from the buffer's start, rows at most \
+                 {MAX_STRIDE} bytes"
+            ),
         }
     }
 }
@@ -337,6 +403,11 @@ enum Kind {
 }
 
 /// The video part of the format: the `KS_VIDEOINFOHEADER` starts at `header` bytes into it.
+///
+/// The picture's width is `rcTarget`'s when that is not empty, else `biWidth`; a format may
+/// then have rows wider than the picture (`biWidth` pixels, a renderer's surface pitch), with
+/// the picture at the start of the buffer (`rcTarget` from (0, 0)). A range states its size in
+/// `biWidth` alone.
 fn video(fields: &Fields<'_>, header: usize, kind: Kind) -> Result<ImageFormat, FormatError> {
     let major = fields.guid(MAJOR_FORMAT);
     let specifier = fields.guid(SPECIFIER);
@@ -347,7 +418,19 @@ fn video(fields: &Fields<'_>, header: usize, kind: Kind) -> Result<ImageFormat, 
     }
     let sub = fields.guid(SUB_FORMAT);
     let bitmap = header + 48;
-    let (width, height) = (fields.i32(bitmap + 4), fields.i32(bitmap + 8));
+    let (row_pixels, height) = (fields.i32(bitmap + 4), fields.i32(bitmap + 8));
+    let target = [
+        fields.i32(header + 16),
+        fields.i32(header + 20),
+        fields.i32(header + 24),
+        fields.i32(header + 28),
+    ];
+    let width = match target {
+        _ if kind == Kind::Range => row_pixels,
+        [0, 0, 0, 0] => row_pixels,
+        [0, 0, right, bottom] if bottom == height && right > 0 => right,
+        _ => return Err(FormatError::Surface { row_pixels, target }),
+    };
     let format = FORMATS
         .iter()
         .find(|f| {
@@ -363,17 +446,23 @@ fn video(fields: &Fields<'_>, header: usize, kind: Kind) -> Result<ImageFormat, 
     {
         return Err(FormatError::PixelFormat);
     }
+    let surface = u32::try_from(row_pixels)
+        .ok()
+        .filter(|pixels| *pixels >= format.width)
+        .map(|pixels| format.with_row_pixels(pixels))
+        .filter(|surface| surface.stride() <= MAX_STRIDE)
+        .ok_or(FormatError::Surface { row_pixels, target })?;
     let size_image = fields.u32(bitmap + 20);
     let any_size = kind == Kind::Range && size_image == 0;
-    if !any_size && (size_image as usize) < format.image_size() {
-        return Err(FormatError::SizeImage { stated: size_image, needed: format.image_size() });
+    if !any_size && (size_image as usize) < surface.image_size() {
+        return Err(FormatError::SizeImage { stated: size_image, needed: surface.image_size() });
     }
     let interval = match fields.i64(header + 40) {
         0 if kind == Kind::Range => format.frame_interval,
-        interval if (FRAME_INTERVAL_30..=MAX_FRAME_INTERVAL).contains(&interval) => interval,
+        interval if (MIN_FRAME_INTERVAL..=MAX_FRAME_INTERVAL).contains(&interval) => interval,
         interval => return Err(FormatError::FrameInterval { interval }),
     };
-    Ok(ImageFormat { frame_interval: interval, ..*format })
+    Ok(surface.with_frame_interval(interval))
 }
 
 /// Reads `FormatSize` and checks it against the bytes given and the structure's size.
@@ -390,8 +479,10 @@ fn sized(bytes: &[u8], needed: usize) -> Result<Fields<'_>, FormatError> {
 }
 
 /// Parses a `KS_DATAFORMAT_VIDEOINFOHEADER` (a connection format) and checks that it is one of
-/// [`FORMATS`], with a `biSizeImage` that holds a frame and a frame interval within the range.
-/// A positive `biHeight` is required for RGB24 (bottom-up), as the ranges state.
+/// [`FORMATS`], possibly with wider rows (a surface pitch: `biWidth` pixels, the picture in
+/// `rcTarget`), with a `biSizeImage` that holds a frame and a frame interval within the range
+/// ([`MIN_FRAME_INTERVAL`] to [`MAX_FRAME_INTERVAL`]). The sign of `biHeight` must be the
+/// range's (positive: RGB24 is bottom-up).
 ///
 /// # Errors
 ///

@@ -131,6 +131,37 @@ pub(crate) unsafe fn device_state(pin: *const KSPIN) -> KSSTATE {
     unsafe { field.read_volatile() }
 }
 
+/// `pin->StreamHeaderSize = size`.
+///
+/// # Safety
+///
+/// `pin` points at a live `KSPIN` in its create dispatch.
+pub(crate) unsafe fn set_stream_header_size(pin: *mut KSPIN, size: u32) {
+    // SAFETY: the caller's contract.
+    let field = unsafe { &raw mut (*pin).StreamHeaderSize };
+    // SAFETY: an aligned field of the live pin.
+    unsafe { field.write_volatile(size) };
+}
+
+/// The current `pin->Descriptor->AllocatorFraming`'s first item's exact frame size (what the
+/// pin's frames hold), or `None`.
+///
+/// # Safety
+///
+/// `pin` points at a live `KSPIN` whose descriptor is its own `KsEdit` copy or a static, with
+/// the control mutex held.
+pub(crate) unsafe fn framed_frame_size(pin: *const KSPIN) -> Option<u32> {
+    // SAFETY: the caller's contract.
+    let field = unsafe { &raw const (*pin).Descriptor };
+    // SAFETY: an aligned field of the live pin.
+    let descriptor = unsafe { field.read_volatile() };
+    // SAFETY: a live descriptor (the caller's contract).
+    let framing = unsafe { descriptor.as_ref() }?.AllocatorFraming;
+    // SAFETY: NULL or a framing of the count it states (AVStream relies on the same).
+    let view = unsafe { ks_allocator::framing::FramingExView::from_raw(framing) }?;
+    view.item(0).map(|item| item.physical_range.max_frame_size)
+}
+
 /// Where `pin->Descriptor` is stored, for `KsEdit`.
 ///
 /// # Safety

@@ -1,16 +1,21 @@
 //! The capture pin: its context, its dispatch routines and its data intersection handler.
+//!
+//! The allocator properties (`KSPROPERTY_CONNECTION_ALLOCATORFRAMING_EX`,
+//! `KSPROPERTY_STREAM_ALLOCATOR`) are not in the pin's automation table: AVStream answers them
+//! for its pins from the descriptor's `AllocatorFraming` and the pipe it builds, and an entry of
+//! the minidriver's would override the class's (the library's property sets are for KS filters
+//! that are not AVStream minidrivers).
 
-use core::ptr::NonNull;
+use core::{cell::UnsafeCell, ptr::NonNull};
 
 use ks_allocator::{
     Error, PoolBox,
     framing::{FramingEx, FramingItem, ItemFlags, MemoryType},
-    property::{AllocatorAssignment, AssignedAllocator},
 };
 use ks_sys::{
-    KS_DATAFORMAT_VIDEOINFOHEADER, KSALLOCATOR_FRAMING_EX, KSATTRIBUTE_LIST, KSDATARANGE,
-    KSMULTIPLE_ITEM, KSP_PIN, KSPIN, KSSTATE, NTSTATUS, PIRP, PKSDATAFORMAT, PKSDATARANGE, PULONG,
-    PVOID, STATUS_SUCCESS,
+    KS_DATAFORMAT_VIDEOINFOHEADER, KS_FRAME_INFO, KSALLOCATOR_FRAMING_EX, KSATTRIBUTE_LIST,
+    KSDATARANGE, KSMULTIPLE_ITEM, KSP_PIN, KSPIN, KSSTATE, NTSTATUS, PIRP, PKSDATAFORMAT,
+    PKSDATARANGE, PULONG, PVOID, STATUS_SUCCESS,
 };
 
 use crate::{
@@ -40,19 +45,31 @@ pub const fn framing_item(size: u32) -> FramingItem {
 }
 
 /// What the driver keeps per pin (`KSPIN.Context`).
+///
+/// # Invariants
+///
+/// `format` is written only by `set_data_format`, with the filter control mutex and the pin's
+/// processing mutex both held; it is read only with one of them held (the process callback
+/// runs with the processing mutex held by AVStream; create, state changes and format changes
+/// with the control mutex). So a read never overlaps a write.
 pub struct PinContext {
-    /// The connection format.
-    format: ImageFormat,
-    /// The allocator assigned with `KSPROPERTY_STREAM_ALLOCATOR`.
-    allocator: AssignedAllocator,
+    /// The connection format (the last one `SetDataFormat` accepted).
+    format: UnsafeCell<ImageFormat>,
 }
 
-// SAFETY: the pin descriptor's automation table holds `stream_property_set::<PinContext>()`
-// only for this pin, whose `KSPIN.Context` is a live `PinContext` from its create dispatch until
-// AVStream frees the pin's object bag after its close.
-unsafe impl AllocatorAssignment for PinContext {
-    fn assigned_allocator(&self) -> &AssignedAllocator {
-        &self.allocator
+// SAFETY: the only interior mutability is `format`, whose accesses are serialised by AVStream's
+// mutexes (see the invariants).
+unsafe impl Sync for PinContext {}
+
+impl PinContext {
+    /// The connection format.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the pin's filter control mutex or its processing mutex.
+    unsafe fn format(&self) -> ImageFormat {
+        // SAFETY: the caller holds one of the mutexes, so no write overlaps (invariants).
+        unsafe { self.format.get().read() }
     }
 }
 
@@ -102,8 +119,9 @@ unsafe fn hardware<'a>(pin: *mut KSPIN) -> Option<&'a Hardware> {
     unsafe { device::context(device) }.and_then(device::DeviceContext::hardware)
 }
 
-/// Makes the pin's descriptor and framing its own (`KsEdit`) and sizes the frames for `format`,
-/// as avshws does at pin creation. PASSIVE_LEVEL, with the filter control mutex held.
+/// Makes the pin's descriptor and framing its own (`KsEdit`) and sizes the frames for `format`
+/// (its rows at their pitch), as avshws does at pin creation. PASSIVE_LEVEL, with the filter
+/// control mutex held.
 ///
 /// # Safety
 ///
@@ -127,7 +145,7 @@ unsafe fn edit_framing(pin: *mut KSPIN, format: &ImageFormat) -> ks_allocator::R
     ks_allocator::to_result(status)?;
     // SAFETY: the framing is now the pin's own writable copy of 112 bytes.
     let framing = unsafe { framing_slot.read() }.cast::<FramingEx<1>>();
-    #[expect(clippy::cast_possible_truncation, reason = "at most 640 x 480 x 3 bytes")]
+    #[expect(clippy::cast_possible_truncation, reason = "at most MAX_FRAME_BYTES, 2 MiB")]
     let frame_size = format.image_size() as u32;
     // SAFETY: the copy has `FramingEx<1>`'s layout (asserted in the library) and is the pin's.
     unsafe { framing.write(FramingEx::new([framing_item(frame_size)])) };
@@ -158,7 +176,7 @@ pub(crate) unsafe extern "C" fn create(pin: *mut KSPIN, _irp: PIRP) -> NTSTATUS 
     let Ok(format) = (unsafe { connection_format(pin) }) else {
         return Error::INVALID_PARAMETER.to_status();
     };
-    let context = PinContext { format, allocator: AssignedAllocator::new() };
+    let context = PinContext { format: UnsafeCell::new(format) };
     let Ok(context) = PoolBox::new(context, POOL_TAG) else {
         return Error::INSUFFICIENT_RESOURCES.to_status();
     };
@@ -176,12 +194,26 @@ pub(crate) unsafe extern "C" fn create(pin: *mut KSPIN, _irp: PIRP) -> NTSTATUS 
     }
     // SAFETY: a live pin in its create dispatch: nothing else uses its context yet.
     unsafe { ks::set_pin_context(pin, raw.cast()) };
+    // Every frame carries a KS_FRAME_INFO after its KSSTREAM_HEADER (picture number, drops).
+    #[expect(clippy::cast_possible_truncation, reason = "56 + 72 bytes")]
+    let header_size = (size_of::<ks_sys::KSSTREAM_HEADER>() + size_of::<KS_FRAME_INFO>()) as u32;
+    // SAFETY: as above.
+    unsafe { ks::set_stream_header_size(pin, header_size) };
     // SAFETY: as above.
     ks_allocator::from_result(unsafe { edit_framing(pin, &format) })
 }
 
 /// `AVStrMiniPinSetDataFormat`: checks the connection format against `range` (at creation,
-/// `old_format` NULL) and takes a new format (only while stopped). PASSIVE_LEVEL.
+/// `old_format` NULL) and takes a new format on a pin that exists. PASSIVE_LEVEL, with the filter
+/// control mutex held.
+///
+/// While stopped, any offered format: the frames are resized (`KsEdit`) for the next
+/// allocator. Out of STOP (AVStream may send a video capture pin the renderer's surface
+/// parameters just before RUN, and "Data Range Intersections in AVStream" asks that it not be
+/// failed): the same picture at another pitch or frame rate, as long as a frame still fits the
+/// frames the pipe's allocator already has; the new pitch is drawn from the next frame on, the
+/// new rate from the next RUN. A change of picture out of STOP is `STATUS_INVALID_DEVICE_STATE`
+/// (the pin does not support dynamic format changes), as is a pitch the frames cannot hold.
 ///
 /// # Safety
 ///
@@ -199,26 +231,51 @@ pub(crate) unsafe extern "C" fn set_data_format(
     };
     // SAFETY: one of the pin's own data ranges, a `KS_DATARANGE_VIDEO`.
     let range = unsafe { descriptor_range(range) };
-    if range.is_none_or(|range| range.subtype != format.subtype || range.width != format.width) {
+    if range.is_none_or(|range| !range.same_picture(&format)) {
         return ks_sys::STATUS_NO_MATCH; // another of the pin's ranges may match
     }
     if old_format.is_null() {
         return STATUS_SUCCESS; // checked before the pin's create dispatch
     }
-    // SAFETY: a live pin.
-    if unsafe { ks::device_state(pin) } != ks_sys::KSSTATE_STOP {
-        return Error::INVALID_DEVICE_STATE.to_status();
-    }
-    // SAFETY: a live pin.
-    let context = unsafe { ks::pin_context(pin) }.cast::<PinContext>();
-    // SAFETY: a pin past its create dispatch has its `PinContext`, which only the control-mutex
-    // holder (this dispatch) writes.
-    let Some(context) = (unsafe { context.as_mut() }) else {
+    // SAFETY: a live pin past its create dispatch.
+    let Some(context) = (unsafe { context(pin) }) else {
         return Error::INVALID_DEVICE_STATE.to_status();
     };
-    context.format = format;
-    // SAFETY: a live pin, in its set-format dispatch with the control mutex held.
-    ks_allocator::from_result(unsafe { edit_framing(pin, &format) })
+    // SAFETY: the control mutex is held (this function's contract).
+    let current = unsafe { context.format() };
+    // SAFETY: a live pin.
+    let stopped = unsafe { ks::device_state(pin) } == ks_sys::KSSTATE_STOP;
+    if !stopped {
+        // SAFETY: a live pin, the control mutex held.
+        let frames = unsafe { ks::framed_frame_size(pin) }.unwrap_or(0);
+        let refusal = if !format.same_picture(&current) {
+            Some("another picture")
+        } else if format.image_size() > frames as usize {
+            Some("a pitch whose frames are larger than the allocator's")
+        } else {
+            None
+        };
+        if let Some(refusal) = refusal {
+            ks_allocator::debug_print_as(
+                "ks-sample",
+                ks_sys::DPFLTR_WARNING_LEVEL,
+                format_args!("format change to {format} refused while streaming: {refusal}"),
+            );
+            return Error::INVALID_DEVICE_STATE.to_status();
+        }
+    }
+    // The process callback reads the format with the processing mutex held: keep it out.
+    // SAFETY: a live pin, PASSIVE_LEVEL; this thread holds no processing mutex.
+    unsafe { ks_sys::KsPinAcquireProcessingMutex(pin) };
+    // SAFETY: both mutexes are held: nothing reads the format now (invariants).
+    unsafe { context.format.get().write(format) };
+    // SAFETY: acquired above.
+    unsafe { ks_sys::KsPinReleaseProcessingMutex(pin) };
+    if stopped {
+        // SAFETY: a live pin, in its set-format dispatch with the control mutex held.
+        return ks_allocator::from_result(unsafe { edit_framing(pin, &format) });
+    }
+    STATUS_SUCCESS
 }
 
 /// One of the pin's own data ranges, parsed.
@@ -257,8 +314,10 @@ pub(crate) unsafe extern "C" fn set_device_state(
     if from == ks_sys::KSSTATE_STOP && to != ks_sys::KSSTATE_STOP && !hardware.acquire(pin) {
         return Error::INSUFFICIENT_RESOURCES.to_status(); // another pin streams
     }
+    // SAFETY: the control mutex is held (this function's contract).
+    let format = unsafe { context.format() };
     if to == ks_sys::KSSTATE_RUN && from != ks_sys::KSSTATE_RUN {
-        hardware.start(context.format.frame_interval);
+        hardware.start(format.frame_interval);
     }
     if from == ks_sys::KSSTATE_RUN && to != ks_sys::KSSTATE_RUN {
         hardware.stop();
@@ -270,7 +329,7 @@ pub(crate) unsafe extern "C" fn set_device_state(
             ks_sys::DPFLTR_INFO_LEVEL,
             format_args!(
                 "{} stopped after {} frame times, {} without a buffer",
-                context.format,
+                format,
                 hardware.ticks(),
                 hardware.drops()
             ),
@@ -293,6 +352,8 @@ pub(crate) unsafe extern "C" fn process(pin: *mut KSPIN) -> NTSTATUS {
     else {
         return ks_sys::STATUS_PENDING;
     };
+    // SAFETY: AVStream holds the pin's processing mutex while it processes.
+    let format = unsafe { context.format() };
     let due = hardware.take_due();
     for (done, number) in due.clone().enumerate() {
         // SAFETY: a live pin; a locked leading edge, or NULL when the queue is empty.
@@ -306,7 +367,7 @@ pub(crate) unsafe extern "C" fn process(pin: *mut KSPIN) -> NTSTATUS {
         }
         // SAFETY: a locked stream pointer from AVStream: its output offset describes the
         // frame's writable bytes until it is unlocked.
-        let written = unsafe { fill(edge, &context.format, number) };
+        let written = unsafe { fill(edge, &format, number, hardware) };
         let used = written.unwrap_or_else(|| {
             hardware.count_drops(1); // a buffer too small for a frame: given back empty
             0
@@ -319,7 +380,8 @@ pub(crate) unsafe extern "C" fn process(pin: *mut KSPIN) -> NTSTATUS {
     ks_sys::STATUS_PENDING
 }
 
-/// Draws frame `number` into the buffer under a locked stream pointer and stamps its header;
+/// Draws frame `number` into the buffer under a locked stream pointer and stamps its header
+/// (presentation time and duration, and the `KS_FRAME_INFO` after it when the header has room);
 /// returns the bytes written, or `None` if the buffer cannot hold a frame.
 ///
 /// # Safety
@@ -329,6 +391,7 @@ unsafe fn fill(
     edge: *mut ks_sys::KSSTREAM_POINTER,
     format: &ImageFormat,
     number: u32,
+    hardware: &Hardware,
 ) -> Option<u32> {
     // SAFETY: a locked stream pointer (this function's contract).
     let offset = unsafe { &raw const (*edge).OffsetOut };
@@ -346,11 +409,55 @@ unsafe fn fill(
     let header = unsafe { header.read() };
     if !header.is_null() {
         // SAFETY: the locked frame's header is the driver's to fill until it is unlocked.
-        unsafe { (*header).Duration = format.frame_interval };
-        // SAFETY: as above.
-        unsafe { (*header).OptionsFlags |= ks_sys::KSSTREAM_HEADER_OPTIONSF_DURATIONVALID };
+        unsafe { stamp(header, format, number, hardware) };
     }
     u32::try_from(written).ok()
+}
+
+/// Stamps a frame's header: its presentation time (`number` intervals from the start of the
+/// stream, the stream's own clock: the pin has no clock assigned) and duration, both valid; and,
+/// when the header is long enough (the pin asked for it with `StreamHeaderSize`, but AVStream
+/// does not promise it), its `KS_FRAME_INFO`: a whole frame, its picture number (frame times so
+/// far, this one included) and the frame times dropped so far.
+///
+/// # Safety
+///
+/// `header` is the header of a frame under a locked stream pointer, `Size` bytes long.
+unsafe fn stamp(
+    header: *mut ks_sys::KSSTREAM_HEADER,
+    format: &ImageFormat,
+    number: u32,
+    hardware: &Hardware,
+) {
+    // SAFETY: the caller's contract: the driver's to fill.
+    let stream_header = unsafe { &mut *header };
+    stream_header.PresentationTime =
+        ks_sys::KSTIME { Time: hardware.presentation_time(number), Numerator: 1, Denominator: 1 };
+    stream_header.Duration = format.frame_interval;
+    stream_header.OptionsFlags |=
+        ks_sys::KSSTREAM_HEADER_OPTIONSF_TIMEVALID | ks_sys::KSSTREAM_HEADER_OPTIONSF_DURATIONVALID;
+    let needed = size_of::<ks_sys::KSSTREAM_HEADER>() + size_of::<KS_FRAME_INFO>();
+    if (stream_header.Size as usize) < needed {
+        return;
+    }
+    #[expect(clippy::cast_possible_truncation, reason = "72 bytes")]
+    let info = KS_FRAME_INFO {
+        ExtendedHeaderSize: size_of::<KS_FRAME_INFO>() as u32,
+        dwFrameFlags: ks_sys::KS_VIDEO_FLAG_FRAME,
+        PictureNumber: i64::from(number) + 1,
+        DropCount: i64::from(hardware.drops()),
+        hDirectDraw: core::ptr::null_mut(),
+        hSurfaceHandle: core::ptr::null_mut(),
+        DirectDrawRect: ks_sys::RECT { left: 0, top: 0, right: 0, bottom: 0 },
+        Reserved1: 0,
+        Reserved2: 0,
+        Reserved3: 0,
+        Reserved4: 0,
+    };
+    let extended = header.wrapping_add(1).cast::<KS_FRAME_INFO>();
+    // SAFETY: `Size` bytes are the header's (the caller's contract), enough for the extended
+    // header right after the KSSTREAM_HEADER, whose size is a multiple of 8.
+    unsafe { extended.write(info) };
 }
 
 /// `AVStrMiniIntersectHandlerEx`: the format for a client's data range and one of the pin's:
@@ -410,8 +517,5 @@ pub fn intersect_ranges(offered: &ImageFormat, caller: &[u8]) -> Option<ImageFor
         return (caller.len() == size_of::<KSDATARANGE>()).then_some(*offered);
     }
     let asked = format::parse_range(caller).ok()?;
-    let same = asked.subtype == offered.subtype
-        && asked.width == offered.width
-        && asked.height == offered.height;
-    same.then_some(ImageFormat { frame_interval: asked.frame_interval, ..*offered })
+    asked.same_picture(offered).then_some(offered.with_frame_interval(asked.frame_interval))
 }

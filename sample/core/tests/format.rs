@@ -2,8 +2,8 @@
 //! bytes that never panic and are only accepted as one of the offered formats.
 
 use ks_sample_core::format::{
-    FORMATS, FRAME_INTERVAL_30, FormatError, ImageFormat, MAX_FRAME_INTERVAL, Subtype,
-    parse_format, parse_range,
+    FORMATS, FRAME_INTERVAL_30, FormatError, ImageFormat, MAX_FRAME_INTERVAL, MAX_STRIDE,
+    MIN_FRAME_INTERVAL, Subtype, parse_format, parse_range,
 };
 use ks_sys::{KS_DATAFORMAT_VIDEOINFOHEADER, KS_DATARANGE_VIDEO};
 use proptest::prelude::*;
@@ -65,6 +65,10 @@ fn every_refusal_names_its_reason() {
             FormatError::FrameInterval { interval: 1 },
         ),
         (
+            edit(&|r| r.VideoInfoHeader.AvgTimePerFrame = MIN_FRAME_INTERVAL - 1),
+            FormatError::FrameInterval { interval: MIN_FRAME_INTERVAL - 1 },
+        ),
+        (
             edit(&|r| r.VideoInfoHeader.AvgTimePerFrame = MAX_FRAME_INTERVAL + 1),
             FormatError::FrameInterval { interval: MAX_FRAME_INTERVAL + 1 },
         ),
@@ -86,6 +90,76 @@ fn every_refusal_names_its_reason() {
         Err(FormatError::TooShort { len: 152, needed: 296 })
     );
     assert_eq!(size_of::<KS_DATARANGE_VIDEO>(), 296);
+}
+
+/// Review finding: a format at exactly 30.000 fps was refused, and the parser required biWidth
+/// to be the picture's width, so a renderer's surface (a wider pitch, the picture in rcTarget)
+/// failed the second SetDataFormat that "Data Range Intersections in AVStream" says not to fail.
+#[test]
+fn surfaces_and_any_interval_in_range_are_accepted() {
+    let good = ImageFormat::new(Subtype::Rgb24, 320, 240);
+    let edit = |f: &dyn Fn(&mut KS_DATAFORMAT_VIDEOINFOHEADER)| {
+        let mut raw = good.to_raw();
+        f(&mut raw);
+        bytes_of(&raw)
+    };
+    // 30.000 fps, as Media Foundation asks for 30/1.
+    let thirty = parse_format(&edit(&|r| r.VideoInfoHeader.AvgTimePerFrame = 333_333)).unwrap();
+    assert_eq!(thirty.frame_interval, 333_333);
+    // A surface 512 pixels wide holding the 320x240 picture: rows 1536 bytes apart.
+    let surface = good.with_row_pixels(512);
+    let parsed = parse_format(&format_bytes(&surface)).unwrap();
+    assert_eq!(parsed, surface);
+    assert_eq!((parsed.width, parsed.row_pixels, parsed.stride()), (320, 512, 1536));
+    assert_eq!(parsed.image_size(), 1536 * 240);
+    assert!(parsed.same_picture(&good));
+    // Written by hand, as a renderer would: biWidth the pitch, rcTarget the picture.
+    let by_hand = edit(&|r| {
+        r.VideoInfoHeader.bmiHeader.biWidth = 512;
+        r.VideoInfoHeader.rcTarget = ks_sys::RECT { left: 0, top: 0, right: 320, bottom: 240 };
+        r.VideoInfoHeader.bmiHeader.biSizeImage = 1536 * 240;
+    });
+    assert_eq!(parse_format(&by_hand), Ok(surface));
+    // Refused, each named: a picture not at the buffer's start, a pitch narrower than the
+    // picture, one wider than MAX_STRIDE, and a biSizeImage that does not hold the pitch.
+    let target = |left, top, right, bottom| ks_sys::RECT { left, top, right, bottom };
+    for (row_pixels, rect, error) in [
+        (
+            512,
+            target(8, 0, 328, 240),
+            FormatError::Surface { row_pixels: 512, target: [8, 0, 328, 240] },
+        ),
+        (
+            300,
+            target(0, 0, 320, 240),
+            FormatError::Surface { row_pixels: 300, target: [0, 0, 320, 240] },
+        ),
+        (
+            2000,
+            target(0, 0, 320, 240),
+            FormatError::Surface { row_pixels: 2000, target: [0, 0, 320, 240] },
+        ),
+        (
+            512,
+            target(0, 0, 320, 120),
+            FormatError::Surface { row_pixels: 512, target: [0, 0, 320, 120] },
+        ),
+    ] {
+        let bytes = edit(&|r| {
+            r.VideoInfoHeader.bmiHeader.biWidth = row_pixels;
+            r.VideoInfoHeader.rcTarget = rect;
+            r.VideoInfoHeader.bmiHeader.biSizeImage = 4_000_000;
+        });
+        assert_eq!(parse_format(&bytes), Err(error), "{error}");
+    }
+    let short = edit(&|r| {
+        r.VideoInfoHeader.bmiHeader.biWidth = 512;
+        r.VideoInfoHeader.rcTarget = target(0, 0, 320, 240);
+    });
+    assert_eq!(
+        parse_format(&short),
+        Err(FormatError::SizeImage { stated: 230_400, needed: 1536 * 240 })
+    );
 }
 
 proptest! {
@@ -113,7 +187,8 @@ proptest! {
         let parsed = if range { parse_range(&bytes) } else { parse_format(&bytes) };
         if let Ok(parsed) = parsed {
             prop_assert!(FORMATS.iter().any(|f| f.subtype == parsed.subtype && f.width == parsed.width && f.height == parsed.height));
-            prop_assert!((FRAME_INTERVAL_30..=MAX_FRAME_INTERVAL).contains(&parsed.frame_interval));
+            prop_assert!((MIN_FRAME_INTERVAL..=MAX_FRAME_INTERVAL).contains(&parsed.frame_interval));
+            prop_assert!(parsed.row_pixels >= parsed.width && parsed.stride() <= MAX_STRIDE);
         }
     }
 }
