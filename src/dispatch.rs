@@ -33,14 +33,30 @@
 //!
 //! - `InitializeAllocator` (PASSIVE_LEVEL) copies the 24-byte framing KS passes, holds it against
 //!   the pin ([`AllocatorRequest::new`] with the pin's [`PinConstraints`] and the implementor's
-//!   [`PinAllocator::BUDGET`]), creates the implementor, boxes it in non-paged pool
-//!   ([`CONTEXT_TAG`](crate::tags::CONTEXT_TAG)) and writes `*Context` last. A refused request
-//!   is reported with `DbgPrintEx` (error level) and fails with the status [`RequestError`]
-//!   maps to; `*Context` is untouched on every failure and nothing is leaked.
+//!   [`PinAllocator::BUDGET`]), takes a place under the budget's ceilings of allocators per pin
+//!   and per driver ([`live_allocators`](crate::live_allocators)), creates the implementor,
+//!   boxes it in non-paged pool ([`CONTEXT_TAG`](crate::tags::CONTEXT_TAG)) and writes
+//!   `*Context` last. A refused request is reported with `DbgPrintEx` (error level) and fails
+//!   with the status [`RequestError`] maps to; `*Context` is untouched on every failure and
+//!   nothing is leaked.
 //! - `Allocate` and `Free` (IRQL <= DISPATCH_LEVEL, any CPU, concurrently) recover the context
 //!   and call the trait.
 //! - `DeleteAllocator` (PASSIVE_LEVEL) drops the implementor (for [`DefaultAllocator`]: every
-//!   frame and the pool, reporting frames still outstanding) and frees the context.
+//!   frame and the pool) and frees the context, giving its place back. Unless frames are still
+//!   out ([`PinAllocator::outstanding`]): see below.
+//!
+//! # Frames still out when the allocator is deleted
+//!
+//! Frames a consumer still holds when KS deletes the allocator are a bug of the consumer, which
+//! may still write them. Freeing their memory would let those writes land in whatever the pool
+//! hands out next: corruption found far from its cause, the worst kind of kernel bug. So the
+//! allocator is *retired* instead: reported (error level, with its owner, the frames out and the
+//! bytes kept; a stop in the debugger in debug builds), kept whole, memory and all, off its
+//! pin's count but still counted against the driver's ceiling of allocators (so a consumer that
+//! does it again and again gets allocator creation refused, not all of non-paged pool), and
+//! counted in [`retired_allocators`]. The driver reclaims the memory
+//! with [`release_retired_allocators`] once no consumer can
+//! hold a frame any more: at unload, or once the device is removed and every pin closed.
 //!
 //! [`RequestError`]: crate::request::RequestError
 
@@ -52,12 +68,28 @@ use ks_sys::{KSALLOCATOR_DISPATCH, KSPIN, NTSTATUS, PIRP, PKSALLOCATOR_FRAMING, 
 
 use crate::{
     AllocatorRequest, Error, PinConstraints, PoolConfig, Result,
+    ceiling::Lease,
     framing::Framing,
     from_result,
     pool::{FramePool, SystemMemory},
     system::PoolBox,
     to_result,
 };
+
+mod retire;
+
+use retire::RetiredLink;
+pub use retire::{RetiredStats, release_retired_allocators, retired_allocators};
+
+/// Frames an allocator still has out, and the bytes of memory they keep.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Outstanding {
+    /// Frames handed out and not taken back.
+    pub frames: u32,
+    /// Bytes of frame memory the allocator holds (all of it: the frames out share their
+    /// allocator's memory with the free ones).
+    pub bytes: usize,
+}
 
 /// A pin-specific frame allocator.
 ///
@@ -117,7 +149,7 @@ use crate::{
 /// allocator.free(frame);
 /// # drop(allocator);
 /// ```
-pub trait PinAllocator: Sized + Send + Sync {
+pub trait PinAllocator: Sized + Send + Sync + 'static {
     /// The budget allocator requests for this type are held against before
     /// [`initialize`](PinAllocator::initialize) is called.
     const BUDGET: PoolConfig = PoolConfig::DEFAULT;
@@ -148,10 +180,34 @@ pub trait PinAllocator: Sized + Send + Sync {
     ///
     /// <= DISPATCH_LEVEL; any CPU, concurrently.
     fn free(&self, frame: NonNull<u8>);
+
+    /// Frames handed out and not taken back, asked when KS deletes the allocator: any makes the
+    /// library keep the allocator and its memory instead of dropping it (module documentation).
+    /// The default, for an allocator that cannot tell, is none.
+    ///
+    /// # IRQL
+    ///
+    /// PASSIVE_LEVEL.
+    fn outstanding(&self) -> Outstanding {
+        Outstanding::default()
+    }
+
+    /// Called on a retired allocator just before
+    /// [`release_retired_allocators`] drops it: the frames
+    /// still out are to be treated as given back (the default does nothing).
+    ///
+    /// # Safety
+    ///
+    /// No consumer uses a frame of this allocator any more.
+    ///
+    /// # IRQL
+    ///
+    /// PASSIVE_LEVEL.
+    unsafe fn reclaim(&self) {}
 }
 
 /// The budget of a [`DefaultAllocator`]: a type whose constant is the [`PoolConfig`].
-pub trait Budget {
+pub trait Budget: 'static {
     /// The budget.
     const CONFIG: PoolConfig;
 }
@@ -218,7 +274,31 @@ impl<B: Budget> PinAllocator for DefaultAllocator<B> {
         // A bad free is counted and reported by the pool, which stays intact.
         let _ = self.pool.free(frame);
     }
+
+    fn outstanding(&self) -> Outstanding {
+        let stats = self.pool.stats();
+        let bytes = stats.frames_total as usize * self.pool.stride();
+        Outstanding { frames: stats.frames_outstanding, bytes }
+    }
+
+    unsafe fn reclaim(&self) {
+        // SAFETY: the caller's contract: no consumer uses a frame any more.
+        unsafe { self.pool.reclaim_outstanding() };
+    }
 }
+
+/// What KS holds as an allocator's context: the implementor first, so that the context pointer
+/// is a pointer to it (what `Allocate` and `Free` recover, and what code that knows the
+/// allocator's type may read, such as statistics), then its place under the ceilings and its
+/// link in the list of retired allocators.
+#[repr(C)]
+struct Context<T> {
+    value: T,
+    lease: Lease,
+    link: RetiredLink,
+}
+
+const _: () = assert!(core::mem::offset_of!(Context<DefaultAllocator>, value) == 0);
 
 /// The context a filter passes through `KsCreateDefaultAllocatorEx` to
 /// [`Trampolines::initialize_ex`].
@@ -245,17 +325,20 @@ unsafe fn initialize<T: PinAllocator>(
     // SAFETY: `framing` is non-NULL and readable (this function's contract); the copy means its
     // lifetime ends with the call, as KS expects.
     let framing = Framing::from_raw(&unsafe { framing.read_unaligned() });
-    let request = AllocatorRequest::new(&framing, constraints, &T::BUDGET).map_err(|error| {
+    let refused = |error: crate::request::RequestError| {
         crate::system::debug_print(
             ks_sys::DPFLTR_ERROR_LEVEL,
             format_args!("allocator request for {owner:p} refused: {error}"),
         );
         Error::from(error)
-    })?;
+    };
+    let request = AllocatorRequest::new(&framing, constraints, &T::BUDGET).map_err(refused)?;
+    let lease = Lease::take(owner.addr(), &T::BUDGET).map_err(refused)?;
     let value = T::initialize(&request.with_owner(owner as usize))?;
-    // On failure the value comes back and is dropped here, releasing what it holds.
-    let context_box =
-        PoolBox::new(value, crate::tags::CONTEXT_TAG).map_err(|_| Error::INSUFFICIENT_RESOURCES)?;
+    let allocator = Context { value, lease, link: RetiredLink::new::<T>() };
+    // On failure the context comes back and is dropped here, releasing what it holds.
+    let context_box = PoolBox::new(allocator, crate::tags::CONTEXT_TAG)
+        .map_err(|_| Error::INSUFFICIENT_RESOURCES)?;
     // SAFETY: `context` is non-NULL and writable (this function's contract); written last.
     unsafe { context.write(PoolBox::into_raw(context_box).cast()) };
     Ok(())
@@ -310,16 +393,21 @@ impl<T: PinAllocator> Trampolines<T> {
         from_result(unsafe { initialize::<T>(object.owner, &object.constraints, framing, context) })
     }
 
-    /// `DeleteAllocator`: drops the implementor and frees the context. PASSIVE_LEVEL.
+    /// `DeleteAllocator`: drops the implementor and frees the context, or retires it when
+    /// frames are still out (module documentation). PASSIVE_LEVEL.
     ///
     /// # Safety
     ///
     /// Only KS calls it, once, with a context `InitializeAllocator` produced; no Allocate or
     /// Free follows.
     unsafe extern "C" fn delete_allocator(context: PVOID) {
-        if let Some(context) = NonNull::new(context.cast::<T>()) {
-            // SAFETY: the context is a `PoolBox<T>` from `initialize`, deleted exactly once.
-            drop(unsafe { PoolBox::from_raw(context) });
+        if let Some(context) = NonNull::new(context.cast::<Context<T>>()) {
+            // SAFETY: the context is a `PoolBox<Context<T>>` from `initialize`, deleted once.
+            let context = unsafe { PoolBox::from_raw(context) };
+            let outstanding = context.value.outstanding();
+            if outstanding.frames > 0 {
+                retire::retire(context, outstanding);
+            }
         }
     }
 

@@ -84,6 +84,7 @@
 #[cfg(loom)]
 extern crate std;
 
+pub mod ceiling;
 pub mod dispatch;
 mod error;
 pub mod framing;
@@ -97,8 +98,10 @@ mod sync;
 mod system;
 pub mod tags;
 
+pub use ceiling::{live_allocators, live_allocators_on};
 pub use dispatch::{
-    Budget, DEFAULT_DISPATCH, DefaultAllocator, DefaultBudget, PinAllocator, dispatch_table,
+    Budget, DEFAULT_DISPATCH, DefaultAllocator, DefaultBudget, Outstanding, PinAllocator,
+    RetiredStats, dispatch_table, release_retired_allocators, retired_allocators,
 };
 pub use error::{Error, Result, from_result, to_result};
 pub use negotiate::{AllocatorPlan, NegotiationError, negotiate};

@@ -17,6 +17,13 @@
 //!    ("no cap") gets [`uncapped_frames`](PoolConfig::uncapped_frames) frames, all allocated up
 //!    front, because `Allocate` runs at DISPATCH_LEVEL and never allocates.
 //!
+//! The budget also bounds how many allocators there are: at most
+//! [`max_allocators_per_pin`](PoolConfig::max_allocators_per_pin) alive for one pin and
+//! [`max_allocators`](PoolConfig::max_allocators) in the whole driver, counted when the
+//! library's `KSALLOCATOR_DISPATCH` creates one and released when it is deleted
+//! ([`live_allocators`](crate::live_allocators)). One request cannot know how many others exist,
+//! so those two are checked by `InitializeAllocator` after the three checks here.
+//!
 //! The result is an [`AllocatorRequest`], the only way to create a [`FramePool`](crate::FramePool)
 //! or a [`PinAllocator`](crate::PinAllocator): what it says has been checked, and nothing after it
 //! checks again.
@@ -66,7 +73,9 @@ pub const MAX_POOL_BYTES: usize = u32::MAX as usize;
 /// The defaults fit capture pins up to 1080p (eight 4 MiB frames) and audio pins with many small
 /// frames; a driver should lower them to what its largest format needs, since every allocator
 /// create request is a non-paged allocation a user-mode client can ask for. Bookkeeping (8 bytes
-/// per frame and a header of under 1 KiB) comes on top of `max_bytes`.
+/// per frame and a header of under 1 KiB) comes on top of `max_bytes`. The most frame memory
+/// the library's allocators can hold in a driver is `max_allocators * max_bytes` (64 times
+/// 64 MiB by default: lower it).
 ///
 /// ```
 /// use ks_allocator::PoolConfig;
@@ -86,11 +95,26 @@ pub struct PoolConfig {
     /// Frames given to a request for `Frames = 0` ("no cap"), all allocated when the allocator
     /// is created; 0 refuses such requests. Default 8.
     pub uncapped_frames: u32,
+    /// Most allocators one pin may have alive at once (AVStream creates one per pipe; more come
+    /// only from clients creating allocators on the pin). Default 4; at most
+    /// [`MAX_PER_PIN`](crate::ceiling::MAX_PER_PIN).
+    pub max_allocators_per_pin: u32,
+    /// Most allocators the driver may have alive at once, over all its pins, allocators deleted
+    /// with frames still out included (their memory is kept: [`crate::retired_allocators`]).
+    /// Default 64; at most [`PIN_SLOTS`](crate::ceiling::PIN_SLOTS).
+    pub max_allocators: u32,
 }
 
 impl PoolConfig {
-    /// 1024 frames, 64 MiB, 8 frames for an uncapped request.
-    pub const DEFAULT: Self = Self { max_frames: 1024, max_bytes: 64 << 20, uncapped_frames: 8 };
+    /// 1024 frames, 64 MiB, 8 frames for an uncapped request; 4 allocators a pin, 64 in the
+    /// driver.
+    pub const DEFAULT: Self = Self {
+        max_frames: 1024,
+        max_bytes: 64 << 20,
+        uncapped_frames: 8,
+        max_allocators_per_pin: 4,
+        max_allocators: 64,
+    };
 
     /// The same budget with another frame limit.
     #[must_use]
@@ -109,6 +133,26 @@ impl PoolConfig {
     #[must_use]
     pub const fn with_uncapped_frames(self, uncapped_frames: u32) -> Self {
         Self { uncapped_frames, ..self }
+    }
+
+    /// The same budget with another ceiling of allocators per pin (capped at
+    /// [`MAX_PER_PIN`](crate::ceiling::MAX_PER_PIN)).
+    #[must_use]
+    pub const fn with_max_allocators_per_pin(self, max_allocators_per_pin: u32) -> Self {
+        let cap = crate::ceiling::MAX_PER_PIN;
+        let max_allocators_per_pin =
+            if max_allocators_per_pin > cap { cap } else { max_allocators_per_pin };
+        Self { max_allocators_per_pin, ..self }
+    }
+
+    /// The same budget with another driver-wide ceiling of allocators (capped at
+    /// [`PIN_SLOTS`](crate::ceiling::PIN_SLOTS)).
+    #[must_use]
+    pub const fn with_max_allocators(self, max_allocators: u32) -> Self {
+        #[expect(clippy::cast_possible_truncation, reason = "256")]
+        let cap = crate::ceiling::PIN_SLOTS as u32;
+        let max_allocators = if max_allocators > cap { cap } else { max_allocators };
+        Self { max_allocators, ..self }
     }
 }
 
@@ -236,6 +280,20 @@ pub enum RequestError {
         /// [`PoolConfig::max_bytes`], at most [`MAX_POOL_BYTES`].
         budget: usize,
     },
+    /// The driver has as many allocators alive as its budget allows.
+    TooManyAllocators {
+        /// Allocators alive (retired ones included).
+        live: u32,
+        /// [`PoolConfig::max_allocators`].
+        budget: u32,
+    },
+    /// The pin has as many allocators alive as the budget allows.
+    TooManyAllocatorsOnPin {
+        /// Allocators alive for the pin.
+        live: u32,
+        /// [`PoolConfig::max_allocators_per_pin`].
+        budget: u32,
+    },
 }
 
 impl fmt::Display for RequestError {
@@ -261,6 +319,14 @@ impl fmt::Display for RequestError {
             Self::TooManyBytes { bytes, budget } => {
                 write!(f, "{bytes} bytes of frames exceed the allocator budget of {budget} bytes")
             }
+            Self::TooManyAllocators { live, budget } => write!(
+                f,
+                "the driver has {live} allocators alive, its budget's ceiling is {budget}"
+            ),
+            Self::TooManyAllocatorsOnPin { live, budget } => write!(
+                f,
+                "the pin has {live} allocators alive, the budget's ceiling per pin is {budget}"
+            ),
         }
     }
 }
@@ -277,7 +343,9 @@ impl From<RequestError> for Error {
             | RequestError::FrameTooLarge { .. } => Self::INVALID_PARAMETER,
             RequestError::UncappedRefused
             | RequestError::TooManyFrames { .. }
-            | RequestError::TooManyBytes { .. } => Self::INSUFFICIENT_RESOURCES,
+            | RequestError::TooManyBytes { .. }
+            | RequestError::TooManyAllocators { .. }
+            | RequestError::TooManyAllocatorsOnPin { .. } => Self::INSUFFICIENT_RESOURCES,
         }
     }
 }

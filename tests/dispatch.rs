@@ -97,6 +97,9 @@ fn default_dispatch_allocates_n_frames_then_null_and_deletes_without_leaks() {
     if cfg!(debug_assertions) {
         assert_eq!(host.take_violations().len(), 1, "and stops in the debugger");
     }
+    assert_eq!(ks_allocator::retired_allocators().allocators, 1, "and its memory kept");
+    // SAFETY: the frame still out is not used any more.
+    unsafe { ks_allocator::release_retired_allocators() };
     assert!(host.live().is_empty(), "{}", host.live());
 }
 
@@ -117,20 +120,27 @@ fn an_uncapped_request_is_preallocated_and_allocate_never_grows_it() {
     assert!(host.live().is_empty() && host.take_output().is_empty());
 }
 
+/// Review finding 5: `DeleteAllocator` with frames still out freed their memory, so a consumer
+/// still writing them corrupted whatever reused it. The allocator is now kept (memory and all),
+/// reported, counted, off its pin but under the driver's ceiling, until the driver releases it.
 #[test]
-fn delete_with_frames_outstanding_releases_them_and_reports_the_count() {
+fn delete_with_frames_outstanding_keeps_their_memory_until_released() {
     let host = Session::begin();
     let mut pin = TestPin::plain();
     let allocator = initialize(DEFAULT_DISPATCH, &mut pin, framing(3, 1 << 20, 0xFFF)).unwrap();
-    for _ in 0..3 {
-        assert!(allocator.allocate().is_some());
-    }
+    let frames: Vec<NonNull<u8>> = (0..3).map(|_| allocator.allocate().unwrap()).collect();
+    let live = ks_allocator::live_allocators();
+    assert_eq!(ks_allocator::live_allocators_on(pin.as_ptr()), 1);
     drop(allocator);
-    assert!(host.live().is_empty(), "{}", host.live());
     let output = host.take_output();
     assert_eq!(output.len(), 1);
     assert_eq!(output[0].level, ks_sys::DPFLTR_ERROR_LEVEL);
-    assert!(output[0].text.contains("3 of 3 frames outstanding"), "{}", output[0].text);
+    assert!(output[0].text.contains("deleted with 3 frames outstanding"), "{}", output[0].text);
+    assert!(
+        output[0].text.contains("are kept until release_retired_allocators()"),
+        "{}",
+        output[0].text
+    );
     let violations = host.take_violations();
     if cfg!(debug_assertions) {
         assert!(
@@ -140,6 +150,72 @@ fn delete_with_frames_outstanding_releases_them_and_reports_the_count() {
     } else {
         assert!(violations.is_empty());
     }
+    // The consumer's late writes land in memory that is still the frames'.
+    for frame in &frames {
+        // SAFETY: the retired allocator keeps the frames' memory: 1 MiB each.
+        unsafe { frame.as_ptr().write_bytes(0xA5, 1 << 20) };
+    }
+    let retired = ks_allocator::retired_allocators();
+    assert_eq!((retired.allocators, retired.frames), (1, 3));
+    assert!(retired.bytes >= 3 << 20);
+    assert!(!host.live().is_empty(), "kept: {}", host.live());
+    assert_eq!(ks_allocator::live_allocators(), live, "still counted for the driver");
+    assert_eq!(ks_allocator::live_allocators_on(pin.as_ptr()), 0, "no longer the pin's");
+    // SAFETY: the consumer is done with the frames.
+    let released = unsafe { ks_allocator::release_retired_allocators() };
+    assert_eq!(released, retired);
+    assert_eq!(ks_allocator::retired_allocators(), ks_allocator::RetiredStats::default());
+    assert_eq!(ks_allocator::live_allocators(), live - 1);
+    assert!(host.live().is_empty(), "{}", host.live());
+    assert!(host.take_output().is_empty(), "released quietly: the frames were reclaimed");
+}
+
+/// Review finding 4: nothing bounded how many allocators one pin or the driver had alive. The
+/// budget's ceilings refuse one more, reported like every other refusal, and a deletion gives
+/// the place back.
+#[test]
+fn allocators_per_pin_and_per_driver_have_a_ceiling() {
+    let host = Session::begin();
+    let mut pin = TestPin::plain();
+    let per_pin = PoolConfig::DEFAULT.max_allocators_per_pin as usize;
+    let mut held: Vec<DispatchAllocator> = (0..per_pin)
+        .map(|_| initialize(DEFAULT_DISPATCH, &mut pin, framing(2, 4096, 0)).unwrap())
+        .collect();
+    assert_eq!(ks_allocator::live_allocators_on(pin.as_ptr()) as usize, per_pin);
+    let refused = initialize(DEFAULT_DISPATCH, &mut pin, framing(2, 4096, 0));
+    assert_eq!(refused.err(), Some(ks_sys::STATUS_INSUFFICIENT_RESOURCES));
+    let output = host.take_output();
+    assert!(output[0].text.contains("the pin has 4 allocators alive"), "{}", output[0].text);
+    // Another pin is not affected; the first gets its place back when one is deleted.
+    let mut other = TestPin::plain();
+    let on_other = initialize(DEFAULT_DISPATCH, &mut other, framing(2, 4096, 0)).unwrap();
+    held.pop();
+    held.push(initialize(DEFAULT_DISPATCH, &mut pin, framing(2, 4096, 0)).unwrap());
+    drop(on_other);
+    drop(held);
+    assert_eq!(ks_allocator::live_allocators_on(pin.as_ptr()), 0);
+    // The driver-wide ceiling: pins of their own, 64 at most.
+    let before = ks_allocator::live_allocators() as usize;
+    let ceiling = PoolConfig::DEFAULT.max_allocators as usize;
+    let mut pins: Vec<TestPin> = (0..=ceiling).map(|_| TestPin::plain()).collect();
+    let mut all = Vec::new();
+    let mut refusals = 0;
+    for pin in &mut pins {
+        match initialize(DEFAULT_DISPATCH, pin, framing(1, 64, 0)) {
+            Ok(allocator) => all.push(allocator),
+            Err(status) => {
+                assert_eq!(status, ks_sys::STATUS_INSUFFICIENT_RESOURCES);
+                refusals += 1;
+            }
+        }
+    }
+    assert_eq!(all.len(), ceiling - before);
+    assert_eq!(refusals, pins.len() - all.len());
+    let output = host.take_output();
+    assert!(output.iter().all(|r| r.text.contains("the driver has")), "{output:?}");
+    drop(all);
+    assert_eq!(ks_allocator::live_allocators() as usize, before);
+    assert!(host.live().is_empty(), "{}", host.live());
 }
 
 #[test]

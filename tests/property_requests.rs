@@ -18,7 +18,7 @@ use ks_host::{
     property::{Client, Reply, request},
 };
 use ks_sys::{
-    GUID, KSPIN, KSPIN_DESCRIPTOR_EX, KSPROPERTY_SET, KSPROPERTY_TYPE_GET, KSPROPERTY_TYPE_SET,
+    GUID, KSPIN_DESCRIPTOR_EX, KSPROPERTY_SET, KSPROPERTY_TYPE_GET, KSPROPERTY_TYPE_SET,
     KSSTATE_RUN, KSSTATE_STOP, NTSTATUS, STATUS_BUFFER_OVERFLOW, STATUS_BUFFER_TOO_SMALL,
     STATUS_INVALID_DEVICE_STATE, STATUS_INVALID_HANDLE, STATUS_INVALID_PARAMETER, STATUS_NOT_FOUND,
     STATUS_NOT_SUPPORTED, STATUS_OBJECT_TYPE_MISMATCH, STATUS_SUCCESS,
@@ -41,8 +41,9 @@ unsafe impl AllocatorAssignment for PinState {
 }
 
 /// A pin with a descriptor whose `AllocatorFraming` has `items` items (or none), and a context.
+/// The pin is a host object (the stream allocator handler takes its control mutex).
 struct TestPin {
-    pin: Box<KSPIN>,
+    pin: ks_host::avstream::DetachedPin,
     _descriptor: Box<KSPIN_DESCRIPTOR_EX>,
     _framing: Vec<u32>,
     state: Box<PinState>,
@@ -65,10 +66,10 @@ impl TestPin {
         descriptor.AllocatorFraming =
             if items == 0 { std::ptr::null() } else { framing.as_ptr().cast() };
         let mut state = Box::new(PinState { allocator: AssignedAllocator::new() });
-        // SAFETY: as above.
-        let mut pin: Box<KSPIN> = Box::new(unsafe { std::mem::zeroed() });
-        pin.Descriptor = &raw const *descriptor;
-        pin.Context = (&raw mut *state).cast();
+        // SAFETY: the descriptor lives in the test pin, as long as the pin.
+        let pin = unsafe {
+            ks_host::avstream::DetachedPin::new(&raw const *descriptor, (&raw mut *state).cast())
+        };
         Self { pin, _descriptor: descriptor, _framing: framing, state, framing_bytes }
     }
 
@@ -78,7 +79,7 @@ impl TestPin {
 
     fn call(&mut self, request_bytes: &[u8], value: &mut [u8], client: Client) -> Reply {
         // SAFETY: the library's tables, and a live pin whose context is a PinState.
-        unsafe { request(&raw mut *self.pin, &Self::sets(), request_bytes, value, client) }
+        unsafe { request(self.pin.as_ptr(), &Self::sets(), request_bytes, value, client) }
     }
 }
 
@@ -193,11 +194,11 @@ fn stream_allocator_set_references_the_file_object_and_releases_it() {
     assert_eq!(object::driver_references(first_object), None, "the first object is gone");
 
     // Not while streaming: nothing changes.
-    pin.pin.DeviceState = KSSTATE_RUN;
+    pin.pin.set_state(KSSTATE_RUN);
     let mut null = [0u8; 8];
     assert_eq!(pin.call(&set, &mut null, Client::Native).status, STATUS_INVALID_DEVICE_STATE);
     assert_eq!(object::driver_references(second_object), Some(1));
-    pin.pin.DeviceState = KSSTATE_STOP;
+    pin.pin.set_state(KSSTATE_STOP);
 
     // NULL releases the allocator.
     assert_eq!(pin.call(&set, &mut null, Client::Native).status, STATUS_SUCCESS);
@@ -360,7 +361,7 @@ proptest! {
         let _host = Session::begin();
         let mut pin = TestPin::new(items);
         if running {
-            pin.pin.DeviceState = KSSTATE_RUN;
+            pin.pin.set_state(KSSTATE_RUN);
         }
         let guid = match set { 0 => ks_sys::KSPROPSETID_Connection, 1 => ks_sys::KSPROPSETID_Stream, _ => ks_sys::KSPROPSETID_StreamAllocator };
         let mut request_bytes = property(&guid, id, flags);

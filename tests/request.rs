@@ -219,7 +219,7 @@ proptest! {
             chunk.copy_from_slice(&word.to_le_bytes());
         }
         let framing = Framing::parse(&bytes).unwrap();
-        let budget = PoolConfig { max_frames, max_bytes, uncapped_frames: uncapped };
+        let budget = PoolConfig { max_frames, max_bytes, uncapped_frames: uncapped, ..PoolConfig::DEFAULT };
         let pin = PinConstraints { nonpaged_only: nonpaged, max_frame_size };
         if let Ok(request) = AllocatorRequest::new(&framing, &pin, &budget) {
             prop_assert!(request.frames() >= 1 && request.frames() <= max_frames);

@@ -433,6 +433,28 @@ impl<M: FrameMemory> FramePool<M> {
         &self.header().memory
     }
 
+    /// Marks every frame free, as if every frame out had been given back: for an owner that
+    /// knows its consumers are gone (a retired allocator being released, see
+    /// [`release_retired_allocators`](crate::release_retired_allocators)), so that dropping the
+    /// pool then is not reported as a deletion with frames out.
+    ///
+    /// # Safety
+    ///
+    /// No one uses a frame this pool handed out, nor will give one back.
+    ///
+    /// # IRQL
+    ///
+    /// <= DISPATCH_LEVEL.
+    pub unsafe fn reclaim_outstanding(&self) {
+        let frames = self.header().frames as usize;
+        for (index, word) in self.bookkeeping.free_map().iter().enumerate() {
+            let set = frames - (index * 64).min(frames);
+            let bits = if set >= 64 { u64::MAX } else { (1u64 << set) - 1 };
+            // ORDERING: Release, as a free: the frames' last writes happen before any reuse.
+            word.store(bits, Ordering::Release);
+        }
+    }
+
     /// Bytes of bookkeeping: the fixed header plus the per-frame free bit and use counter.
     ///
     /// # IRQL

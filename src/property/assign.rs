@@ -54,7 +54,10 @@ impl AssignedAllocator {
     /// reference is released.
     ///
     /// `mode` is the request's `RequestorMode`; anything but `KernelMode` is treated as
-    /// `UserMode`.
+    /// `UserMode`. `state` must be the pin's state read under the lock its state changes take
+    /// (the filter control mutex for an AVStream pin, the filter's own lock otherwise), held
+    /// until this returns. The object is referenced as a file object; whether it is an allocator
+    /// is for its user to find out (the [`property`](super) module documentation says how).
     ///
     /// # IRQL
     ///

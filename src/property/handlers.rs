@@ -137,12 +137,15 @@ impl<T: AllocatorAssignment> StreamHandlers<T> {
         unsafe { serve(irp, data, |output| get_stream_allocator(output, width)) }
     }
 
-    /// Set: resolves and references the handle in the caller's context. PASSIVE_LEVEL.
+    /// Set: resolves and references the handle in the caller's context, with the pin's control
+    /// mutex held around the state check and the assignment (the filter control mutex, which
+    /// state changes hold: AVStream does not hold it for a minidriver's property handlers, and
+    /// without it the pin could leave STOP between the check and the assignment). PASSIVE_LEVEL.
     ///
     /// # Safety
     ///
     /// Only KS calls it, for a property request on a pin whose context is a `T`, in the context
-    /// of the requestor's process.
+    /// of the requestor's process, with no AVStream mutex held by the calling thread.
     unsafe extern "C" fn set(irp: PIRP, _request: PKSIDENTIFIER, data: PVOID) -> NTSTATUS {
         // SAFETY: a live property IRP on a pin (this function's contract).
         let width = unsafe { Self::width(irp) };
@@ -158,16 +161,22 @@ impl<T: AllocatorAssignment> StreamHandlers<T> {
             if pin.is_null() {
                 return Reply::error(Error::INVALID_DEVICE_REQUEST, 0);
             }
-            // SAFETY: a non-NULL pin from KS is live for the request.
+            // SAFETY: a non-NULL pin from KS is live for the request, PASSIVE_LEVEL, and this
+            // thread holds no AVStream mutex (this function's contract).
+            unsafe { ks_sys::KsAcquireControl(pin.cast_mut().cast()) };
+            // SAFETY: as above; the state cannot change while the mutex is held.
             let state = unsafe { crate::pin::device_state(pin) };
             // SAFETY: as above.
             let context = unsafe { crate::pin::context(pin) }.cast::<T>();
             // SAFETY: the pin's context is NULL or a live `T` (`AllocatorAssignment`'s contract).
             let context = unsafe { context.as_ref() };
-            match context {
+            let reply = match context {
                 Some(context) => context.assigned_allocator().set(handle, mode, state),
                 None => Reply::error(Error::INVALID_DEVICE_REQUEST, 0),
-            }
+            };
+            // SAFETY: acquired above by this thread.
+            unsafe { ks_sys::KsReleaseControl(pin.cast_mut().cast()) };
+            reply
         };
         // SAFETY: as above, with its value buffer.
         unsafe { serve(irp, data, assign) }

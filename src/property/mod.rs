@@ -4,6 +4,39 @@
 //! C header: `ks.h` (`KSPROPERTY_CONNECTION_ALLOCATORFRAMING(_EX)`, `KSPROPERTY_STREAM_ALLOCATOR`).
 //! Specification sections 4.1 to 4.3, 4.9 and 7.6.
 //!
+//! # Who needs these
+//!
+//! **Not an ordinary AVStream minidriver.** AVStream answers all three properties for its pins
+//! itself (the framing from `KSPIN_DESCRIPTOR_EX.AllocatorFraming` after any `KsEdit`, the
+//! stream allocator from the pipe it builds), and when it merges a minidriver's automation table
+//! with its own, the minidriver's entries win: a pin that lists these sets hides the class's
+//! answers, and the class never sees the allocator the graph assigns. The sample driver lists
+//! none.
+//!
+//! **Who does:**
+//! - a KS filter that is not an AVStream minidriver (plain WDM KS with its own
+//!   `IRP_MJ_DEVICE_CONTROL` and `KsPropertyHandler`, or a stream-class minidriver answering
+//!   `SRB_GET_STREAM_PROPERTY`): it has no `KSPIN`, so it calls the buffer-level functions
+//!   ([`get_allocator_framing_ex`], [`read_handle`], [`AssignedAllocator::set`], …) from its own
+//!   dispatch, with its own pin's framing and state;
+//! - an AVStream minidriver that deliberately overrides the class for a pin (to answer with
+//!   another framing, or to manage the assigned allocator itself): the `KSPROPERTY_SET` tables
+//!   below ([`CONNECTION_PROPERTY_SET`], [`stream_property_set`]), which find the pin with
+//!   `KsGetPinFromIrp` and so work only on AVStream pins. It then owns the rules the class
+//!   otherwise keeps (below).
+//!
+//! # What `KSPROPERTY_STREAM_ALLOCATOR` (set) checks, and what its user must
+//!
+//! The set handler takes the pin's control mutex (the filter control mutex, which AVStream
+//! holds for state changes but not for a minidriver's property handlers) around the state check
+//! and the assignment, so a pin cannot leave STOP in between. It resolves the handle as a *file
+//! object*: it does not know whether that file object is an allocator. A filter that uses the
+//! assigned allocator must ask it for its function table
+//! (`KSPROPERTY_STREAMALLOCATOR_FUNCTIONTABLE`, kernel mode, through the file object) before its
+//! first frame, and fail the pin's transition out of STOP if it cannot get one; a filter that
+//! keeps state in its own structures instead of a `KSPIN` must hold its own state lock around
+//! [`AssignedAllocator::set`], whose `state` argument is only as good as that lock.
+//!
 //! The size protocol of variable-length values (`ALLOCATORFRAMING_EX`): a zero-length buffer asks
 //! for the size and gets `STATUS_BUFFER_OVERFLOW` (a warning, so the I/O manager reports the size
 //! to a user-mode caller); a buffer that is too short gets `STATUS_BUFFER_TOO_SMALL`, also with the

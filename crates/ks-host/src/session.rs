@@ -46,6 +46,7 @@ impl Session {
 
 struct Leftovers {
     timers: usize,
+    retired: ks_allocator::RetiredStats,
     pool: crate::pool::Live,
     references: Vec<(crate::object::ObjectKind, usize)>,
     violations: Vec<crate::verifier::Violation>,
@@ -53,6 +54,10 @@ struct Leftovers {
 
 fn reset_all() -> Leftovers {
     let timers = crate::ke::reset();
+    // Allocators the library kept because they were deleted with frames out live in pool memory
+    // the pool reset below frees: release them first (no consumer of this session is left).
+    // SAFETY: the session is over, so nothing uses a frame of a retired allocator.
+    let retired = unsafe { ks_allocator::release_retired_allocators() };
     let pool = crate::pool::reset();
     let references = crate::object::reset();
     let violations = crate::verifier::take_violations();
@@ -60,18 +65,25 @@ fn reset_all() -> Leftovers {
     crate::debug::reset();
     crate::routines::unhide_all();
     crate::avstream::fail_leading_edge_locks(0);
-    Leftovers { timers, pool, references, violations }
+    Leftovers { timers, retired, pool, references, violations }
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
-        let Leftovers { timers, pool, references, violations } = reset_all();
+        let Leftovers { timers, retired, pool, references, violations } = reset_all();
         if std::thread::panicking() {
             return;
         }
         let mut problems = Vec::new();
         if timers > 0 {
             problems.push(format!("{timers} kernel timer(s) still set"));
+        }
+        if retired.allocators > 0 {
+            problems.push(format!(
+                "{} allocator(s) deleted with frames out and never released \
+                 (ks_allocator::release_retired_allocators)",
+                retired.allocators
+            ));
         }
         if !pool.is_empty() {
             problems.push(format!("pool memory leaked: {pool}"));

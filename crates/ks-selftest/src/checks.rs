@@ -362,12 +362,15 @@ fn dispatch(report: &mut Report<'_>) {
         holds("a frame after a free", !again.is_null() && frames.contains(&again)),
     );
 
+    let live_before_delete = live_allocations();
     // SAFETY: the context from InitializeAllocator, deleted once; no call follows. Two frames
-    // are still out: the allocator releases them with its pool and reports them.
+    // are still out: the allocator is kept, memory and all, and reported.
     unsafe { delete(context) };
     report.check(
-        format_args!("DEFAULT_DISPATCH DeleteAllocator with frames outstanding frees everything"),
-        equal("live allocations", before as u64, live_allocations() as u64),
+        format_args!(
+            "DEFAULT_DISPATCH DeleteAllocator with frames outstanding keeps them until released"
+        ),
+        retired_until_released(live_before_delete, before),
     );
 
     let paged = Framing { pool_type: PoolType::PAGED, ..plan.framing }.to_raw();
@@ -389,6 +392,19 @@ fn dispatch(report: &mut Report<'_>) {
         format_args!("DEFAULT_DISPATCH refuses paged frames for a DISPATCH_LEVEL pin"),
         outcome,
     );
+}
+
+/// After an allocator was deleted with two frames out: it is retired with its memory, and
+/// releasing the retired allocators gives the pool allocations back to `before`.
+fn retired_until_released(live_before_delete: usize, before: usize) -> Outcome {
+    let retired = ks_allocator::retired_allocators();
+    equal("retired allocators", 1, u64::from(retired.allocators))?;
+    equal("frames out when retired", 2, retired.frames)?;
+    equal("live allocations kept", live_before_delete as u64, live_allocations() as u64)?;
+    // SAFETY: nothing uses the two frames still out.
+    let released = unsafe { ks_allocator::release_retired_allocators() };
+    equal("allocators released", 1, u64::from(released.allocators))?;
+    equal("live allocations after the release", before as u64, live_allocations() as u64)
 }
 
 fn framings(report: &mut Report<'_>) {

@@ -9,18 +9,27 @@
 //! their own, which gives them back to be freed and replaced.
 //!
 //! IRQL as on Windows: PnP, create, close, format, state and intersection callbacks at
-//! PASSIVE_LEVEL with the object's control mutex held where AVStream holds it; allocator frames
-//! at DISPATCH_LEVEL; processing at DISPATCH_LEVEL for pins with
-//! `KSPIN_FLAG_DISPATCH_LEVEL_PROCESSING`, PASSIVE_LEVEL otherwise.
+//! PASSIVE_LEVEL with the object's control mutex held where AVStream holds it (the filter
+//! control mutex around filter and pin create and close, format, state and intersection
+//! callbacks; not the device mutex around Start, nor any mutex around a minidriver's property
+//! handlers); allocator frames at DISPATCH_LEVEL; processing at DISPATCH_LEVEL for pins with
+//! `KSPIN_FLAG_DISPATCH_LEVEL_PROCESSING`, PASSIVE_LEVEL otherwise, with the pin's processing
+//! mutex held. The mutexes are not recursive, as AVStream's are not (see `object`).
 //!
 //! Frames reaching the queue do not initiate processing: a pin processes when it calls
 //! `KsPinAttemptProcessing` (as pins with `KSPIN_FLAG_DO_NOT_INITIATE_PROCESSING`, like the
 //! sample's, do from their hardware's DPC).
 //!
+//! Besides a pin's own automation table, the host answers the allocator properties AVStream
+//! answers for every pin (`class`), and a minidriver's own entries override them as they do on
+//! Windows. Format changes on a pin that exists go through its `SetDataFormat`
+//! ([`Pin::set_data_format`]). Data intersection takes requests as clients send them
+//! ([`Filter::data_intersection`], [`IntersectionRequest`]).
+//!
 //! What the host does not model: PnP and create IRPs beyond an empty one (the IRP passed to
 //! `Start`, `Stop` and `Remove` is NULL), clocks, events, methods, topology, filter-centric
-//! processing, input pins' data, stream-pointer clones and the trailing edge, power, and format
-//! changes after creation. The routines behind those are absent.
+//! processing, input pins' data, stream-pointer clones and the trailing edge, and power. The
+//! routines behind those are absent.
 
 mod class;
 mod object;
@@ -175,10 +184,13 @@ impl<P, S> Owned<P, S> {
         // SAFETY: the object was just leaked and nothing else refers to it yet.
         let header = unsafe { &mut (*raw).header };
         header.parent = parent;
-        // A device is its own device.
+        // A device is its own device; a detached pin has none.
         // SAFETY: as above; only the field's address is taken.
         let own = unsafe { &raw mut (*raw).public };
-        header.device = if device.is_null() { own.cast() } else { device };
+        header.device = match (kind, device.is_null()) {
+            (Kind::Device, _) => own.cast(),
+            _ => device,
+        };
         // SAFETY: as above; the state lives until `drop`.
         let state = unsafe { &(*raw).state };
         header.bag = state.bag();
@@ -1082,6 +1094,82 @@ impl PinState {
                 return;
             }
         }
+    }
+}
+
+struct DetachedState {
+    bag: Bag,
+    mutex: ControlMutex,
+}
+
+impl HasBag for DetachedState {
+    fn bag(&self) -> *const Bag {
+        &raw const self.bag
+    }
+    fn control(&self) -> *const ControlMutex {
+        &raw const self.mutex
+    }
+}
+
+/// A `KSPIN` with no filter, device or pipe behind it, for code that works on a pin alone: a
+/// library's property handlers or allocator callbacks under test. It is an AVStream object as
+/// far as `KsAcquireControl`/`KsReleaseControl` (its own control mutex) and its object bag go;
+/// `KsGetDevice` and `KsGetParent` give NULL, and nothing streams through it.
+pub struct DetachedPin {
+    object: Owned<KSPIN, DetachedState>,
+}
+
+impl DetachedPin {
+    /// A pin with `descriptor` and `context` in `KSPIN.Descriptor` and `KSPIN.Context`, in STOP.
+    ///
+    /// # Safety
+    ///
+    /// `descriptor` is NULL or a descriptor that outlives the pin, as what code handed the pin
+    /// reads through it requires.
+    #[must_use]
+    pub unsafe fn new(descriptor: *const KSPIN_DESCRIPTOR_EX, context: ks_sys::PVOID) -> Self {
+        let state =
+            DetachedState { bag: Bag::default(), mutex: ControlMutex::new("filter control mutex") };
+        // SAFETY: KSPIN is plain data: NULL pointers and zero numbers are valid.
+        let public: KSPIN = unsafe { std::mem::zeroed() };
+        let mut object = Owned::new(
+            Kind::DetachedPin,
+            public,
+            state,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        );
+        let bag = object.state().bag().cast_mut().cast();
+        let public = object.public_mut();
+        public.Descriptor = descriptor;
+        public.Context = context;
+        public.Bag = bag;
+        public.DeviceState = ks_sys::KSSTATE_STOP;
+        Self { object }
+    }
+
+    /// The pin's public structure.
+    #[must_use]
+    pub fn as_ptr(&self) -> *mut KSPIN {
+        self.object.public()
+    }
+
+    /// Sets `KSPIN.DeviceState` (and `ClientState`), as a state change would, with the pin's
+    /// control mutex held.
+    pub fn set_state(&self, state: KSSTATE) {
+        let _held = Held::new(&self.object.state().mutex);
+        let pin = self.as_ptr();
+        // SAFETY: the pin is live while `self` is; the mutex keeps handlers that check the
+        // state under it out.
+        unsafe { (*pin).DeviceState = state };
+        // SAFETY: as above.
+        unsafe { (*pin).ClientState = state };
+    }
+}
+
+impl Drop for DetachedPin {
+    fn drop(&mut self) {
+        self.object.state().bag.free_all();
     }
 }
 

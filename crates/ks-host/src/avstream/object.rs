@@ -34,6 +34,8 @@ pub(crate) enum Kind {
     Factory,
     Filter,
     Pin,
+    /// A pin with no filter or pipe (`DetachedPin`): a header and a control mutex only.
+    DetachedPin,
 }
 
 const MAGIC: u64 = u64::from_le_bytes(*b"KsHostOb");
