@@ -109,8 +109,3 @@ pub use pool::{FramePool, PoolStats};
 pub use request::{AllocatorRequest, PinConstraints, PoolConfig};
 pub use statics::SyncStatic;
 pub use system::{PoolBox, debug_print_as, live_allocations, uses_allocate_pool2};
-
-/// The Rust examples of README.md, compiled and run as doc tests.
-#[cfg(doctest)]
-#[doc = include_str!("../README.md")]
-struct ReadmeDoctests;

@@ -76,8 +76,8 @@ enum FramingCommand {
     /// Negotiate the allocator for a connection between two pins.
     ///
     /// Each of UPSTREAM and DOWNSTREAM is a file (or - for standard input, once) holding a
-    /// KSALLOCATOR_FRAMING_EX as raw bytes, a JSON description (see the README), or a
-    /// DECLARE_SIMPLE_FRAMING_EX(...) line pasted from C source. Exit status: 0 a plan, 1 the
+    /// KSALLOCATOR_FRAMING_EX as raw bytes, a JSON description (see the book's test engineer
+    /// guide), or a DECLARE_SIMPLE_FRAMING_EX(...) line pasted from C source. Exit status: 0 a plan, 1 the
     /// framings cannot be reconciled (the conflict is named), 2 unreadable input.
     Negotiate(NegotiateArgs),
 }

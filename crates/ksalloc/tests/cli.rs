@@ -600,22 +600,41 @@ mod negotiate {
     }
 }
 
-/// The README shows `tests/data/sink.json` as it is.
+/// The test engineer's chapter of the book.
+fn chapter() -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    std::fs::read_to_string(root.join("book/src/test-engineer.md")).unwrap()
+}
+
+/// The book shows `tests/data/sink.json` as it is.
 #[test]
-fn the_readme_shows_the_sink_file() {
+fn the_book_shows_the_sink_file() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let sink = std::fs::read_to_string(root.join("tests/data/sink.json")).unwrap();
-    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
     assert!(
-        readme.contains(&format!("`tests/data/sink.json`:\n\n```json\n{sink}```")),
-        "README.md does not show tests/data/sink.json as it is"
+        chapter().contains(&format!("`tests/data/sink.json`:\n\n```json\n{sink}```")),
+        "the test engineer's chapter does not show tests/data/sink.json as it is"
     );
 }
 
-/// The README shows this command and its output; keep them true.
+/// The book shows these commands and their output; keep them true.
 #[test]
-fn the_readme_negotiation_example() {
+fn the_book_s_decode_and_negotiation_examples() {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data");
+    let decoded = ksalloc(
+        &[
+            "framing",
+            "decode",
+            data.join("framings/wds-avshws-capture.runtime.bin").to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(decoded.status.code(), Some(0));
+    assert!(
+        chapter().contains(&text(&decoded.stdout)),
+        "the book shows other output than:\n{}",
+        text(&decoded.stdout)
+    );
     let upstream = data.join("framings/wds-avshws-capture.runtime-rgb24-320x240.bin");
     let output = ksalloc(
         &[
@@ -627,12 +646,9 @@ fn the_readme_negotiation_example() {
         None,
     );
     assert_eq!(output.status.code(), Some(0));
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
-            .unwrap();
     assert!(
-        readme.contains(&text(&output.stdout)),
-        "README.md shows other output than:\n{}",
+        chapter().contains(&text(&output.stdout)),
+        "the book shows other output than:\n{}",
         text(&output.stdout)
     );
     // The pasted macro line gives the declared (pre-resize) framing.
