@@ -17,6 +17,9 @@
 //!   pool allocator ready as [`DEFAULT_DISPATCH`];
 //! - [`property`]: the allocator properties at the level of the buffers KS passes, with the exact
 //!   size protocol;
+//! - [`live_allocators`], [`retired_allocators`], [`release_retired_allocators`]: the
+//!   allocators alive under the budget's ceilings, and those kept because they were deleted with
+//!   frames still out;
 //! - [`SyncStatic`]: `static` homes for C descriptors and tables that hold pointers;
 //! - [`tags`]: the pool tags of everything the library allocates;
 //! - [`Error`]: one error type carrying an `NTSTATUS`, for callbacks that return one.
@@ -30,7 +33,9 @@
 //! Kernel services are reached only through `ks_sys` imports. On a development machine the
 //! `ks-host` crate provides them in user mode, so the same code runs in tests on any OS.
 //!
-//! The raw ABI (`ks.h` structures, constants, GUIDs and imports) is the `ks_sys` crate.
+//! The raw ABI (`ks.h` structures, constants, GUIDs and imports) is the `ks_sys` crate. The
+//! guides (for driver authors, test engineers, the host, the Windows build) are the chapters of
+//! the `ks-allocator-book` crate (`cargo doc --open -p ks-allocator-book`).
 //!
 //! # Declaring a pin's framing
 //!

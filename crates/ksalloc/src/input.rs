@@ -2,7 +2,7 @@
 //!
 //! - the raw bytes of a `KSALLOCATOR_FRAMING_EX` (what `framing decode` reads; recognised by the
 //!   NUL bytes every binary framing has);
-//! - a JSON description (text starting with `{`), documented in the README;
+//! - a JSON description (text starting with `{`), documented in the book's test engineer guide;
 //! - a `DECLARE_SIMPLE_FRAMING_EX(...)` line pasted from C source, with or without the macro
 //!   name and the first (variable name) argument.
 //!

@@ -2,10 +2,10 @@
 //! the WDK's avshws ("AVStream simulated hardware") sample.
 //!
 //! One device, one filter (categories video, capture and video camera) with one capture pin
-//! that produces YUY2 or RGB24 frames at 320x240 or 640x480, 30 frames per second, from
-//! simulated hardware: a periodic kernel timer whose DPC asks AVStream to process the pin, which
-//! draws the next frame ([`scene`]) into the next buffer in its queue, or counts a drop when
-//! there is none.
+//! that produces YUY2 or RGB24 frames at 320x240 or 640x480, at 29.97 frames per second (any
+//! rate from 30.000 down to one frame in 64 s on request), from simulated hardware: a kernel
+//! timer whose DPC asks AVStream to process the pin, which draws the next frame ([`scene`]) into
+//! the next buffer in its queue, or counts a drop when there is none.
 //!
 //! What it shows a driver author:
 //!
@@ -15,7 +15,12 @@
 //!   `KSPIN_DISPATCH.Allocator` is the library's frame-pool allocator, within a budget sized for
 //!   the largest format ([`CaptureBudget`]), so every frame it fills comes from the library's
 //!   pool;
-//! - the library's allocator property sets in the pin's automation table;
+//! - no allocator property sets in the pin's automation table: AVStream answers them for its
+//!   pins, and entries there would override the class (the library's sets are for KS filters
+//!   that are not AVStream minidrivers);
+//! - each frame stamped with its presentation time and duration, with a `KS_FRAME_INFO`, on a
+//!   frame interrupt that keeps the format's rate exactly;
+//! - the surface format a renderer may send just before RUN taken and drawn at its pitch;
 //! - untrusted formats and data ranges parsed from bytes, never cast ([`format`]);
 //! - every callback's IRQL in its documentation, and no panic on any of them.
 //!

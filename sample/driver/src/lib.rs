@@ -11,7 +11,7 @@
 //! - no global allocator: neither the library nor the sample uses `alloc`.
 //!
 //! On Windows, `cargo make` in the repository root builds this crate, stamps `ks_sample.inx`
-//! into `ks_sample.inf`, verifies it and makes and test-signs the catalog (see the README).
+//! into `ks_sample.inf`, verifies it and makes and test-signs the catalog (see the book's Windows build chapter).
 
 #![no_std]
 
