@@ -542,24 +542,28 @@ mod owner_holds_the_frames {
     }
 }
 
+/// The bytes of an extended framing with `items` (identity compression).
+fn framing_bytes(items: &[FramingItem]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let mut one = [0u8; 112];
+        FramingEx::new([*item]).encode(&mut one).unwrap();
+        if i == 0 {
+            out.extend_from_slice(&one[..24]);
+        }
+        out.extend_from_slice(&one[24..]);
+    }
+    out[..4].copy_from_slice(&u32::try_from(items.len()).unwrap().to_le_bytes());
+    out
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: if cfg!(miri) { 16 } else { 3000 }, failure_persistence: None, ..ProptestConfig::default() })]
 
     /// Without compression, swapping the sides changes only the placement.
     #[test]
     fn swapping_sides_changes_only_the_placement(u in prop::collection::vec(arb_item(), 1..=3), d in prop::collection::vec(arb_item(), 1..=3)) {
-        let bytes = |items: &[FramingItem]| {
-            let mut out = Vec::new();
-            for (i, item) in items.iter().enumerate() {
-                let mut one = [0u8; 112];
-                FramingEx::new([*item]).encode(&mut one).unwrap();
-                if i == 0 { out.extend_from_slice(&one[..24]); }
-                out.extend_from_slice(&one[24..]);
-            }
-            out[..4].copy_from_slice(&u32::try_from(items.len()).unwrap().to_le_bytes());
-            out
-        };
-        let (ub, db) = (bytes(&u), bytes(&d));
+        let (ub, db) = (framing_bytes(&u), framing_bytes(&d));
         let (uv, dv) = (FramingExView::parse(&ub).unwrap(), FramingExView::parse(&db).unwrap());
         let forward = negotiate(&uv, &dv);
         let backward = negotiate(&dv, &uv);
@@ -591,18 +595,7 @@ proptest! {
     /// for its size.
     #[test]
     fn the_owner_s_allocator_takes_every_plan(u in prop::collection::vec(arb_item(), 1..=3), d in prop::collection::vec(arb_item(), 1..=3)) {
-        let framing = |items: &[FramingItem]| {
-            let mut out = Vec::new();
-            for (i, item) in items.iter().enumerate() {
-                let mut one = [0u8; 112];
-                FramingEx::new([*item]).encode(&mut one).unwrap();
-                if i == 0 { out.extend_from_slice(&one[..24]); }
-                out.extend_from_slice(&one[24..]);
-            }
-            out[..4].copy_from_slice(&u32::try_from(items.len()).unwrap().to_le_bytes());
-            out
-        };
-        let (ub, db) = (framing(&u), framing(&d));
+        let (ub, db) = (framing_bytes(&u), framing_bytes(&d));
         let (uv, dv) = (FramingExView::parse(&ub).unwrap(), FramingExView::parse(&db).unwrap());
         if let Ok(plan) = negotiate(&uv, &dv) {
             let owner = if plan.owner == Side::Upstream { &uv } else { &dv };

@@ -84,14 +84,7 @@ impl TestPin {
 }
 
 fn property(set: &GUID, id: u32, flags: u32) -> Vec<u8> {
-    let mut out = Vec::new();
-    out.extend_from_slice(&set.Data1.to_le_bytes());
-    out.extend_from_slice(&set.Data2.to_le_bytes());
-    out.extend_from_slice(&set.Data3.to_le_bytes());
-    out.extend_from_slice(&set.Data4);
-    out.extend_from_slice(&id.to_le_bytes());
-    out.extend_from_slice(&flags.to_le_bytes());
-    out
+    ks_host::property::request_bytes(set, id, flags)
 }
 
 fn framing_ex() -> Vec<u8> {

@@ -186,8 +186,11 @@ impl<T: AllocatorAssignment> StreamHandlers<T> {
         [property_item(ks_sys::KSPROPERTY_STREAM_ALLOCATOR, Some(Self::get), Some(Self::set), 4)];
 }
 
-/// A property item with no relations, values or support handler.
-pub(super) const fn property_item(
+/// A `KSPROPERTY_ITEM` for property `id` with these handlers and `MinData`, `MinProperty` the
+/// size of a `KSPROPERTY`, and no relations, values or support handler: what a property set of a
+/// KS filter lists for a plain get/set property.
+#[must_use]
+pub const fn property_item(
     id: u32,
     get: ks_sys::PFNKSHANDLER,
     set: ks_sys::PFNKSHANDLER,

@@ -79,10 +79,10 @@ pub use buffer::{
     HandleWidth, Reply, get_allocator_framing, get_allocator_framing_ex, get_stream_allocator,
     read_handle,
 };
-pub use handlers::{allocator_framing_ex_handler, allocator_framing_handler};
+pub use handlers::{allocator_framing_ex_handler, allocator_framing_handler, property_item};
 
 use crate::framing::LEGACY_LEN;
-use handlers::{StreamHandlers, property_item};
+use handlers::StreamHandlers;
 
 /// Where a driver keeps a pin's [`AssignedAllocator`].
 ///

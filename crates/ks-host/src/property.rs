@@ -123,6 +123,16 @@ pub unsafe fn request(
     reply(status, irp.information())
 }
 
+/// The bytes of a `KSPROPERTY` request as a client sends them: the set's GUID, the property id
+/// and the request type (`KSPROPERTY_TYPE_GET`, `..._SET`).
+#[must_use]
+pub fn request_bytes(set: &ks_sys::GUID, id: u32, flags: u32) -> Vec<u8> {
+    let mut bytes = guid_bytes(set).to_vec();
+    bytes.extend_from_slice(&id.to_le_bytes());
+    bytes.extend_from_slice(&flags.to_le_bytes());
+    bytes
+}
+
 fn guid_bytes(guid: &ks_sys::GUID) -> [u8; 16] {
     let mut out = [0; 16];
     out[..4].copy_from_slice(&guid.Data1.to_le_bytes());

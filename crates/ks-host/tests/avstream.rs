@@ -261,14 +261,7 @@ fn format() -> Vec<u8> {
 }
 
 fn property(set: &ks_sys::GUID, id: u32) -> Vec<u8> {
-    let mut request = Vec::new();
-    request.extend_from_slice(&set.Data1.to_le_bytes());
-    request.extend_from_slice(&set.Data2.to_le_bytes());
-    request.extend_from_slice(&set.Data3.to_le_bytes());
-    request.extend_from_slice(&set.Data4);
-    request.extend_from_slice(&id.to_le_bytes());
-    request.extend_from_slice(&ks_sys::KSPROPERTY_TYPE_GET.to_le_bytes());
-    request
+    ks_host::property::request_bytes(set, id, ks_sys::KSPROPERTY_TYPE_GET)
 }
 
 /// Review finding 7: the host's mutexes were recursive, so a minidriver that took one AVStream

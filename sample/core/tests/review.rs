@@ -274,14 +274,7 @@ fn framing_of(pin: &Pin<'_>) -> u32 {
 }
 
 fn property(set: &ks_sys::GUID, id: u32, flags: u32) -> Vec<u8> {
-    let mut request = Vec::new();
-    request.extend_from_slice(&set.Data1.to_le_bytes());
-    request.extend_from_slice(&set.Data2.to_le_bytes());
-    request.extend_from_slice(&set.Data3.to_le_bytes());
-    request.extend_from_slice(&set.Data4);
-    request.extend_from_slice(&id.to_le_bytes());
-    request.extend_from_slice(&flags.to_le_bytes());
-    request
+    ks_host::property::request_bytes(set, id, flags)
 }
 
 /// Review finding 2: the pin no longer answers the allocator properties itself; AVStream (the

@@ -17,11 +17,9 @@
 
 use ks_allocator::property::{
     AssignedAllocator, HandleWidth, Reply, allocator_framing_ex_handler, allocator_framing_handler,
-    get_stream_allocator, read_handle,
+    get_stream_allocator, property_item as item, read_handle,
 };
-use ks_sys::{
-    KSIDENTIFIER, KSPIN, KSPROPERTY_ITEM, KSPROPERTY_SET, NTSTATUS, PIRP, PKSIDENTIFIER, PVOID,
-};
+use ks_sys::{KSPIN, KSPROPERTY_ITEM, KSPROPERTY_SET, NTSTATUS, PIRP, PKSIDENTIFIER, PVOID};
 
 use super::object::{self, Held};
 
@@ -133,28 +131,6 @@ unsafe extern "C" fn stream_allocator_set(
     // SAFETY: a property IRP on a live pin; the assignment is made with the mutex held, so the
     // state cannot change under it.
     unsafe { with_pin_control(irp, assign) }
-}
-
-const fn item(
-    id: u32,
-    get: ks_sys::PFNKSHANDLER,
-    set: ks_sys::PFNKSHANDLER,
-    min_data: u32,
-) -> KSPROPERTY_ITEM {
-    #[expect(clippy::cast_possible_truncation, reason = "24 bytes")]
-    let min_property = size_of::<KSIDENTIFIER>() as u32;
-    KSPROPERTY_ITEM {
-        PropertyId: id,
-        GetPropertyHandler: get,
-        MinProperty: min_property,
-        MinData: min_data,
-        SetPropertyHandler: set,
-        Values: std::ptr::null(),
-        RelationsCount: 0,
-        Relations: std::ptr::null(),
-        SupportHandler: None,
-        SerializedSize: 0,
-    }
 }
 
 /// The class's items of each set it answers for pins.
