@@ -100,6 +100,14 @@ pub unsafe trait FrameMemory: Send + Sync {
     /// `block` and `bytes` are exactly what one `allocate` call returned and was asked for, and
     /// the block is given back once.
     unsafe fn free(&self, block: NonNull<u8>, bytes: usize);
+
+    /// The device (logical, bus) address of a byte of a block, for memory a device reaches at
+    /// known addresses (a DMA common buffer, on-board memory); `None` for memory without one
+    /// (system pool: its pages are scattered, and a device reaches them through mappings). The
+    /// default is `None`. Any IRQL.
+    fn device_address(&self, _address: NonNull<u8>) -> Option<u64> {
+        None
+    }
 }
 
 // SAFETY: forwards to `T`, which upholds the contract.
@@ -119,6 +127,10 @@ unsafe impl<T: FrameMemory> FrameMemory for &T {
     unsafe fn free(&self, block: NonNull<u8>, bytes: usize) {
         // SAFETY: the caller's contract, forwarded.
         unsafe { (**self).free(block, bytes) }
+    }
+
+    fn device_address(&self, address: NonNull<u8>) -> Option<u64> {
+        (**self).device_address(address)
     }
 }
 

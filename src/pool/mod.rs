@@ -61,10 +61,12 @@
 mod bookkeeping;
 pub(crate) mod divide;
 mod memory;
+mod region;
 mod stats;
 
 use bookkeeping::{Bookkeeping, Header};
 pub use memory::{FrameMemory, SystemMemory};
+pub use region::{DeviceRegion, MAX_REGION_BLOCKS, RegionRelease, RegionUsage};
 pub use stats::{BadFree, BadFreeCounts, PoolStats};
 
 use crate::{
@@ -421,6 +423,19 @@ impl<M: FrameMemory> FramePool<M> {
     #[must_use]
     pub fn usable_at_dispatch(&self) -> bool {
         self.header().memory.usable_at_dispatch()
+    }
+
+    /// The device (logical) address of a frame of this pool, when its memory has one (a
+    /// [`DeviceRegion`]); `None` for system memory, or for an address that is not a frame of
+    /// this pool.
+    ///
+    /// # IRQL
+    ///
+    /// Any.
+    #[must_use]
+    pub fn device_address(&self, frame: core::ptr::NonNull<u8>) -> Option<u64> {
+        self.index_of(frame.as_ptr() as usize).ok()?;
+        self.header().memory.device_address(frame)
     }
 
     /// The frame memory backend.
