@@ -19,7 +19,7 @@ pub mod glob_imports {
     use wdk_sys::*;
 
     /// Every name ks-sys shares with wdk-sys's root, used unqualified.
-    pub const SHARED_CONSTANTS: [u64; 40] = [
+    pub const SHARED_CONSTANTS: [u64; 43] = [
         FILE_BYTE_ALIGNMENT as u64,
         FILE_WORD_ALIGNMENT as u64,
         FILE_LONG_ALIGNMENT as u64,
@@ -55,6 +55,9 @@ pub mod glob_imports {
         POOL_FLAG_CACHE_ALIGNED,
         POOL_FLAG_NON_PAGED,
         POOL_FLAG_PAGED,
+        DEVICE_DESCRIPTION_VERSION as u64,
+        DEVICE_DESCRIPTION_VERSION1 as u64,
+        DEVICE_DESCRIPTION_VERSION2 as u64,
         PASSIVE_LEVEL as u64,
         APC_LEVEL as u64,
         DISPATCH_LEVEL as u64,
@@ -87,6 +90,10 @@ pub mod same_types {
         j: wdk_sys::ULONG_PTR,
         k: wdk_sys::GUID,
         l: wdk_sys::LARGE_INTEGER,
+        m: wdk_sys::PDMA_ADAPTER,
+        n: wdk_sys::DEVICE_DESCRIPTION,
+        o: wdk_sys::_DMA_OPERATIONS,
+        p: wdk_sys::PHYSICAL_ADDRESS,
     ) -> (
         ks_sys::PIRP,
         ks_sys::PDEVICE_OBJECT,
@@ -100,8 +107,12 @@ pub mod same_types {
         ks_sys::ULONG_PTR,
         ks_sys::GUID,
         ks_sys::LARGE_INTEGER,
+        ks_sys::PDMA_ADAPTER,
+        ks_sys::DEVICE_DESCRIPTION,
+        ks_sys::DMA_OPERATIONS,
+        ks_sys::PHYSICAL_ADDRESS,
     ) {
-        (a, b, c, d, e, f, g, h, i, j, k, l)
+        (a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p)
     }
 }
 

@@ -21,6 +21,14 @@ pub use wdk_sys::{
     WCHAR,
 };
 
+// The DMA types: wdk-sys names the operations table only by its tag.
+#[cfg(all(windows, feature = "wdk"))]
+pub use wdk_sys::{
+    _DMA_OPERATIONS as DMA_OPERATIONS, DEVICE_DESCRIPTION, DMA_ADAPTER, DMA_SPEED, DMA_WIDTH,
+    INTERFACE_TYPE, PADAPTER_OBJECT, PALLOCATE_COMMON_BUFFER, PDEVICE_DESCRIPTION, PDMA_ADAPTER,
+    PFREE_COMMON_BUFFER, PHYSICAL_ADDRESS, PPHYSICAL_ADDRESS, PPUT_DMA_ADAPTER,
+};
+
 #[cfg(not(all(windows, feature = "wdk")))]
 pub use local::*;
 
@@ -202,6 +210,140 @@ mod local {
     pub type PDEVICE_CAPABILITIES = *mut DEVICE_CAPABILITIES;
     /// Pointer to an [`IO_STATUS_BLOCK`].
     pub type PIO_STATUS_BLOCK = *mut IO_STATUS_BLOCK;
+
+    /// A physical or bus (logical) address, as a `LARGE_INTEGER`.
+    pub type PHYSICAL_ADDRESS = LARGE_INTEGER;
+    /// Pointer to a [`PHYSICAL_ADDRESS`].
+    pub type PPHYSICAL_ADDRESS = *mut LARGE_INTEGER;
+    /// `INTERFACE_TYPE` (a C enum): the bus a device sits on (`PCIBus`, …).
+    pub type INTERFACE_TYPE = i32;
+    /// `DMA_WIDTH` (a C enum), for system DMA only.
+    pub type DMA_WIDTH = i32;
+    /// `DMA_SPEED` (a C enum), for system DMA only.
+    pub type DMA_SPEED = i32;
+
+    /// `DEVICE_DESCRIPTION`: what a driver tells `IoGetDmaAdapter` about its DMA (the fields of
+    /// `DEVICE_DESCRIPTION_VERSION2`; a newer WDK's structure is longer, so drivers fill it from
+    /// a zeroed value field by field).
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug)]
+    pub struct DEVICE_DESCRIPTION {
+        /// `DEVICE_DESCRIPTION_VERSION*`.
+        pub Version: ULONG,
+        /// A bus-master device.
+        pub Master: BOOLEAN,
+        /// The device does scatter/gather DMA.
+        pub ScatterGather: BOOLEAN,
+        /// System DMA only.
+        pub DemandMode: BOOLEAN,
+        /// System DMA only.
+        pub AutoInitialize: BOOLEAN,
+        /// The device can address 32 bits.
+        pub Dma32BitAddresses: BOOLEAN,
+        /// System DMA only.
+        pub IgnoreCount: BOOLEAN,
+        /// Reserved.
+        pub Reserved1: BOOLEAN,
+        /// The device can address 64 bits.
+        pub Dma64BitAddresses: BOOLEAN,
+        /// The bus number.
+        pub BusNumber: ULONG,
+        /// System DMA only.
+        pub DmaChannel: ULONG,
+        /// The bus type.
+        pub InterfaceType: INTERFACE_TYPE,
+        /// System DMA only.
+        pub DmaWidth: DMA_WIDTH,
+        /// System DMA only.
+        pub DmaSpeed: DMA_SPEED,
+        /// The longest transfer the device makes at once, in bytes.
+        pub MaximumLength: ULONG,
+        /// System DMA only.
+        pub DmaPort: ULONG,
+    }
+    /// Pointer to a [`DEVICE_DESCRIPTION`].
+    pub type PDEVICE_DESCRIPTION = *mut DEVICE_DESCRIPTION;
+
+    /// `DMA_ADAPTER`: what `IoGetDmaAdapter` returns; its operations are called through
+    /// `DmaOperations`.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug)]
+    pub struct DMA_ADAPTER {
+        /// Version of the structure.
+        pub Version: USHORT,
+        /// Size of the structure.
+        pub Size: USHORT,
+        /// The adapter's operations.
+        pub DmaOperations: *mut DMA_OPERATIONS,
+    }
+    /// Pointer to a [`DMA_ADAPTER`].
+    pub type PDMA_ADAPTER = *mut DMA_ADAPTER;
+    /// `PADAPTER_OBJECT`: a DMA adapter, as `KsDeviceRegisterAdapterObject` takes it.
+    pub type PADAPTER_OBJECT = *mut DMA_ADAPTER;
+
+    /// `PutDmaAdapter`: gives the adapter back. PASSIVE_LEVEL.
+    pub type PPUT_DMA_ADAPTER = Option<unsafe extern "C" fn(DmaAdapter: PDMA_ADAPTER)>;
+    /// `AllocateCommonBuffer`: physically contiguous memory the device and the driver both
+    /// reach; its bus address in `*LogicalAddress`. PASSIVE_LEVEL.
+    pub type PALLOCATE_COMMON_BUFFER = Option<
+        unsafe extern "C" fn(
+            DmaAdapter: PDMA_ADAPTER,
+            Length: ULONG,
+            LogicalAddress: PPHYSICAL_ADDRESS,
+            CacheEnabled: BOOLEAN,
+        ) -> PVOID,
+    >;
+    /// `FreeCommonBuffer`: gives back a common buffer, with exactly what allocated it.
+    /// PASSIVE_LEVEL.
+    pub type PFREE_COMMON_BUFFER = Option<
+        unsafe extern "C" fn(
+            DmaAdapter: PDMA_ADAPTER,
+            Length: ULONG,
+            LogicalAddress: PHYSICAL_ADDRESS,
+            VirtualAddress: PVOID,
+            CacheEnabled: BOOLEAN,
+        ),
+    >;
+    /// An operation of [`DMA_OPERATIONS`] ks-sys does not call (its prototype is not modelled).
+    pub type DMA_OPERATION = Option<unsafe extern "C" fn()>;
+
+    /// `DMA_OPERATIONS`: the adapter's operation table (the `DMA_ADAPTER` interface).
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug)]
+    pub struct DMA_OPERATIONS {
+        /// Size of the table.
+        pub Size: ULONG,
+        /// `PutDmaAdapter`.
+        pub PutDmaAdapter: PPUT_DMA_ADAPTER,
+        /// `AllocateCommonBuffer`.
+        pub AllocateCommonBuffer: PALLOCATE_COMMON_BUFFER,
+        /// `FreeCommonBuffer`.
+        pub FreeCommonBuffer: PFREE_COMMON_BUFFER,
+        /// `AllocateAdapterChannel` (not modelled).
+        pub AllocateAdapterChannel: DMA_OPERATION,
+        /// `FlushAdapterBuffers` (not modelled).
+        pub FlushAdapterBuffers: DMA_OPERATION,
+        /// `FreeAdapterChannel` (not modelled).
+        pub FreeAdapterChannel: DMA_OPERATION,
+        /// `FreeMapRegisters` (not modelled).
+        pub FreeMapRegisters: DMA_OPERATION,
+        /// `MapTransfer` (not modelled).
+        pub MapTransfer: DMA_OPERATION,
+        /// `GetDmaAlignment` (not modelled).
+        pub GetDmaAlignment: DMA_OPERATION,
+        /// `ReadDmaCounter` (not modelled).
+        pub ReadDmaCounter: DMA_OPERATION,
+        /// `GetScatterGatherList` (not modelled).
+        pub GetScatterGatherList: DMA_OPERATION,
+        /// `PutScatterGatherList` (not modelled).
+        pub PutScatterGatherList: DMA_OPERATION,
+        /// `CalculateScatterGatherList` (not modelled).
+        pub CalculateScatterGatherList: DMA_OPERATION,
+        /// `BuildScatterGatherList` (not modelled).
+        pub BuildScatterGatherList: DMA_OPERATION,
+        /// `BuildMdlFromScatterGatherList` (not modelled).
+        pub BuildMdlFromScatterGatherList: DMA_OPERATION,
+    }
 }
 
 // The base types the KS structures embed by value, checked in both configurations.
@@ -215,7 +357,15 @@ const _: () = {
     assert!(size_of::<POOL_FLAGS>() == 8 && size_of::<HANDLE>() == size_of::<PVOID>());
     assert!(size_of::<KTIMER>() == 64 && align_of::<KTIMER>() == 8);
     assert!(size_of::<KDPC>() == 64 && align_of::<KDPC>() == 8);
+    assert!(size_of::<DMA_ADAPTER>() == 16 && align_of::<DMA_ADAPTER>() == 8);
+    assert!(size_of::<DMA_OPERATIONS>() == 128 && align_of::<DMA_OPERATIONS>() == 8);
+    assert!(size_of::<PHYSICAL_ADDRESS>() == 8);
 };
+
+// The local DEVICE_DESCRIPTION is the oracle's (DEVICE_DESCRIPTION_VERSION2, 40 bytes); a newer
+// WDK's is longer, so the size is asserted only here.
+#[cfg(not(all(windows, feature = "wdk")))]
+const _: () = assert!(size_of::<DEVICE_DESCRIPTION>() == 40);
 
 /// `DWORD` of `windef.h` (used by the video format structures).
 pub type DWORD = u32;

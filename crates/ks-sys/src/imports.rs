@@ -9,11 +9,11 @@
 
 use crate::{
     BOOLEAN, HANDLE, KSALLOCATOR_FRAMING_EX, KSDEVICE_DESCRIPTOR, KSFILTER_DESCRIPTOR,
-    KSOBJECT_BAG, KSPROPERTY_SET, KSSTREAM_POINTER_STATE, NTSTATUS, PDEVICE_OBJECT, PDRIVER_OBJECT,
-    PFNKSDEFAULTALLOCATE, PFNKSDEFAULTFREE, PFNKSDELETEALLOCATOR, PFNKSFILTERFACTORYPOWER,
-    PFNKSFREE, PFNKSINITIALIZEALLOCATOR, PFNKSSTREAMPOINTER, PHANDLE, PIRP, PKSALLOCATOR_FRAMING,
-    PKSALLOCATOR_FRAMING_EX, PKSDEVICE, PKSFILTER, PKSFILTERFACTORY, PKSPIN, PKSSTREAM_POINTER,
-    PSECURITY_DESCRIPTOR, PUNICODE_STRING, PVOID, PWSTR, ULONG,
+    KSOBJECT_BAG, KSPROPERTY_SET, KSSTREAM_POINTER_STATE, NTSTATUS, PADAPTER_OBJECT,
+    PDEVICE_OBJECT, PDRIVER_OBJECT, PFNKSDEFAULTALLOCATE, PFNKSDEFAULTFREE, PFNKSDELETEALLOCATOR,
+    PFNKSFILTERFACTORYPOWER, PFNKSFREE, PFNKSINITIALIZEALLOCATOR, PFNKSSTREAMPOINTER, PHANDLE,
+    PIRP, PKSALLOCATOR_FRAMING, PKSALLOCATOR_FRAMING_EX, PKSDEVICE, PKSFILTER, PKSFILTERFACTORY,
+    PKSPIN, PKSSTREAM_POINTER, PSECURITY_DESCRIPTOR, PUNICODE_STRING, PVOID, PWSTR, ULONG,
 };
 
 // `ks.lib`, the import library of ks.sys, on the link line of a Windows build with the WDK,
@@ -148,6 +148,18 @@ ks_imports! {
     pub fn KsStreamPointerDelete(StreamPointer: PKSSTREAM_POINTER);
     /// The next clone in a pin's clone list. IRQL <= DISPATCH_LEVEL.
     pub fn KsStreamPointerGetNextClone(StreamPointer: PKSSTREAM_POINTER) -> PKSSTREAM_POINTER;
+    /// The oldest clone of a pin's stream pointers, or NULL. IRQL <= DISPATCH_LEVEL.
+    pub fn KsPinGetFirstCloneStreamPointer(Pin: PKSPIN) -> PKSSTREAM_POINTER;
+    /// Registers a device's DMA adapter with AVStream, which then builds scatter/gather
+    /// mappings for pins with `KSPIN_FLAG_GENERATE_MAPPINGS`: at most `MaxMappingsByteCount`
+    /// bytes a mapping, mappings `MappingTableStride` bytes apart (at least a `KSMAPPING`).
+    /// PASSIVE_LEVEL, from the device's start.
+    pub fn KsDeviceRegisterAdapterObject(
+        Device: PKSDEVICE,
+        AdapterObject: PADAPTER_OBJECT,
+        MaxMappingsByteCount: ULONG,
+        MappingTableStride: ULONG,
+    );
     /// The pin an IRP addresses (the object of its file object). PASSIVE_LEVEL, in the pin's
     /// dispatch routines.
     pub fn KsGetPinFromIrp(Irp: PIRP) -> PKSPIN;

@@ -80,6 +80,12 @@ macro_rules! shared_with_wdk_sys {
     };
 }
 
+// Enumerators wdk-sys keeps in modules (so not shared at the root): the same values.
+#[cfg(all(windows, feature = "wdk"))]
+const _: () = {
+    assert!(ntoskrnl::PCIBus == wdk_sys::_INTERFACE_TYPE::PCIBus);
+};
+
 shared_with_wdk_sys! {
     consts {
         consts::{
@@ -96,6 +102,7 @@ shared_with_wdk_sys! {
         }
         ntoskrnl::{
             POOL_FLAG_UNINITIALIZED, POOL_FLAG_CACHE_ALIGNED, POOL_FLAG_NON_PAGED, POOL_FLAG_PAGED,
+            DEVICE_DESCRIPTION_VERSION, DEVICE_DESCRIPTION_VERSION1, DEVICE_DESCRIPTION_VERSION2,
             PASSIVE_LEVEL, APC_LEVEL, DISPATCH_LEVEL, DPFLTR_ERROR_LEVEL, DPFLTR_WARNING_LEVEL,
             DPFLTR_TRACE_LEVEL, DPFLTR_INFO_LEVEL,
         }
@@ -135,6 +142,7 @@ pub const TYPES: &[TypeLayout] = &[
     KSP_PIN::LAYOUT,
     KSTIME::LAYOUT,
     KSSTREAM_HEADER::LAYOUT,
+    KSMAPPING::LAYOUT,
     KSSTREAM_POINTER_OFFSET::LAYOUT,
     KSSTREAM_POINTER::LAYOUT,
     KSPIN_DISPATCH::LAYOUT,

@@ -1,5 +1,6 @@
 //! The ntoskrnl routines and constants the library uses besides KS: pool allocation, routine
-//! lookup, object references, and debug output and breakpoints (`wdm.h`, `dpfilter.h`).
+//! lookup, object references, timers and DPCs, DMA adapters, and debug output and breakpoints
+//! (`wdm.h`, `dpfilter.h`).
 //!
 //! `ExAllocatePool2` is deliberately *not* imported: a driver that imports it does not load on
 //! Windows before 10 version 2004. The library looks it up with `MmGetSystemRoutineAddress` and
@@ -9,10 +10,10 @@
 use core::ffi::c_char;
 
 use crate::{
-    ACCESS_MASK, BOOLEAN, HANDLE, KPROCESSOR_MODE, LARGE_INTEGER, LONG, LONG_PTR, NTSTATUS,
-    PDRIVER_OBJECT, PIRP, PKDEFERRED_ROUTINE, PKDPC, PKTIMER, POBJECT_HANDLE_INFORMATION,
-    POBJECT_TYPE, POOL_FLAGS, POOL_TYPE, PRKDPC, PUNICODE_STRING, PVOID, SIZE_T, TIMER_TYPE, ULONG,
-    ULONGLONG,
+    ACCESS_MASK, BOOLEAN, HANDLE, INTERFACE_TYPE, KPROCESSOR_MODE, LARGE_INTEGER, LONG, LONG_PTR,
+    NTSTATUS, PDEVICE_DESCRIPTION, PDEVICE_OBJECT, PDMA_ADAPTER, PDRIVER_OBJECT, PIRP,
+    PKDEFERRED_ROUTINE, PKDPC, PKTIMER, POBJECT_HANDLE_INFORMATION, POBJECT_TYPE, POOL_FLAGS,
+    POOL_TYPE, PRKDPC, PULONG, PUNICODE_STRING, PVOID, SIZE_T, TIMER_TYPE, ULONG, ULONGLONG,
 };
 
 /// Interrupt request level.
@@ -82,6 +83,15 @@ ks_imports! {
     /// The interrupt time (100 ns units since boot), not counting time the system slept: the
     /// clock relative timers run on. Any IRQL.
     pub fn KeQueryUnbiasedInterruptTime() -> ULONGLONG;
+    /// The DMA adapter of a device, for the DMA `DeviceDescription` describes; the number of map
+    /// registers it may use in `*NumberOfMapRegisters`. NULL when there is none. PASSIVE_LEVEL.
+    /// Its operations are called through `DMA_ADAPTER.DmaOperations`; `PutDmaAdapter` gives it
+    /// back.
+    pub fn IoGetDmaAdapter(
+        PhysicalDeviceObject: PDEVICE_OBJECT,
+        DeviceDescription: PDEVICE_DESCRIPTION,
+        NumberOfMapRegisters: PULONG,
+    ) -> PDMA_ADAPTER;
 }
 
 // A data export is only reachable through its import slot (`__imp_IoFileObjectType`), which
@@ -136,6 +146,12 @@ ks_consts! {
     POOL_FLAG_NON_PAGED: POOL_FLAGS = 0x0000_0040;
     /// Paged pool.
     POOL_FLAG_PAGED: POOL_FLAGS = 0x0000_0100;
+    /// `DEVICE_DESCRIPTION.Version` without the version-1 and -2 fields.
+    DEVICE_DESCRIPTION_VERSION: ULONG = 0;
+    /// `DEVICE_DESCRIPTION.Version` 1 (`IgnoreCount` and `Reserved1` are read).
+    DEVICE_DESCRIPTION_VERSION1: ULONG = 1;
+    /// `DEVICE_DESCRIPTION.Version` 2 (`Dma64BitAddresses` is read).
+    DEVICE_DESCRIPTION_VERSION2: ULONG = 2;
     /// Normal thread execution. Typed as wdk-sys types the `#define` (`u32`): compare with
     /// `u32::from(irql)`.
     PASSIVE_LEVEL: ULONG = 0;
@@ -147,6 +163,8 @@ ks_consts! {
     NotificationTimer: TIMER_TYPE = 0;
     /// A timer that releases one waiter and resets itself (`TIMER_TYPE`).
     SynchronizationTimer: TIMER_TYPE = 1;
+    /// `DEVICE_DESCRIPTION.InterfaceType` of a PCI device (`INTERFACE_TYPE`).
+    PCIBus: INTERFACE_TYPE = 5;
     /// The requestor of an IRP is kernel code (`KPROCESSOR_MODE`).
     KernelMode: KPROCESSOR_MODE = 0;
     /// The requestor of an IRP is a user-mode process.

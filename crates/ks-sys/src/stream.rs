@@ -42,9 +42,30 @@ ks_struct! {
 pub type PKSSTREAM_HEADER = *mut KSSTREAM_HEADER;
 
 ks_struct! {
+    /// `KSMAPPING`: one scatter/gather element AVStream builds for a pin with
+    /// `KSPIN_FLAG_GENERATE_MAPPINGS`: a bus address, a length, and the alignment the adapter
+    /// gives it.
+    ///
+    /// `PhysicalAddress` is a `PHYSICAL_ADDRESS` in C (a `LARGE_INTEGER` union); it is its
+    /// `QuadPart` here, the same 8 bytes.
+    pub struct KSMAPPING (size 16, align 8) {
+        /// The bus (logical) address the device writes (`PHYSICAL_ADDRESS.QuadPart`).
+        pub PhysicalAddress: LONGLONG => 0,
+        /// Bytes from there.
+        pub ByteCount: ULONG => 8,
+        /// The alignment of the address.
+        pub Alignment: ULONG => 12,
+    }
+}
+/// Pointer to a [`KSMAPPING`].
+pub type PKSMAPPING = *mut KSMAPPING;
+
+ks_struct! {
     /// `KSSTREAM_POINTER_OFFSET`: position within the input or output side of a frame.
     ///
-    /// The C union `Data`/`Mappings` is modelled by `Data`.
+    /// The C union `Data`/`Mappings` is modelled by `Data`: for a pin with
+    /// `KSPIN_FLAG_GENERATE_MAPPINGS` it holds the current `KSMAPPING` (see
+    /// [`KSSTREAM_POINTER_OFFSET::mappings`]), and `Count`/`Remaining` count mappings, not bytes.
     pub struct KSSTREAM_POINTER_OFFSET (size 16, align 8) {
         /// Current position (or the current mapping when mappings are generated).
         pub Data: PUCHAR => 0,
@@ -56,6 +77,15 @@ ks_struct! {
 }
 /// Pointer to a [`KSSTREAM_POINTER_OFFSET`].
 pub type PKSSTREAM_POINTER_OFFSET = *mut KSSTREAM_POINTER_OFFSET;
+
+impl KSSTREAM_POINTER_OFFSET {
+    /// The `Mappings` member of the C union: the current mapping, for a pin that has AVStream
+    /// generate mappings.
+    #[must_use]
+    pub const fn mappings(&self) -> PKSMAPPING {
+        self.Data.cast()
+    }
+}
 
 ks_struct! {
     /// `KSSTREAM_POINTER`: a minidriver's handle on a frame in a pin's queue.

@@ -61,6 +61,10 @@ const CONSTANTS_NOT_IN_ORACLE: &[(&str, &str)] = &[
     ("KSDEVICE_FLAG_LOWPOWER_PASSTHROUGH", "newer SDK; value from windows-sys metadata"),
     ("KSDEVICE_FLAG_ENABLE_QUERYINTERFACE", "newer SDK; value from windows-sys metadata"),
     ("PAGE_SIZE", "wdm.h; not a KS header value (4 KiB on x64 and ARM64)"),
+    ("DEVICE_DESCRIPTION_VERSION", "wdm.h; equal to wdk-sys's, asserted in the wdk build"),
+    ("DEVICE_DESCRIPTION_VERSION1", "wdm.h; equal to wdk-sys's, asserted in the wdk build"),
+    ("DEVICE_DESCRIPTION_VERSION2", "wdm.h; equal to wdk-sys's, asserted in the wdk build"),
+    ("PCIBus", "INTERFACE_TYPE enumerator of wdm.h; equal to wdk-sys's, asserted in the wdk build"),
     ("NonPagedPool", "POOL_TYPE enumerator of wdm.h"),
     ("PagedPool", "POOL_TYPE enumerator of wdm.h"),
     ("NonPagedPoolMustSucceed", "POOL_TYPE enumerator of wdm.h"),
@@ -580,6 +584,22 @@ fn embedded_nt_types_match_the_nt_oracle() {
         ),
         ("GUID", size_of::<ks_sys::GUID>(), align_of::<ks_sys::GUID>()),
         ("TIMER_TYPE", size_of::<ks_sys::TIMER_TYPE>(), align_of::<ks_sys::TIMER_TYPE>()),
+        ("DMA_ADAPTER", size_of::<ks_sys::DMA_ADAPTER>(), align_of::<ks_sys::DMA_ADAPTER>()),
+        (
+            "DMA_OPERATIONS",
+            size_of::<ks_sys::DMA_OPERATIONS>(),
+            align_of::<ks_sys::DMA_OPERATIONS>(),
+        ),
+        (
+            "DEVICE_DESCRIPTION",
+            size_of::<ks_sys::DEVICE_DESCRIPTION>(),
+            align_of::<ks_sys::DEVICE_DESCRIPTION>(),
+        ),
+        (
+            "PHYSICAL_ADDRESS",
+            size_of::<ks_sys::PHYSICAL_ADDRESS>(),
+            align_of::<ks_sys::PHYSICAL_ADDRESS>(),
+        ),
     ] {
         assert_eq!(as_usize(&types[name]["size"]), size, "sizeof({name})");
         assert_eq!(as_usize(&types[name]["align"]), align, "alignof({name})");
@@ -597,6 +617,51 @@ fn embedded_nt_types_match_the_nt_oracle() {
         as_usize(&fields["DRIVER_OBJECT.DriverUnload"]["offset"]),
         ks_sys::DRIVER_OBJECT_DRIVER_UNLOAD_OFFSET
     );
+    // The DMA structures a driver fills or calls through, field by field.
+    macro_rules! offsets {
+        ($($ty:ident . $field:ident),* $(,)?) => {
+            [$((concat!(stringify!($ty), ".", stringify!($field)), core::mem::offset_of!(ks_sys::$ty, $field))),*]
+        };
+    }
+    for (name, ours) in offsets![
+        DMA_ADAPTER.Version,
+        DMA_ADAPTER.Size,
+        DMA_ADAPTER.DmaOperations,
+        DMA_OPERATIONS.Size,
+        DMA_OPERATIONS.PutDmaAdapter,
+        DMA_OPERATIONS.AllocateCommonBuffer,
+        DMA_OPERATIONS.FreeCommonBuffer,
+        DMA_OPERATIONS.AllocateAdapterChannel,
+        DMA_OPERATIONS.FlushAdapterBuffers,
+        DMA_OPERATIONS.FreeAdapterChannel,
+        DMA_OPERATIONS.FreeMapRegisters,
+        DMA_OPERATIONS.MapTransfer,
+        DMA_OPERATIONS.GetDmaAlignment,
+        DMA_OPERATIONS.ReadDmaCounter,
+        DMA_OPERATIONS.GetScatterGatherList,
+        DMA_OPERATIONS.PutScatterGatherList,
+        DMA_OPERATIONS.CalculateScatterGatherList,
+        DMA_OPERATIONS.BuildScatterGatherList,
+        DMA_OPERATIONS.BuildMdlFromScatterGatherList,
+        DEVICE_DESCRIPTION.Version,
+        DEVICE_DESCRIPTION.Master,
+        DEVICE_DESCRIPTION.ScatterGather,
+        DEVICE_DESCRIPTION.DemandMode,
+        DEVICE_DESCRIPTION.AutoInitialize,
+        DEVICE_DESCRIPTION.Dma32BitAddresses,
+        DEVICE_DESCRIPTION.IgnoreCount,
+        DEVICE_DESCRIPTION.Reserved1,
+        DEVICE_DESCRIPTION.Dma64BitAddresses,
+        DEVICE_DESCRIPTION.BusNumber,
+        DEVICE_DESCRIPTION.DmaChannel,
+        DEVICE_DESCRIPTION.InterfaceType,
+        DEVICE_DESCRIPTION.DmaWidth,
+        DEVICE_DESCRIPTION.DmaSpeed,
+        DEVICE_DESCRIPTION.MaximumLength,
+        DEVICE_DESCRIPTION.DmaPort,
+    ] {
+        assert_eq!(as_usize(&fields[name]["offset"]), ours, "{name} in nt-abi.json");
+    }
 }
 
 /// The NT constants ks-sys defines that the oracle records as enumerators.
