@@ -6,7 +6,9 @@
 //! periodic timer, sets the next due time one period after the previous one, so a late tick does
 //! not shift the ones after it. A *DPC thread* runs the queued DPCs one at a time at
 //! DISPATCH_LEVEL, reading the routine and context from the `KDPC` the driver initialised, as the
-//! kernel does: a DPC never runs concurrently with itself (nor, here, with any other DPC).
+//! kernel does: a DPC never runs concurrently with itself (nor, here, with any other DPC). The
+//! host records how long each DPC ran ([`take_dpc_durations`]) and, when it returns, writes back
+//! what a device wrote by DMA from it ([`crate::dma::commit`]).
 //! `KeFlushQueuedDpcs` waits until the queue is empty and no DPC is running; `KeCancelTimer`
 //! returns whether the timer was set and leaves a DPC it already queued to run.
 //!
@@ -57,7 +59,12 @@ struct State {
     scale: f64,
     /// The interrupt time's origin: a real instant and the interrupt time (100 ns units) then.
     clock: Option<(Instant, u64)>,
+    /// How long each DPC ran (real time), oldest first, at most [`DPC_RECORD`] of them.
+    durations: VecDeque<Duration>,
 }
+
+/// DPC durations kept at most (the oldest go first).
+const DPC_RECORD: usize = 1 << 20;
 
 impl State {
     /// The interrupt time now: 100 ns units of scaled time since the host started.
@@ -205,6 +212,7 @@ fn dpc_thread() {
         // session waits for the queue before it ends.
         let (routine, context) = unsafe { routine_of(dpc) };
         let interrupt_time = usize::try_from(lock().interrupt_time()).unwrap_or(usize::MAX);
+        let started = Instant::now();
         if let Some(routine) = routine {
             // SAFETY: the routine `KeInitializeDpc` stored, called as the kernel calls a timer DPC:
             // the DPC, its context and the interrupt time split in two.
@@ -217,7 +225,14 @@ fn dpc_thread() {
                 );
             }
         }
+        let duration = started.elapsed();
+        // What a device wrote from its interrupt path lands in memory now.
+        crate::dma::commit();
         state = crate::lock(&engine.state);
+        if state.durations.len() == DPC_RECORD {
+            state.durations.pop_front();
+        }
+        state.durations.push_back(duration);
         state.running = None;
         state.done_seq = seq;
         engine.dpc_done.notify_all();
@@ -242,6 +257,13 @@ pub fn set_time_scale(scale: f64) {
 #[unsafe(no_mangle)]
 pub extern "system" fn KeQueryUnbiasedInterruptTime() -> u64 {
     lock().interrupt_time()
+}
+
+/// How long each DPC ran since the session began (or the last call), in real time, oldest first;
+/// the record is emptied.
+#[must_use]
+pub fn take_dpc_durations() -> Vec<Duration> {
+    std::mem::take(&mut lock().durations).into()
 }
 
 /// The DPCs queued but not yet run, and whether one is running.
@@ -272,6 +294,7 @@ pub(crate) fn reset() -> usize {
     let set = state.timers.values().filter(|t| t.due.is_some()).count();
     state.timers.clear();
     state.heap.clear();
+    state.durations.clear();
     state.rescale(1.0);
     engine.timers_changed.notify_all();
     set

@@ -14,6 +14,9 @@
 //! - `MmGetSystemRoutineAddress` for the routines above, with a switch to pretend a routine does
 //!   not exist ([`routines`]);
 //! - [`ke`]: kernel timers and DPCs, run on host threads at DISPATCH_LEVEL;
+//! - [`dma`]: a physical address space (scattered pool pages, contiguous common buffers),
+//!   `IoGetDmaAdapter` with common buffers, the mappings a device may reach, and a bus-master
+//!   device's writes checked against them (`MmGetPhysicalAddress`, `MmGetVirtualForPhysical`);
 //! - [`ks`]: enough of `KsCreateDefaultAllocatorEx` to drive an allocator's callbacks the way
 //!   ks.sys does;
 //! - [`property`]: property requests dispatched like `KsPropertyHandler`, with `KsGetPinFromIrp`
@@ -39,6 +42,7 @@ mod session;
 
 pub mod avstream;
 pub mod debug;
+pub mod dma;
 pub mod irql;
 pub mod ke;
 pub mod ks;

@@ -288,6 +288,29 @@ fn valid_tag(tag: ULONG) -> bool {
     tag != 0 && tag.to_le_bytes().iter().all(|&b| b == 0 || (0x20..=0x7E).contains(&b))
 }
 
+/// Counts one allocation call and says whether the failure schedule fails it. The kernel's
+/// other allocation sites (a DMA adapter, a common buffer) count here too, without a tag, so one
+/// schedule fails every kind of allocation in turn.
+pub(crate) fn scheduled_failure(tag: Option<ULONG>) -> bool {
+    with_state(|state| {
+        state.calls += 1;
+        let calls = state.calls;
+        let fail = state.schedule.iter().any(|rule| match *rule {
+            Failure::Nth(n) => n == calls,
+            Failure::Every(k) => k != 0 && calls.is_multiple_of(k),
+            Failure::Tag(t) => Some(t) == tag,
+            Failure::All => true,
+            Failure::Random { per_mille, seed } => {
+                mix(seed ^ mix(calls)) % 1000 < u64::from(per_mille)
+            }
+        });
+        if fail {
+            state.failed += 1;
+        }
+        fail
+    })
+}
+
 /// The common allocation path: IRQL check, failure schedule, aligned allocation, tracking.
 fn allocate(routine: &'static str, kind: PoolKind, bytes: SIZE_T, tag: ULONG, zero: bool) -> PVOID {
     // SIZE_T is 64 bits, as on x64; a size the host's address space cannot hold fails.
@@ -298,24 +321,7 @@ fn allocate(routine: &'static str, kind: PoolKind, bytes: SIZE_T, tag: ULONG, ze
     if !verifier::require_irql_at_most(routine, max_irql) {
         return std::ptr::null_mut();
     }
-    let fail = with_state(|state| {
-        state.calls += 1;
-        let calls = state.calls;
-        let fail = state.schedule.iter().any(|rule| match *rule {
-            Failure::Nth(n) => n == calls,
-            Failure::Every(k) => k != 0 && calls.is_multiple_of(k),
-            Failure::Tag(t) => t == tag,
-            Failure::All => true,
-            Failure::Random { per_mille, seed } => {
-                mix(seed ^ mix(calls)) % 1000 < u64::from(per_mille)
-            }
-        });
-        if fail {
-            state.failed += 1;
-        }
-        fail
-    });
-    if fail || bytes == 0 {
+    if scheduled_failure(Some(tag)) || bytes == 0 {
         return std::ptr::null_mut();
     }
     let align = if bytes >= PAGE_SIZE as usize { PAGE_SIZE as usize } else { 16 };
@@ -402,6 +408,15 @@ pub extern "system" fn ExAllocatePoolWithTag(
 #[unsafe(no_mangle)]
 pub extern "system" fn ExFreePoolWithTag(P: PVOID, Tag: ULONG) {
     const ROUTINE: &str = "ExFreePoolWithTag";
+    let mapped = with_state(|state| state.live.get(&(P as usize)).map(|record| record.bytes))
+        .and_then(|bytes| crate::dma::mapped_within(P as usize, bytes));
+    if let Some(mapping) = mapped {
+        verifier::report(
+            ROUTINE,
+            format!("{P:p} is freed while a device may still write it ({mapping}); left allocated"),
+        );
+        return;
+    }
     let removed = with_state(|state| {
         let record = *state.live.get(&(P as usize))?;
         if record.tag != Tag {

@@ -7,11 +7,12 @@ static SESSION: Mutex<()> = Mutex::new(());
 /// Exclusive use of the host's global state for one test.
 ///
 /// Beginning a session waits for any other session to end, then clears the pool accounting,
-/// the failure schedule, the debug output, the violations, the hidden routines and the handle
+/// the DMA address space, the failure schedule, the debug output, the violations, the hidden routines and the handle
 /// table, and attaches the simulated debugger. Ending it (drop) checks that no pool allocation is
-/// outstanding, no object reference taken by a driver is still held and no violation was
-/// recorded, and panics with a report naming each leaked tag and size or object otherwise
-/// (unless the test is already panicking). Call [`Session::take_violations`] for violations a test provokes on purpose.
+/// outstanding, no DMA adapter, common buffer or mapping is left, no object reference taken by
+/// a driver is still held and no violation was recorded, and panics with a report naming each
+/// leaked tag and size or object otherwise (unless the test is already panicking). Call
+/// [`Session::take_violations`] for violations a test provokes on purpose.
 pub struct Session {
     _exclusive: MutexGuard<'static, ()>,
 }
@@ -48,6 +49,7 @@ struct Leftovers {
     timers: usize,
     retired: ks_allocator::RetiredStats,
     pool: crate::pool::Live,
+    dma: crate::dma::Leftovers,
     references: Vec<(crate::object::ObjectKind, usize)>,
     violations: Vec<crate::verifier::Violation>,
 }
@@ -58,6 +60,7 @@ fn reset_all() -> Leftovers {
     // the pool reset below frees: release them first (no consumer of this session is left).
     // SAFETY: the session is over, so nothing uses a frame of a retired allocator.
     let retired = unsafe { ks_allocator::release_retired_allocators() };
+    let dma = crate::dma::reset();
     let pool = crate::pool::reset();
     let references = crate::object::reset();
     let violations = crate::verifier::take_violations();
@@ -65,12 +68,12 @@ fn reset_all() -> Leftovers {
     crate::debug::reset();
     crate::routines::unhide_all();
     crate::avstream::fail_leading_edge_locks(0);
-    Leftovers { timers, retired, pool, references, violations }
+    Leftovers { timers, retired, pool, dma, references, violations }
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
-        let Leftovers { timers, retired, pool, references, violations } = reset_all();
+        let Leftovers { timers, retired, pool, dma, references, violations } = reset_all();
         if std::thread::panicking() {
             return;
         }
@@ -87,6 +90,22 @@ impl Drop for Session {
         }
         if !pool.is_empty() {
             problems.push(format!("pool memory leaked: {pool}"));
+        }
+        if dma.adapters > 0 {
+            problems
+                .push(format!("{} DMA adapter(s) never given back (PutDmaAdapter)", dma.adapters));
+        }
+        for (logical, bytes) in &dma.common_buffers {
+            problems.push(format!("common buffer leaked: {bytes} bytes at logical {logical:#x}"));
+        }
+        if dma.mapping_sets > 0 {
+            problems.push(format!("{} mapping set(s) still programmed", dma.mapping_sets));
+        }
+        if dma.views > 0 {
+            problems.push(format!(
+                "{} device view(s) of memory never committed (ks_host::dma::commit)",
+                dma.views
+            ));
         }
         for (kind, count) in references {
             problems.push(format!("object reference leaked: {count} on a {kind:?} object"));

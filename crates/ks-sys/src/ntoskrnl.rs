@@ -11,8 +11,8 @@ use core::ffi::c_char;
 
 use crate::{
     ACCESS_MASK, BOOLEAN, HANDLE, INTERFACE_TYPE, KPROCESSOR_MODE, LARGE_INTEGER, LONG, LONG_PTR,
-    NTSTATUS, PDEVICE_DESCRIPTION, PDEVICE_OBJECT, PDMA_ADAPTER, PDRIVER_OBJECT, PIRP,
-    PKDEFERRED_ROUTINE, PKDPC, PKTIMER, POBJECT_HANDLE_INFORMATION, POBJECT_TYPE, POOL_FLAGS,
+    NTSTATUS, PDEVICE_DESCRIPTION, PDEVICE_OBJECT, PDMA_ADAPTER, PDRIVER_OBJECT, PHYSICAL_ADDRESS,
+    PIRP, PKDEFERRED_ROUTINE, PKDPC, PKTIMER, POBJECT_HANDLE_INFORMATION, POBJECT_TYPE, POOL_FLAGS,
     POOL_TYPE, PRKDPC, PULONG, PUNICODE_STRING, PVOID, SIZE_T, TIMER_TYPE, ULONG, ULONGLONG,
 };
 
@@ -92,6 +92,13 @@ ks_imports! {
         DeviceDescription: PDEVICE_DESCRIPTION,
         NumberOfMapRegisters: PULONG,
     ) -> PDMA_ADAPTER;
+    /// The physical address of a valid non-paged virtual address. Any IRQL. Not for DMA: a
+    /// device is given the logical addresses of its adapter (`AllocateCommonBuffer`, mappings).
+    pub fn MmGetPhysicalAddress(BaseAddress: PVOID) -> PHYSICAL_ADDRESS;
+    /// The system virtual address of a physical address of RAM, or NULL. IRQL <=
+    /// DISPATCH_LEVEL. The sample's simulated hardware uses it to reach what a real device
+    /// reaches by bus-master DMA (see the sample's `dma` module for when that is valid).
+    pub fn MmGetVirtualForPhysical(PhysicalAddress: PHYSICAL_ADDRESS) -> PVOID;
 }
 
 // A data export is only reachable through its import slot (`__imp_IoFileObjectType`), which

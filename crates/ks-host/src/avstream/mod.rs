@@ -237,6 +237,8 @@ struct DeviceState {
     bag: Bag,
     mutex: ControlMutex,
     fdo: Box<Opaque<DEVICE_OBJECT_SIZE>>,
+    /// The device's PDO, as its bus driver would have made it.
+    pdo: crate::dma::PhysicalDevice,
     factories: Mutex<Vec<Owned<KSFILTERFACTORY, FactoryState>>>,
 }
 
@@ -280,6 +282,7 @@ impl Device {
             bag: Bag::default(),
             mutex: ControlMutex::new("device mutex"),
             fdo: Box::new(Opaque([0; DEVICE_OBJECT_SIZE])),
+            pdo: crate::dma::PhysicalDevice::new(),
             factories: Mutex::new(Vec::new()),
         };
         // SAFETY: KSDEVICE is plain data: NULL pointers and zero numbers are valid.
@@ -288,10 +291,14 @@ impl Device {
             Owned::new(Kind::Device, public, state, std::ptr::null_mut(), std::ptr::null_mut());
         let fdo: PDEVICE_OBJECT = (&raw const *object.state().fdo).cast_mut().cast();
         let bag = object.state().bag().cast_mut().cast();
+        let object_pdo = object.state().pdo.as_ptr();
         let public = object.public_mut();
         public.Descriptor = descriptor;
         public.Bag = bag;
         public.FunctionalDeviceObject = fdo;
+        // No filter driver sits between the two: the next device is the PDO.
+        public.PhysicalDeviceObject = object_pdo;
+        public.NextDeviceObject = object_pdo;
         let device = object.public();
         crate::lock(&DEVICES).push((fdo.addr(), device.addr()));
         let mut this = Self { object, added: false, started: false };
