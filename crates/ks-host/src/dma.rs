@@ -22,7 +22,9 @@
 //! `MmGetVirtualForPhysical` gives it a *view* of one page in which the bytes of every mapping
 //! programmed in that page are the memory's and the rest is [`UNMAPPED`]. What the device writes
 //! into a view lands in memory when its DPC returns (or at [`commit`], for a test that plays the
-//! device on its own thread): the bytes of the mappings still programmed are written back; a
+//! device on its own thread), and what it wrote to a frame lands at the latest when the frame's
+//! mappings end (a device's DMA is done before it tells the driver the frame is): the bytes of
+//! the mappings still programmed are written back; a
 //! changed byte anywhere else is a violation naming the physical address and what it hit (past
 //! the end of a mapping, a frame that completed, a common buffer, freed memory), and is not
 //! written. An address in no programmed mapping has no view: the routine reports the violation
@@ -248,6 +250,30 @@ impl Space {
         (address < start + mapping.bytes).then_some((*start, mapping))
     }
 
+    /// Writes back what every device view holds of the mapping set `set`, which is about to
+    /// end: a device's writes to a frame land before the driver learns the frame is done. The
+    /// views stay; a later change to those bytes is a write after completion.
+    fn flush(&mut self, set: u64) {
+        let mut written = 0;
+        for view in &mut self.views {
+            let base = view.virtual_page * PAGE;
+            view.windows.retain(|(lo, hi, owner)| {
+                if *owner != set {
+                    return true;
+                }
+                // SAFETY: the window is part of the set, still programmed, so its memory is
+                // live; the view is the host's own buffer.
+                unsafe {
+                    std::ptr::copy(view.bytes[*lo..*hi].as_ptr(), (base + lo) as *mut u8, hi - lo);
+                };
+                view.snapshot[*lo..*hi].copy_from_slice(&view.bytes[*lo..*hi]);
+                written += (hi - lo) as u64;
+                false
+            });
+        }
+        self.stats.bytes_written += written;
+    }
+
     /// The programmed runs that touch physical page `page`, as page offsets with their sets.
     fn windows_in(&self, page: u64) -> Vec<(usize, usize, u64)> {
         let first = page * PAGE as u64;
@@ -434,22 +460,24 @@ pub fn map(
             }
             #[expect(clippy::cast_possible_truncation, reason = "at most one page")]
             let mut chunk = in_page as u32;
+            let mut at = physical;
             while chunk > 0 {
-                match runs.last_mut() {
+                let take = match runs.last_mut() {
                     Some(run)
-                        if run.physical + u64::from(run.bytes) == physical
-                            && run.bytes < max_run =>
+                        if run.physical + u64::from(run.bytes) == at && run.bytes < max_run =>
                     {
                         let take = chunk.min(max_run - run.bytes);
                         run.bytes += take;
-                        chunk -= take;
+                        take
                     }
                     _ => {
                         let take = chunk.min(max_run);
-                        runs.push(Run { physical, bytes: take });
-                        chunk -= take;
+                        runs.push(Run { physical: at, bytes: take });
+                        take
                     }
-                }
+                };
+                chunk -= take;
+                at += u64::from(take);
             }
             offset += in_page;
         }
@@ -487,6 +515,7 @@ pub fn map(
 pub fn unmap(set: MappingSet) {
     let MappingSet(set) = set;
     with_space(|space| {
+        space.flush(set);
         let Some((_, starts)) = space.sets.remove(&set) else { return };
         for start in starts {
             if let Some(mapping) = space.mappings.remove(&start) {
@@ -612,6 +641,7 @@ pub extern "system" fn MmGetVirtualForPhysical(PhysicalAddress: PHYSICAL_ADDRESS
         return std::ptr::null_mut();
     };
     let thread = std::thread::current().id();
+    let mut pending = Vec::new();
     let result = with_space(|space| {
         if space.mapping_at(address).is_none() {
             space.stats.violations += 1;
@@ -622,7 +652,34 @@ pub extern "system" fn MmGetVirtualForPhysical(PhysicalAddress: PHYSICAL_ADDRESS
         }
         let page = page_of(address);
         let offset = usize::try_from(address % PAGE as u64).unwrap_or(0);
-        if let Some(view) = space.views.iter_mut().find(|v| v.thread == thread && v.page == page) {
+        if let Some(index) = space.views.iter().position(|v| v.thread == thread && v.page == page) {
+            // Mappings programmed since the view was made join it.
+            let windows = space.windows_in(page);
+            let view = &space.views[index];
+            let fresh: Vec<(usize, usize, u64)> =
+                windows.into_iter().filter(|w| !view.windows.contains(w)).collect();
+            let mut stray = Vec::new();
+            for (lo, hi, _) in &fresh {
+                if view.bytes[*lo..*hi] != view.snapshot[*lo..*hi] {
+                    stray.push(page * PAGE as u64 + *lo as u64);
+                }
+            }
+            for address in stray {
+                space.stats.violations += 1;
+                let what = space.describe(address);
+                pending.push(format!(
+                    "a device wrote at physical {address:#x} before it was mapped ({what}); \
+                     not written"
+                ));
+            }
+            let view = &mut space.views[index];
+            for (lo, hi, set) in fresh {
+                let source = (view.virtual_page * PAGE + lo) as *const u8;
+                // SAFETY: the window is part of a programmed mapping, whose memory is live.
+                unsafe { std::ptr::copy(source, view.bytes[lo..hi].as_mut_ptr(), hi - lo) };
+                view.snapshot[lo..hi].copy_from_slice(&view.bytes[lo..hi]);
+                view.windows.push((lo, hi, set));
+            }
             return Ok(view.bytes[offset..].as_mut_ptr());
         }
         let Some(virtual_page) = space.to_virtual.get(&page).copied() else {
@@ -641,6 +698,9 @@ pub extern "system" fn MmGetVirtualForPhysical(PhysicalAddress: PHYSICAL_ADDRESS
         space.views.push(View { thread, page, virtual_page, windows, bytes, snapshot });
         Ok(pointer)
     });
+    for problem in pending {
+        verifier::report("bus-master DMA", problem);
+    }
     match result {
         Ok(pointer) => pointer.cast(),
         Err(problem) => {
@@ -713,10 +773,8 @@ pub unsafe extern "system" fn IoGetDmaAdapter(
     let table = unsafe { &raw mut (*adapter).operations };
     // SAFETY: as above; no one else has the adapter yet.
     unsafe { (*adapter).public.DmaOperations = table };
-    let record = AdapterRecord {
-        dma64,
-        map_registers: u32::try_from(map_registers).unwrap_or(u32::MAX),
-    };
+    let record =
+        AdapterRecord { dma64, map_registers: u32::try_from(map_registers).unwrap_or(u32::MAX) };
     with_space(|space| space.adapters.insert(adapter.addr(), record));
     // SAFETY: checked non-NULL above; the caller's ULONG.
     unsafe { NumberOfMapRegisters.write(record.map_registers) };

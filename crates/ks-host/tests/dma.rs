@@ -199,9 +199,18 @@ fn pool_pages_are_scattered_and_mappings_split_at_each_discontinuity_and_the_max
     let expected: Vec<Run> =
         (0..4).map(|i| Run { physical: logical + i * 64 * 1024, bytes: 64 * 1024 }).collect();
     assert_eq!(runs, expected, "contiguous memory splits only at the maximum");
+    dma::unmap(set);
+    // A maximum smaller than a page splits inside pages, each run where the last ended.
+    let (set, runs) = dma::map(adapter, memory, 4096, 1000, "small runs").unwrap();
+    let expected: Vec<Run> = (0..5)
+        .map(|i| Run { physical: logical + i * 1000, bytes: if i == 4 { 96 } else { 1000 } })
+        .collect();
+    assert_eq!(runs, expected);
+    dma::unmap(set);
+    let (set, _) = dma::map(adapter, memory, bytes as usize, 64 * 1024, "big frame").unwrap();
     let again = dma::map(adapter, memory, 16, 64 * 1024, "the same memory");
     assert_eq!(again, Err(MapError::AlreadyMapped(logical)));
-    assert_eq!(dma::stats().max_mappings_per_set, 4);
+    assert_eq!(dma::stats().max_mappings_per_set, 5);
     dma::unmap(set);
     free_common_buffer(adapter, bytes, logical, memory);
     put(adapter);

@@ -233,12 +233,14 @@ trait HasBag {
     fn control(&self) -> *const ControlMutex;
 }
 
-struct DeviceState {
+pub(crate) struct DeviceState {
     bag: Bag,
     mutex: ControlMutex,
     fdo: Box<Opaque<DEVICE_OBJECT_SIZE>>,
     /// The device's PDO, as its bus driver would have made it.
     pdo: crate::dma::PhysicalDevice,
+    /// The DMA adapter the driver registered (`KsDeviceRegisterAdapterObject`).
+    adapter: Mutex<Option<stream::Registered>>,
     factories: Mutex<Vec<Owned<KSFILTERFACTORY, FactoryState>>>,
 }
 
@@ -283,6 +285,7 @@ impl Device {
             mutex: ControlMutex::new("device mutex"),
             fdo: Box::new(Opaque([0; DEVICE_OBJECT_SIZE])),
             pdo: crate::dma::PhysicalDevice::new(),
+            adapter: Mutex::new(None),
             factories: Mutex::new(Vec::new()),
         };
         // SAFETY: KSDEVICE is plain data: NULL pointers and zero numbers are valid.
@@ -463,6 +466,56 @@ impl Drop for Device {
         let fdo = (&raw const *self.object.state().fdo).addr();
         crate::lock(&DEVICES).retain(|(d, _)| *d != fdo);
     }
+}
+
+/// `KsDeviceRegisterAdapterObject`: the device's DMA adapter, with which AVStream builds the
+/// mappings of pins with `KSPIN_FLAG_GENERATE_MAPPINGS`: runs of at most `MaxMappingsByteCount`
+/// bytes, `MappingTableStride` bytes apart in the table (at least a `KSMAPPING`, a multiple of
+/// 8). A later registration replaces an earlier one. PASSIVE_LEVEL.
+///
+/// # Safety
+///
+/// `Device` is a device the host made.
+// SAFETY: no other symbol of a host process is named `KsDeviceRegisterAdapterObject`; ks-sys
+// declares it with exactly this signature.
+#[unsafe(no_mangle)]
+pub unsafe extern "system" fn KsDeviceRegisterAdapterObject(
+    Device: ks_sys::PKSDEVICE,
+    AdapterObject: ks_sys::PADAPTER_OBJECT,
+    MaxMappingsByteCount: ULONG,
+    MappingTableStride: ULONG,
+) {
+    const ROUTINE: &str = "KsDeviceRegisterAdapterObject";
+    crate::verifier::require_irql_at_most(ROUTINE, PASSIVE_LEVEL);
+    // SAFETY: the caller's contract.
+    let Some(device) = (unsafe { object::device_object(Device) }) else {
+        crate::verifier::report(ROUTINE, format!("{Device:p} is not a device"));
+        return;
+    };
+    let problem = if crate::dma::map_registers(AdapterObject.cast()).is_none() {
+        Some(format!("{AdapterObject:p} is not a live DMA adapter (IoGetDmaAdapter)"))
+    } else if MaxMappingsByteCount == 0 {
+        Some("MaxMappingsByteCount is 0".to_owned())
+    } else if (MappingTableStride as usize) < size_of::<ks_sys::KSMAPPING>()
+        || !MappingTableStride.is_multiple_of(8)
+    {
+        Some(format!(
+            "MappingTableStride {MappingTableStride} is not a multiple of 8 of at least a KSMAPPING \
+             ({} bytes)",
+            size_of::<ks_sys::KSMAPPING>()
+        ))
+    } else {
+        None
+    };
+    if let Some(problem) = problem {
+        crate::verifier::report(ROUTINE, problem);
+        return;
+    }
+    *crate::lock(&device.adapter) = Some(stream::Registered {
+        adapter: AdapterObject.addr(),
+        max_bytes: MaxMappingsByteCount,
+        stride: MappingTableStride,
+    });
 }
 
 /// `KsCreateFilterFactory`: a filter factory on a device, for a filter descriptor. The
@@ -993,7 +1046,7 @@ impl PinState {
             state >= ks_sys::KSSTATE_PAUSE
         };
         let frames = self.flags & ks_sys::KSPIN_FLAG_FRAMES_NOT_REQUIRED_FOR_PROCESSING != 0
-            || self.shared.queued() > 0;
+            || self.shared.ahead() > 0;
         in_state && frames
     }
 
@@ -1088,11 +1141,11 @@ impl PinState {
                 *processor = Some(std::thread::current().id());
             }
             while self.may_process() && self.again.swap(false, Ordering::SeqCst) {
-                let before = self.shared.queued();
+                let before = self.shared.progress();
                 // SAFETY: the driver's process callback on its live pin, never concurrently
                 // with itself (the processor slot), at the IRQL its flags ask for.
                 let status = unsafe { process(pin) };
-                if status == STATUS_SUCCESS && self.shared.queued() != before {
+                if status == STATUS_SUCCESS && self.shared.progress() != before {
                     self.again.store(true, Ordering::SeqCst); // it asked to go on, and did
                 }
             }
@@ -1521,6 +1574,35 @@ impl<'f> Pin<'f> {
         }
     }
 
+    /// How AVStream maps the pin's frames: for a pin with `KSPIN_FLAG_GENERATE_MAPPINGS`,
+    /// through the adapter its device registered. Such a pin on a device that registered none
+    /// is a violation; its frames then have no mappings.
+    fn mapper(&self) -> Option<stream::Mapper> {
+        let state = self.object.state();
+        if state.flags & ks_sys::KSPIN_FLAG_GENERATE_MAPPINGS == 0 {
+            return None;
+        }
+        let pin = self.as_ptr();
+        // SAFETY: the pin is live; its header names its device, live longer than the pin.
+        let device =
+            unsafe { object::header(pin.cast()) }.map_or(std::ptr::null_mut(), |h| h.device);
+        // SAFETY: as above.
+        let registered = unsafe { object::device_object(device) }
+            .and_then(|device| *crate::lock(&device.adapter));
+        let Some(registered) = registered else {
+            crate::verifier::report(
+                "AVStream (GENERATE_MAPPINGS)",
+                format!(
+                    "pin {} generates mappings but its device registered no DMA adapter \
+                     (KsDeviceRegisterAdapterObject)",
+                    self.id
+                ),
+            );
+            return None;
+        };
+        Some(stream::Mapper { registered, pin: self.id, poison: state.output })
+    }
+
     fn step(&self, from: KSSTATE, to: KSSTATE) -> Result<(), NTSTATUS> {
         let pin = self.as_ptr();
         let state = self.object.state();
@@ -1537,7 +1619,13 @@ impl<'f> Pin<'f> {
             // dispatch may have raised for an extended header).
             // SAFETY: the pin is live; the driver writes the field only in its callbacks.
             let header_size = unsafe { (*pin).StreamHeaderSize };
-            connection.pipe.start(allocator, connection.plan.framing.frame_size, header_size);
+            let mapper = self.mapper();
+            connection.pipe.start(
+                allocator,
+                connection.plan.framing.frame_size,
+                header_size,
+                mapper,
+            );
         }
         // SAFETY: the pin is live while `self` is.
         let dispatch = unsafe { current_dispatch(pin) };

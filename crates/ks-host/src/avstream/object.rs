@@ -118,6 +118,22 @@ pub(crate) unsafe fn pin_object<'a>(pin: PKSPIN) -> Option<&'a super::PinState> 
     Some(unsafe { &(*object).state })
 }
 
+/// The host's state of a device, from its public structure.
+///
+/// # Safety
+///
+/// `device` is NULL or a `KSDEVICE` the host made (live while the result is used).
+pub(crate) unsafe fn device_object<'a>(device: PKSDEVICE) -> Option<&'a super::DeviceState> {
+    // SAFETY: the caller's contract.
+    let header = unsafe { header(device.cast()) }?;
+    if header.kind != Kind::Device {
+        return None;
+    }
+    let object = std::ptr::from_ref(header).cast::<Object<KSDEVICE, super::DeviceState>>();
+    // SAFETY: a device header is the start of an `Object<KSDEVICE, DeviceState>`.
+    Some(unsafe { &(*object).state })
+}
+
 /// An AVStream mutex: the device mutex or a filter control mutex. Not recursive, as on Windows:
 /// taking it again on the thread that holds it is recorded as a violation (on Windows the thread
 /// deadlocks with itself); the host then counts the nested hold instead of hanging the test.

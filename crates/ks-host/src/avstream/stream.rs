@@ -1,18 +1,27 @@
-//! A pin's queue of frames, its leading-edge stream pointer, processing, and the pipe that
-//! circulates frames between the pin's allocator and a consumer.
+//! A pin's queue of frames, its leading-edge stream pointer and clones, processing, and the
+//! pipe that circulates frames between the pin's allocator and a consumer.
 //!
-//! The queue holds the frames the pipe gave the pin, oldest first; the leading edge is the
-//! oldest. When the driver advances the leading edge to a frame's end, or ejects it, the frame
-//! is complete: it leaves the queue for the consumer's thread, which looks at it and hands it
-//! back; the pipe then frees it to the allocator and allocates a frame to queue in its place
-//! (both at DISPATCH_LEVEL), as long as the pin is out of STOP.
+//! The queue holds the frames the pipe gave the pin, oldest first. The leading edge is at the
+//! oldest frame it has not yet left; the driver leaves a frame by advancing to its end or
+//! ejecting it. A frame completes once the edge has left it and no clone refers to it, in queue
+//! order: it leaves the queue for the consumer's thread, which looks at it and hands it back;
+//! the pipe then frees it to the allocator and allocates a frame to queue in its place (both at
+//! DISPATCH_LEVEL), as long as the pin is out of STOP.
+//!
+//! For a pin with `KSPIN_FLAG_GENERATE_MAPPINGS` on a device that registered its DMA adapter
+//! (`KsDeviceRegisterAdapterObject`), each frame is mapped when it is queued ([`crate::dma::map`],
+//! runs of at most the registered maximum) into a table of `KSMAPPING`s the registered stride
+//! apart; the stream pointer's `OffsetOut.Data` is then the current mapping (the C union's
+//! `Mappings`), and `Count` and `Remaining` count mappings. Before it is mapped, a capture
+//! pin's frame is filled with [`UNWRITTEN`], so that a byte the device did not write shows. The
+//! mappings end when the frame completes.
 
 use std::{
     collections::VecDeque,
     ptr::NonNull,
     sync::{
         Arc, Condvar, Mutex,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         mpsc,
     },
     thread::JoinHandle,
@@ -20,13 +29,57 @@ use std::{
 };
 
 use ks_sys::{
-    BOOLEAN, KSSTREAM_HEADER, KSSTREAM_POINTER, KSSTREAM_POINTER_OFFSET, KSSTREAM_POINTER_STATE,
-    KSSTREAM_POINTER_STATE_LOCKED, PKSPIN, PKSSTREAM_POINTER, ULONG,
+    BOOLEAN, KSMAPPING, KSSTREAM_HEADER, KSSTREAM_POINTER, KSSTREAM_POINTER_OFFSET,
+    KSSTREAM_POINTER_STATE, KSSTREAM_POINTER_STATE_LOCKED, NTSTATUS, PFNKSSTREAMPOINTER, PKSPIN,
+    PKSSTREAM_POINTER, STATUS_DEVICE_NOT_READY, STATUS_INSUFFICIENT_RESOURCES,
+    STATUS_INVALID_PARAMETER, STATUS_SUCCESS, ULONG,
 };
 
 use crate::irql::DISPATCH_LEVEL;
 
 use crate::ks::DispatchAllocator;
+
+/// What a capture pin's frame holds when it is mapped for its device.
+pub const UNWRITTEN: u8 = 0xCD;
+
+/// A DMA adapter a device registered with `KsDeviceRegisterAdapterObject`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Registered {
+    /// The adapter (`PADAPTER_OBJECT`, a `DMA_ADAPTER`), by address.
+    pub(crate) adapter: usize,
+    /// The longest mapping.
+    pub(crate) max_bytes: u32,
+    /// Bytes from one table entry to the next.
+    pub(crate) stride: u32,
+}
+
+/// How a pin's frames are mapped, while its pipe runs.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Mapper {
+    pub(crate) registered: Registered,
+    /// The pin's id, for the mappings' labels.
+    pub(crate) pin: u32,
+    /// Fill each frame with [`UNWRITTEN`] first (a capture pin).
+    pub(crate) poison: bool,
+}
+
+/// The mappings of one queued frame.
+struct FrameMappings {
+    set: Option<crate::dma::MappingSet>,
+    /// The table: `count` entries `stride` bytes apart, a `KSMAPPING` at the start of each.
+    table: Box<[u64]>,
+    count: u32,
+    stride: u32,
+}
+
+impl FrameMappings {
+    /// The entry `index` (may be `count`: one past the end). The stride is a multiple of 8, so
+    /// every entry is 8-byte aligned, as a `KSMAPPING` needs.
+    fn entry(&self, index: u32) -> *mut u64 {
+        let words = index as usize * self.stride as usize / 8;
+        self.table.as_ptr().cast_mut().wrapping_add(words)
+    }
+}
 
 /// One frame in a pin's queue.
 struct Queued {
@@ -37,6 +90,15 @@ struct Queued {
     /// `DataUsed` is how far the driver has written.
     header: NonNull<[u64]>,
     frame: NonNull<u8>,
+    /// Its number in the pipe, from 0.
+    id: u64,
+    mappings: Option<FrameMappings>,
+    /// Mappings the leading edge has advanced over.
+    mappings_used: u32,
+    /// The leading edge has left it.
+    passed: bool,
+    /// Clones that refer to it.
+    clones: u32,
 }
 
 // SAFETY: a frame and its header are plain memory with one owner at a time (the queue, then the
@@ -45,11 +107,12 @@ unsafe impl Send for Queued {}
 
 impl Queued {
     /// A zeroed header of `size` bytes (at least a `KSSTREAM_HEADER`) for `frame`.
-    fn new(frame: NonNull<u8>, size: u32, extent: u32) -> Self {
+    fn new(frame: NonNull<u8>, size: u32, extent: u32, id: u64) -> Self {
         let size = (size as usize).max(size_of::<KSSTREAM_HEADER>());
         let words = vec![0u64; size.div_ceil(8)].into_boxed_slice();
         let header = NonNull::from(Box::leak(words));
-        let this = Self { header, frame };
+        let this =
+            Self { header, frame, id, mappings: None, mappings_used: 0, passed: false, clones: 0 };
         let stream_header = this.header_ptr();
         // SAFETY: the fresh buffer is 8-byte aligned, at least a `KSSTREAM_HEADER` long, and
         // nothing else has its address yet.
@@ -69,13 +132,65 @@ impl Queued {
         this
     }
 
+    /// Maps the frame for the device (see the module documentation). The frame is left
+    /// unmapped, and the failure reported, if the memory cannot be mapped.
+    fn map(&mut self, mapper: &Mapper, extent: u32) -> Result<(), String> {
+        if mapper.poison {
+            // SAFETY: the frame is `extent` bytes the pipe owns until it completes.
+            unsafe { self.frame.as_ptr().write_bytes(UNWRITTEN, extent as usize) };
+        }
+        let label = format!("frame {} of pin {}", self.id, mapper.pin);
+        let registered = mapper.registered;
+        let (set, runs) = crate::dma::map(
+            std::ptr::with_exposed_provenance_mut(registered.adapter),
+            self.frame.as_ptr(),
+            extent as usize,
+            registered.max_bytes,
+            &label,
+        )
+        .map_err(|error| format!("{label} cannot be mapped: {error}"))?;
+        let count = u32::try_from(runs.len()).unwrap_or(u32::MAX);
+        let bytes = runs.len() * registered.stride as usize;
+        let mappings = FrameMappings {
+            set: Some(set),
+            table: vec![0u64; bytes.div_ceil(8)].into_boxed_slice(),
+            count,
+            stride: registered.stride,
+        };
+        for (index, run) in runs.iter().enumerate() {
+            let entry =
+                mappings.entry(u32::try_from(index).unwrap_or(u32::MAX)).cast::<KSMAPPING>();
+            // The largest power of two the address is a multiple of, up to a page.
+            let alignment = 1_u64 << run.physical.trailing_zeros().min(12);
+            // SAFETY: the entry lies inside the table (index < count, stride >= a KSMAPPING,
+            // 8-byte aligned).
+            unsafe {
+                entry.write(KSMAPPING {
+                    PhysicalAddress: i64::try_from(run.physical).unwrap_or(i64::MAX),
+                    ByteCount: run.bytes,
+                    Alignment: u32::try_from(alignment).unwrap_or(4096),
+                });
+            }
+        }
+        self.mappings = Some(mappings);
+        Ok(())
+    }
+
+    /// Ends the frame's mappings: its device may no longer reach it.
+    fn unmap(&mut self) {
+        if let Some(set) = self.mappings.as_mut().and_then(|m| m.set.take()) {
+            crate::dma::unmap(set);
+        }
+    }
+
     /// The `KSSTREAM_HEADER` at the start of the header buffer.
     fn header_ptr(&self) -> *mut KSSTREAM_HEADER {
         self.header.as_ptr().cast()
     }
 
     /// A copy of the `KSSTREAM_HEADER`. With the queue's lock held (the driver writes the
-    /// header only while the frame is at the locked leading edge, from the pin's processing).
+    /// header only while the frame is at the locked leading edge, from the pin's processing, or
+    /// through a clone).
     fn header(&self) -> KSSTREAM_HEADER {
         // SAFETY: the buffer is live, aligned and holds a `KSSTREAM_HEADER` (`new`).
         unsafe { self.header_ptr().read() }
@@ -89,10 +204,34 @@ impl Queued {
         let bytes = unsafe { std::slice::from_raw_parts(self.header.as_ptr().cast::<u8>(), size) };
         bytes.get(size_of::<KSSTREAM_HEADER>()..).unwrap_or_default().to_vec()
     }
+
+    /// The offset a stream pointer at this frame has: the bytes not yet filled, or the mappings
+    /// not yet used; `Data` only when `locked`.
+    fn offset(&self, locked: bool) -> KSSTREAM_POINTER_OFFSET {
+        if let Some(mappings) = &self.mappings {
+            let used = self.mappings_used.min(mappings.count);
+            let data = if locked { mappings.entry(used).cast() } else { std::ptr::null_mut() };
+            return KSSTREAM_POINTER_OFFSET {
+                Data: data,
+                Count: mappings.count,
+                Remaining: mappings.count - used,
+            };
+        }
+        let header = self.header();
+        let written = header.DataUsed.min(header.FrameExtent);
+        let remaining = header.FrameExtent - written;
+        let data = if locked {
+            self.frame.as_ptr().wrapping_add(written as usize)
+        } else {
+            std::ptr::null_mut()
+        };
+        KSSTREAM_POINTER_OFFSET { Data: data, Count: remaining, Remaining: remaining }
+    }
 }
 
 impl Drop for Queued {
     fn drop(&mut self) {
+        self.unmap();
         // SAFETY: leaked from a Box in `new`, freed once, here.
         drop(unsafe { Box::from_raw(self.header.as_ptr()) });
     }
@@ -137,16 +276,49 @@ impl Completed {
 /// What a consumer does with each completed frame, on the pipe's consumer thread.
 pub type Consumer = Box<dyn FnMut(&Completed) + Send>;
 
+/// A clone of a stream pointer (`KsStreamPointerClone`): the `KSSTREAM_POINTER` the driver
+/// gets, then its context bytes, in a leaked box of 8-byte words freed by
+/// `KsStreamPointerDelete` (or by the pipe at STOP, reported).
+struct Clone {
+    memory: NonNull<[u64]>,
+    /// The frame it refers to.
+    frame: u64,
+}
+
+// SAFETY: plain memory with one owner (the pin's clone list).
+unsafe impl Send for Clone {}
+
+impl Clone {
+    fn pointer(&self) -> PKSSTREAM_POINTER {
+        self.memory.as_ptr().cast()
+    }
+}
+
+impl Drop for Clone {
+    fn drop(&mut self) {
+        // SAFETY: leaked from a Box when the clone was made, freed once, here.
+        drop(unsafe { Box::from_raw(self.memory.as_ptr()) });
+    }
+}
+
 /// The queue and the pipe of one pin, shared with the consumer's thread.
 #[derive(Default)]
 pub(crate) struct Shared {
     queue: Mutex<VecDeque<Queued>>,
+    /// The pin's clones, oldest first. Locked after the queue when both are.
+    clones: Mutex<Vec<Clone>>,
     /// Frames may be queued (the pin is out of STOP).
     active: AtomicBool,
     allocator: Mutex<Option<Arc<DispatchAllocator>>>,
     /// The `FrameExtent` of the frames the pipe queues, and the size of their headers.
     frame_size: Mutex<u32>,
     header_size: Mutex<u32>,
+    /// How frames are mapped for the device, for a pin that generates mappings.
+    mapper: Mutex<Option<Mapper>>,
+    /// Frames queued so far (their numbers).
+    next_id: AtomicU64,
+    /// Bumped whenever the leading edge leaves a frame or a frame completes.
+    progress: AtomicU64,
     /// The consumer's channel while the pipe exists.
     sender: Mutex<Option<mpsc::Sender<Completed>>>,
     /// Frames with the consumer, not yet given back.
@@ -160,9 +332,19 @@ impl Shared {
         crate::lock(&self.allocator).as_ref().map(|allocator| allocator.context())
     }
 
-    /// Frames in the queue.
+    /// Frames in the queue (at or behind the leading edge).
     pub(crate) fn queued(&self) -> usize {
         crate::lock(&self.queue).len()
+    }
+
+    /// Frames the leading edge has not left yet: what the pin can process.
+    pub(crate) fn ahead(&self) -> usize {
+        crate::lock(&self.queue).iter().filter(|frame| !frame.passed).count()
+    }
+
+    /// A number that changes whenever the edge leaves a frame or a frame completes.
+    pub(crate) fn progress(&self) -> u64 {
+        self.progress.load(Ordering::Acquire)
     }
 
     /// Allocates a frame and queues it, if the pin is active; `false` if not or if the
@@ -182,7 +364,17 @@ impl Shared {
         };
         let extent = *crate::lock(&self.frame_size);
         let header_size = *crate::lock(&self.header_size);
-        queue.push_back(Queued::new(frame, header_size, extent));
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut queued = Queued::new(frame, header_size, extent, id);
+        if let Some(mapper) = *crate::lock(&self.mapper)
+            && let Err(problem) = queued.map(&mapper, extent)
+        {
+            crate::verifier::report("AVStream (GENERATE_MAPPINGS)", problem);
+            drop(queued);
+            allocator.free(frame);
+            return false;
+        }
+        queue.push_back(queued);
         true
     }
 
@@ -199,24 +391,46 @@ impl Shared {
         self.returned.notify_all();
     }
 
-    /// Takes the oldest frame out of the queue and sends it to the consumer. DISPATCH_LEVEL.
-    fn complete_front(&self) {
-        let Some(queued) = crate::lock(&self.queue).pop_front() else { return };
-        let completed = Completed {
-            header: queued.header(),
-            extended: queued.extended(),
-            frame: queued.frame,
-            completed: Instant::now(),
-        };
-        *crate::lock(&self.in_flight) += 1;
-        let sender = crate::lock(&self.sender).clone();
-        let unsent = match sender {
-            Some(sender) => sender.send(completed).err().map(|mpsc::SendError(c)| c),
-            None => Some(completed),
-        };
-        if let Some(completed) = unsent {
-            self.give_back(completed.frame);
+    /// Completes the frames at the front of the queue that the edge left and no clone holds,
+    /// in order: each goes to the consumer. DISPATCH_LEVEL.
+    fn complete_ready(&self) {
+        loop {
+            let queued = {
+                let mut queue = crate::lock(&self.queue);
+                match queue.front() {
+                    Some(front) if front.passed && front.clones == 0 => queue.pop_front(),
+                    _ => None,
+                }
+            };
+            let Some(mut queued) = queued else { return };
+            queued.unmap();
+            self.progress.fetch_add(1, Ordering::AcqRel);
+            let completed = Completed {
+                header: queued.header(),
+                extended: queued.extended(),
+                frame: queued.frame,
+                completed: Instant::now(),
+            };
+            drop(queued);
+            *crate::lock(&self.in_flight) += 1;
+            let sender = crate::lock(&self.sender).clone();
+            let unsent = match sender {
+                Some(sender) => sender.send(completed).err().map(|mpsc::SendError(c)| c),
+                None => Some(completed),
+            };
+            if let Some(completed) = unsent {
+                self.give_back(completed.frame);
+            }
         }
+    }
+
+    /// The edge leaves the frame it is at: it completes when no clone holds it.
+    fn leave(&self, id: u64) {
+        if let Some(frame) = crate::lock(&self.queue).iter_mut().find(|f| f.id == id) {
+            frame.passed = true;
+        }
+        self.progress.fetch_add(1, Ordering::AcqRel);
+        self.complete_ready();
     }
 }
 
@@ -252,11 +466,19 @@ impl Pipe {
         Self { shared, consumer: Some(thread), frames }
     }
 
-    /// Takes the allocator and queues the first frames (STOP to ACQUIRE). PASSIVE_LEVEL; the
-    /// frames are allocated at DISPATCH_LEVEL.
-    pub(crate) fn start(&self, allocator: DispatchAllocator, frame_size: u32, header_size: u32) {
+    /// Takes the allocator and queues the first frames (STOP to ACQUIRE), mapping them with
+    /// `mapper` if the pin generates mappings. PASSIVE_LEVEL; the frames are allocated at
+    /// DISPATCH_LEVEL.
+    pub(crate) fn start(
+        &self,
+        allocator: DispatchAllocator,
+        frame_size: u32,
+        header_size: u32,
+        mapper: Option<Mapper>,
+    ) {
         *crate::lock(&self.shared.frame_size) = frame_size;
         *crate::lock(&self.shared.header_size) = header_size;
+        *crate::lock(&self.shared.mapper) = mapper;
         let allocator = Arc::new(allocator);
         *crate::lock(&self.shared.allocator) = Some(Arc::clone(&allocator));
         self.shared.active.store(true, Ordering::Release);
@@ -271,20 +493,35 @@ impl Pipe {
 
     /// Stops queueing, frees the queued frames, waits for the consumer to give back the frames
     /// it has, and deletes the allocator (to STOP). PASSIVE_LEVEL, with no processing running.
+    /// Clones the driver still holds are a violation (AVStream would wait for them forever):
+    /// they are deleted.
     pub(crate) fn stop(&self) {
-        let queued: Vec<Queued> = {
+        let (queued, clones): (Vec<Queued>, Vec<Clone>) = {
             let mut queue = crate::lock(&self.shared.queue);
             self.shared.active.store(false, Ordering::Release);
-            queue.drain(..).collect()
+            let clones = std::mem::take(&mut *crate::lock(&self.shared.clones));
+            (queue.drain(..).collect(), clones)
         };
+        if !clones.is_empty() {
+            crate::verifier::report(
+                "AVStream (to STOP)",
+                format!(
+                    "the driver still holds {} stream pointer clone(s) (KsStreamPointerDelete \
+                     them when the pin stops)",
+                    clones.len()
+                ),
+            );
+        }
+        drop(clones);
         let allocator = crate::lock(&self.shared.allocator).clone();
-        if let Some(allocator) = &allocator {
-            crate::irql::at_dispatch(|| {
-                for frame in queued {
+        crate::irql::at_dispatch(|| {
+            for mut frame in queued {
+                frame.unmap();
+                if let Some(allocator) = &allocator {
                     allocator.free(frame.frame);
                 }
-            });
-        }
+            }
+        });
         drop(allocator);
         let mut in_flight = crate::lock(&self.shared.in_flight);
         while *in_flight > 0 {
@@ -295,6 +532,7 @@ impl Pipe {
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
         }
         drop(in_flight);
+        *crate::lock(&self.shared.mapper) = None;
         // The last reference: DeleteAllocator runs here, at PASSIVE_LEVEL.
         drop(crate::lock(&self.shared.allocator).take());
     }
@@ -314,6 +552,8 @@ impl Drop for Pipe {
 pub(crate) struct Edge {
     pointer: KSSTREAM_POINTER,
     locked: bool,
+    /// The frame it is at, while locked.
+    frame: Option<u64>,
 }
 
 impl Edge {
@@ -329,6 +569,27 @@ impl Edge {
                 OffsetOut: empty,
             },
             locked: false,
+            frame: None,
+        }
+    }
+
+    /// Puts the edge at `frame` (locked or not), or empties it.
+    fn place(&mut self, frame: Option<&Queued>, locked: bool, output: bool) {
+        let Some(frame) = frame else {
+            self.locked = false;
+            self.frame = None;
+            return;
+        };
+        self.pointer.StreamHeader = frame.header_ptr();
+        self.locked = locked;
+        self.frame = locked.then_some(frame.id);
+        let offset = frame.offset(locked);
+        if output {
+            self.pointer.OffsetOut = offset;
+            self.pointer.Offset = &raw mut self.pointer.OffsetOut;
+        } else {
+            self.pointer.OffsetIn = offset;
+            self.pointer.Offset = &raw mut self.pointer.OffsetIn;
         }
     }
 }
@@ -398,10 +659,10 @@ fn lock_fails() -> bool {
     attempts.is_multiple_of(*every)
 }
 
-/// `KsPinGetLeadingEdgeStreamPointer`: the pin's leading edge at its oldest queued frame, or
-/// NULL if the queue is empty (or the lock is made to fail: [`fail_leading_edge_locks`]). With
-/// `KSSTREAM_POINTER_STATE_LOCKED` the offsets describe the frame's bytes not yet filled. IRQL
-/// <= DISPATCH_LEVEL, from the pin's processing.
+/// `KsPinGetLeadingEdgeStreamPointer`: the pin's leading edge at the oldest frame it has not
+/// left, or NULL if there is none (or the lock is made to fail: [`fail_leading_edge_locks`]).
+/// With `KSSTREAM_POINTER_STATE_LOCKED` the offsets describe the frame's bytes not yet filled
+/// (or its mappings not yet used). IRQL <= DISPATCH_LEVEL, from the pin's processing.
 ///
 /// # Safety
 ///
@@ -427,38 +688,79 @@ pub unsafe extern "system" fn KsPinGetLeadingEdgeStreamPointer(
     // SAFETY: the pin's processing (checked above) is the edge's only user.
     let edge = unsafe { &mut *state.edge.get() };
     let queue = crate::lock(&state.shared.queue);
-    let Some(front) = queue.front() else {
-        edge.locked = false;
+    let Some(front) = queue.iter().find(|frame| !frame.passed) else {
+        edge.place(None, false, state.is_output());
         return std::ptr::null_mut();
     };
     if State == KSSTREAM_POINTER_STATE_LOCKED && lock_fails() {
-        edge.locked = false;
+        edge.place(None, false, state.is_output());
         return std::ptr::null_mut();
     }
-    let header = front.header();
-    let written = header.DataUsed.min(header.FrameExtent);
-    let remaining = header.FrameExtent - written;
-    edge.pointer.StreamHeader = front.header_ptr();
-    edge.locked = State == KSSTREAM_POINTER_STATE_LOCKED;
-    let data = if edge.locked {
-        front.frame.as_ptr().wrapping_add(written as usize)
-    } else {
-        std::ptr::null_mut()
-    };
-    let offset = KSSTREAM_POINTER_OFFSET { Data: data, Count: remaining, Remaining: remaining };
-    if state.is_output() {
-        edge.pointer.OffsetOut = offset;
-        edge.pointer.Offset = &raw mut edge.pointer.OffsetOut;
-    } else {
-        edge.pointer.OffsetIn = offset;
-        edge.pointer.Offset = &raw mut edge.pointer.OffsetIn;
-    }
+    edge.place(Some(front), State == KSSTREAM_POINTER_STATE_LOCKED, state.is_output());
     &raw mut edge.pointer
 }
 
+/// Advances the locked edge by `used` bytes (or mappings); the edge leaves its frame when it
+/// reaches the frame's end or `eject` is set. Returns whether it left it.
+fn advance_edge(
+    routine: &'static str,
+    state: &super::PinState,
+    edge: &mut Edge,
+    used: ULONG,
+    eject: bool,
+) -> bool {
+    let Some(id) = edge.frame else {
+        return false;
+    };
+    let mut queue = crate::lock(&state.shared.queue);
+    let Some(frame) = queue.iter_mut().find(|f| f.id == id) else {
+        return false;
+    };
+    let at_end = if let Some(mappings) = &frame.mappings {
+        let remaining = mappings.count - frame.mappings_used.min(mappings.count);
+        if used > remaining {
+            crate::verifier::report(
+                routine,
+                format!("advanced {used} mappings with {remaining} left in the frame"),
+            );
+        }
+        frame.mappings_used = frame.mappings_used.saturating_add(used.min(remaining));
+        frame.mappings_used >= mappings.count
+    } else {
+        let header = frame.header_ptr();
+        // SAFETY: the frame's header is live and aligned; the driver, which may write it
+        // through its stream pointer, is inside this call (the edge is locked and advanced
+        // only from the pin's processing), so nothing else accesses it now.
+        let current = unsafe { header.read() };
+        let (extent, used_before) = (current.FrameExtent, current.DataUsed);
+        let remaining = extent - used_before.min(extent);
+        if used > remaining {
+            crate::verifier::report(
+                routine,
+                format!("advanced {used} bytes with {remaining} left in the frame"),
+            );
+        }
+        let data_used = used_before.saturating_add(used.min(remaining));
+        // SAFETY: as above.
+        unsafe { (*header).DataUsed = data_used };
+        data_used >= extent
+    };
+    let leave = at_end || eject;
+    if !leave {
+        let frame = &*frame;
+        edge.place(Some(frame), true, state.is_output());
+    }
+    drop(queue);
+    if leave {
+        state.shared.leave(id);
+    }
+    leave
+}
+
 /// `KsStreamPointerAdvanceOffsetsAndUnlock`: the driver consumed `InUsed` input bytes or
-/// filled `OutUsed` output bytes at the edge; the frame completes when it is full or `Eject` is
-/// set; the edge is unlocked. IRQL <= DISPATCH_LEVEL.
+/// filled `OutUsed` output bytes (mappings, for a pin that generates them) at the edge; the
+/// edge leaves the frame when it is full or `Eject` is set; the edge is unlocked. IRQL <=
+/// DISPATCH_LEVEL.
 ///
 /// # Safety
 ///
@@ -480,37 +782,47 @@ pub unsafe extern "system" fn KsStreamPointerAdvanceOffsetsAndUnlock(
         return;
     }
     let used = if state.is_output() { OutUsed } else { InUsed };
-    let full = {
-        let mut queue = crate::lock(&state.shared.queue);
-        let Some(front) = queue.front_mut() else {
-            edge.locked = false;
-            return;
-        };
-        let header = front.header_ptr();
-        // SAFETY: the front frame's header is live and aligned; the driver, which may write it
-        // through its stream pointer, is inside this call (the edge is locked and unlocked only
-        // here, from the pin's processing), so nothing else accesses it now.
-        let current = unsafe { header.read() };
-        let (extent, used_before) = (current.FrameExtent, current.DataUsed);
-        let remaining = extent - used_before.min(extent);
-        if used > remaining {
-            crate::verifier::report(
-                ROUTINE,
-                format!("advanced {used} bytes with {remaining} left in the frame"),
-            );
-        }
-        let data_used = used_before.saturating_add(used.min(remaining));
-        // SAFETY: as above.
-        unsafe { (*header).DataUsed = data_used };
-        data_used >= extent
-    };
+    advance_edge(ROUTINE, state, edge, used, Eject != 0);
     edge.locked = false;
-    if full || Eject != 0 {
-        state.shared.complete_front();
-    }
+    edge.frame = None;
 }
 
-/// `KsStreamPointerUnlock`: unlocks the edge, completing its frame if `Eject` is set. IRQL <=
+/// `KsStreamPointerAdvanceOffsets`: as [`KsStreamPointerAdvanceOffsetsAndUnlock`], but the edge
+/// stays locked: when it leaves its frame it moves to the next one and locks it, or returns
+/// `STATUS_DEVICE_NOT_READY` (unlocked) when there is none. IRQL <= DISPATCH_LEVEL.
+///
+/// # Safety
+///
+/// `StreamPointer` is a locked stream pointer the host handed out.
+// SAFETY: no other symbol of a host process is named `KsStreamPointerAdvanceOffsets`; ks-sys
+// declares it with exactly this signature.
+#[unsafe(no_mangle)]
+pub unsafe extern "system" fn KsStreamPointerAdvanceOffsets(
+    StreamPointer: PKSSTREAM_POINTER,
+    InUsed: ULONG,
+    OutUsed: ULONG,
+    Eject: BOOLEAN,
+) -> NTSTATUS {
+    const ROUTINE: &str = "KsStreamPointerAdvanceOffsets";
+    // SAFETY: the caller's contract.
+    let Some((state, edge)) = (unsafe { edge_of(ROUTINE, StreamPointer) }) else {
+        return STATUS_INVALID_PARAMETER;
+    };
+    if !edge.locked {
+        return STATUS_DEVICE_NOT_READY;
+    }
+    let used = if state.is_output() { OutUsed } else { InUsed };
+    if !advance_edge(ROUTINE, state, edge, used, Eject != 0) {
+        return STATUS_SUCCESS;
+    }
+    let queue = crate::lock(&state.shared.queue);
+    let next = queue.iter().find(|frame| !frame.passed);
+    let found = next.is_some();
+    edge.place(next, found, state.is_output());
+    if found { STATUS_SUCCESS } else { STATUS_DEVICE_NOT_READY }
+}
+
+/// `KsStreamPointerUnlock`: unlocks the edge; with `Eject` it leaves its frame. IRQL <=
 /// DISPATCH_LEVEL.
 ///
 /// # Safety
@@ -530,10 +842,225 @@ pub unsafe extern "system" fn KsStreamPointerUnlock(
         crate::verifier::report(ROUTINE, "the stream pointer is not locked".to_owned());
         return;
     }
-    edge.locked = false;
-    if Eject != 0 {
-        state.shared.complete_front();
+    if Eject != 0
+        && let Some(id) = edge.frame
+    {
+        state.shared.leave(id);
     }
+    edge.locked = false;
+    edge.frame = None;
+}
+
+/// The pin state of a stream pointer's pin.
+///
+/// # Safety
+///
+/// `pointer` is NULL or a stream pointer of a live host pin (its edge or a clone).
+unsafe fn pin_of<'a>(
+    routine: &'static str,
+    pointer: PKSSTREAM_POINTER,
+) -> Option<&'a super::PinState> {
+    crate::verifier::require_irql_at_most(routine, DISPATCH_LEVEL);
+    if pointer.is_null() {
+        crate::verifier::report(routine, "NULL stream pointer".to_owned());
+        return None;
+    }
+    // SAFETY: the caller's contract.
+    let pin = unsafe { (*pointer).Pin };
+    // SAFETY: as above: its pin is live.
+    let state = unsafe { super::object::pin_object(pin) };
+    if state.is_none() {
+        crate::verifier::report(routine, format!("{pointer:p} is not a stream pointer of a pin"));
+    }
+    state
+}
+
+/// `KsStreamPointerClone`: a new stream pointer at the same frame, in the same lock state,
+/// with `ContextSize` bytes of zeroed context (`Context`), which holds the frame until
+/// `KsStreamPointerDelete`. The source is the leading edge (locked) or another clone.
+/// `STATUS_INSUFFICIENT_RESOURCES` when the failure schedule fails it. IRQL <= DISPATCH_LEVEL.
+///
+/// # Safety
+///
+/// `StreamPointer` is a stream pointer the host handed out; `CloneStreamPointer` writable.
+// SAFETY: no other symbol of a host process is named `KsStreamPointerClone`; ks-sys declares it
+// with exactly this signature.
+#[unsafe(no_mangle)]
+pub unsafe extern "system" fn KsStreamPointerClone(
+    StreamPointer: PKSSTREAM_POINTER,
+    CancelCallback: PFNKSSTREAMPOINTER,
+    ContextSize: ULONG,
+    CloneStreamPointer: *mut PKSSTREAM_POINTER,
+) -> NTSTATUS {
+    const ROUTINE: &str = "KsStreamPointerClone";
+    // SAFETY: the caller's contract.
+    let Some(state) = (unsafe { pin_of(ROUTINE, StreamPointer) }) else {
+        return STATUS_INVALID_PARAMETER;
+    };
+    if CloneStreamPointer.is_null() {
+        crate::verifier::report(ROUTINE, "CloneStreamPointer is NULL".to_owned());
+        return STATUS_INVALID_PARAMETER;
+    }
+    // The cancel callback runs when AVStream cancels the frame; the host never cancels one
+    // (frames are taken back only at STOP, after the driver deleted its clones).
+    let _ = CancelCallback;
+    let edge = state.edge.get();
+    // SAFETY: only the edge's address is compared.
+    let from_edge = std::ptr::eq(unsafe { &raw const (*edge).pointer }, StreamPointer);
+    let frame = if from_edge {
+        if !state.processing_held() {
+            crate::verifier::report(
+                ROUTINE,
+                "the edge cloned outside the pin's processing".to_owned(),
+            );
+            return STATUS_INVALID_PARAMETER;
+        }
+        // SAFETY: the pin's processing (checked above) is the edge's only user.
+        unsafe { (*edge).frame }
+    } else {
+        crate::lock(&state.shared.clones)
+            .iter()
+            .find(|clone| std::ptr::eq(clone.pointer(), StreamPointer))
+            .map(|clone| clone.frame)
+    };
+    let Some(frame) = frame else {
+        crate::verifier::report(
+            ROUTINE,
+            format!("{StreamPointer:p} is not a locked leading edge or a clone of this pin"),
+        );
+        return STATUS_INVALID_PARAMETER;
+    };
+    if crate::pool::scheduled_failure(None) {
+        return STATUS_INSUFFICIENT_RESOURCES;
+    }
+    let words = (size_of::<KSSTREAM_POINTER>() + ContextSize as usize).div_ceil(8);
+    let memory = NonNull::from(Box::leak(vec![0u64; words].into_boxed_slice()));
+    let clone = Clone { memory, frame };
+    let pointer = clone.pointer();
+    let queue = crate::lock(&state.shared.queue);
+    let Some(queued) = queue.iter().find(|f| f.id == frame) else {
+        return STATUS_INVALID_PARAMETER;
+    };
+    // SAFETY: the source is a live stream pointer (the caller's contract), read by value.
+    let source = unsafe { StreamPointer.read() };
+    let context = if ContextSize == 0 {
+        std::ptr::null_mut()
+    } else {
+        pointer.cast::<u8>().wrapping_add(size_of::<KSSTREAM_POINTER>()).cast()
+    };
+    // SAFETY: the clone's fresh memory holds a KSSTREAM_POINTER, 8-byte aligned.
+    unsafe {
+        pointer.write(KSSTREAM_POINTER {
+            Context: context,
+            Pin: source.Pin,
+            StreamHeader: queued.header_ptr(),
+            Offset: std::ptr::null_mut(),
+            OffsetIn: source.OffsetIn,
+            OffsetOut: source.OffsetOut,
+        });
+    }
+    let offset = if state.is_output() {
+        // SAFETY: as above; only the field's address is taken.
+        unsafe { &raw mut (*pointer).OffsetOut }
+    } else {
+        // SAFETY: as above.
+        unsafe { &raw mut (*pointer).OffsetIn }
+    };
+    // SAFETY: as above.
+    unsafe { (*pointer).Offset = offset };
+    drop(queue);
+    {
+        let mut queue = crate::lock(&state.shared.queue);
+        if let Some(queued) = queue.iter_mut().find(|f| f.id == frame) {
+            queued.clones += 1;
+        }
+        crate::lock(&state.shared.clones).push(clone);
+    }
+    // SAFETY: checked non-NULL; the caller's pointer.
+    unsafe { CloneStreamPointer.write(pointer) };
+    STATUS_SUCCESS
+}
+
+/// `KsStreamPointerDelete`: deletes a clone; its frame completes once the edge has left it and
+/// no other clone holds it. IRQL <= DISPATCH_LEVEL.
+///
+/// # Safety
+///
+/// `StreamPointer` is a clone the host handed out.
+// SAFETY: no other symbol of a host process is named `KsStreamPointerDelete`; ks-sys declares it
+// with exactly this signature.
+#[unsafe(no_mangle)]
+pub unsafe extern "system" fn KsStreamPointerDelete(StreamPointer: PKSSTREAM_POINTER) {
+    const ROUTINE: &str = "KsStreamPointerDelete";
+    // SAFETY: the caller's contract.
+    let Some(state) = (unsafe { pin_of(ROUTINE, StreamPointer) }) else { return };
+    let removed = {
+        let mut queue = crate::lock(&state.shared.queue);
+        let mut clones = crate::lock(&state.shared.clones);
+        let index = clones.iter().position(|clone| std::ptr::eq(clone.pointer(), StreamPointer));
+        index.map(|index| {
+            let clone = clones.remove(index);
+            if let Some(frame) = queue.iter_mut().find(|f| f.id == clone.frame) {
+                frame.clones -= 1;
+            }
+            clone
+        })
+    };
+    match removed {
+        Some(clone) => {
+            drop(clone);
+            state.shared.complete_ready();
+        }
+        None => crate::verifier::report(
+            ROUTINE,
+            format!("{StreamPointer:p} is not a clone of this pin (the edge, or deleted twice)"),
+        ),
+    }
+}
+
+/// `KsPinGetFirstCloneStreamPointer`: the pin's oldest clone, or NULL. IRQL <= DISPATCH_LEVEL.
+///
+/// # Safety
+///
+/// `Pin` is a live pin the host made.
+// SAFETY: no other symbol of a host process is named `KsPinGetFirstCloneStreamPointer`; ks-sys
+// declares it with exactly this signature.
+#[unsafe(no_mangle)]
+pub unsafe extern "system" fn KsPinGetFirstCloneStreamPointer(Pin: PKSPIN) -> PKSSTREAM_POINTER {
+    const ROUTINE: &str = "KsPinGetFirstCloneStreamPointer";
+    crate::verifier::require_irql_at_most(ROUTINE, DISPATCH_LEVEL);
+    // SAFETY: the caller's contract.
+    let Some(state) = (unsafe { super::object::pin_object(Pin) }) else {
+        crate::verifier::report(ROUTINE, format!("{Pin:p} is not a pin"));
+        return std::ptr::null_mut();
+    };
+    crate::lock(&state.shared.clones).first().map_or(std::ptr::null_mut(), Clone::pointer)
+}
+
+/// `KsStreamPointerGetNextClone`: the clone made after `StreamPointer`, or NULL. IRQL <=
+/// DISPATCH_LEVEL.
+///
+/// # Safety
+///
+/// `StreamPointer` is a clone the host handed out.
+// SAFETY: no other symbol of a host process is named `KsStreamPointerGetNextClone`; ks-sys
+// declares it with exactly this signature.
+#[unsafe(no_mangle)]
+pub unsafe extern "system" fn KsStreamPointerGetNextClone(
+    StreamPointer: PKSSTREAM_POINTER,
+) -> PKSSTREAM_POINTER {
+    const ROUTINE: &str = "KsStreamPointerGetNextClone";
+    // SAFETY: the caller's contract.
+    let Some(state) = (unsafe { pin_of(ROUTINE, StreamPointer) }) else {
+        return std::ptr::null_mut();
+    };
+    let clones = crate::lock(&state.shared.clones);
+    let Some(index) = clones.iter().position(|clone| std::ptr::eq(clone.pointer(), StreamPointer))
+    else {
+        crate::verifier::report(ROUTINE, format!("{StreamPointer:p} is not a clone of this pin"));
+        return std::ptr::null_mut();
+    };
+    clones.get(index + 1).map_or(std::ptr::null_mut(), Clone::pointer)
 }
 
 /// `KsPinAcquireProcessingMutex`: no process callback of the pin runs until the mutex is
