@@ -98,6 +98,11 @@ impl Frame {
         {
             return WHITE;
         }
+        self.bar(x)
+    }
+
+    /// The colour bar under column `x`.
+    fn bar(&self, x: u32) -> Rgb {
         let bar = (x as usize * BARS.len()) / self.width.max(1) as usize;
         BARS.get(bar).copied().unwrap_or(BLACK)
     }
@@ -127,33 +132,151 @@ impl Frame {
 /// Any (pure computation on `out`, which must be resident).
 #[must_use]
 pub fn render(format: &ImageFormat, number: u32, out: &mut [u8]) -> Option<usize> {
+    let frame = Frame::new(format, number);
+    draw(format, out, |x, y| frame.pixel(x, y))
+}
+
+/// Draws the picture every frame of `format` starts from: the colour bars everywhere (the
+/// barcode, the digits and the block are drawn over them by [`render_span`]); returns the bytes
+/// written (the image size, row padding included, as zeros), or `None` if `out` is shorter than
+/// a frame.
+///
+/// # IRQL
+///
+/// Any (pure computation on `out`, which must be resident).
+#[must_use]
+pub fn render_static(format: &ImageFormat, out: &mut [u8]) -> Option<usize> {
+    let frame = Frame::new(format, 0);
+    let image = out.get_mut(..format.image_size())?;
+    image.fill(0);
+    draw(format, image, |x, _| frame.bar(x))
+}
+
+/// A rectangle of the picture: columns `left..right`, rows `top..bottom`, rows counted from the
+/// top of the picture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Region {
+    /// First column.
+    pub left: u32,
+    /// First row.
+    pub top: u32,
+    /// Column after the last.
+    pub right: u32,
+    /// Row after the last.
+    pub bottom: u32,
+}
+
+/// Where frame `number` differs from [`render_static`]'s picture: the barcode rows, the digit
+/// box and the block, clipped to the picture. Drawing these with [`render_span`] over the static
+/// picture gives exactly [`render`]'s frame.
+///
+/// # IRQL
+///
+/// Any (pure computation).
+#[must_use]
+pub fn moving_regions(format: &ImageFormat, number: u32) -> [Region; 3] {
+    let frame = Frame::new(format, number);
+    let clip = |left: u32, top: u32, right: u32, bottom: u32| Region {
+        left: left.min(frame.width),
+        top: top.min(frame.height),
+        right: right.min(frame.width),
+        bottom: bottom.min(frame.height),
+    };
+    let (left, top, right, bottom) = frame.digit_box;
+    [
+        clip(0, 0, frame.width, BARCODE_ROWS),
+        clip(left, top, right, bottom),
+        clip(
+            frame.block_left,
+            frame.block_top,
+            frame.block_left + BLOCK_SIZE,
+            frame.block_top + BLOCK_SIZE,
+        ),
+    ]
+}
+
+/// Draws columns `left..right` of row `y` (from the top) of frame `number` into `out`, as the
+/// frame stores them (a YUY2 span is widened to whole pixel pairs); returns where they go in the
+/// frame (a byte offset) and how many bytes they are, or `None` if the span is outside the
+/// picture or `out` is too short.
+///
+/// # IRQL
+///
+/// Any (pure computation on `out`, which must be resident).
+#[must_use]
+pub fn render_span(
+    format: &ImageFormat,
+    number: u32,
+    y: u32,
+    left: u32,
+    right: u32,
+    out: &mut [u8],
+) -> Option<(usize, usize)> {
+    let frame = Frame::new(format, number);
+    let (left, right) = match format.subtype {
+        Subtype::Rgb24 => (left, right.min(frame.width)),
+        Subtype::Yuy2 => (left & !1, (right.saturating_add(1) & !1).min(frame.width & !1)),
+    };
+    if y >= frame.height || left >= right {
+        return None;
+    }
+    let bytes_per_pixel = match format.subtype {
+        Subtype::Rgb24 => 3,
+        Subtype::Yuy2 => 2,
+    };
+    let len = (right - left) as usize * bytes_per_pixel;
+    let span = out.get_mut(..len)?;
+    draw_row(format, span, y, left, right, |x, y| frame.pixel(x, y));
+    let memory_row = match format.subtype {
+        Subtype::Yuy2 => y,
+        Subtype::Rgb24 => frame.height - 1 - y,
+    };
+    Some((memory_row as usize * format.stride() + left as usize * bytes_per_pixel, len))
+}
+
+/// Draws a whole picture of `format` from `pixel` into `out`; returns the image size, or `None`
+/// if `out` is shorter than a frame.
+fn draw(format: &ImageFormat, out: &mut [u8], pixel: impl Fn(u32, u32) -> Rgb) -> Option<usize> {
     let size = format.image_size();
     let image = out.get_mut(..size)?;
-    let frame = Frame::new(format, number);
+    let (width, height) = (format.width, format.height);
     let stride = format.stride();
-    for y in 0..frame.height {
+    for y in 0..height {
         // RGB24 is bottom-up: the picture's top row is the last in memory.
         let memory_row = match format.subtype {
             Subtype::Yuy2 => y,
-            Subtype::Rgb24 => frame.height - 1 - y,
+            Subtype::Rgb24 => height - 1 - y,
         };
         let start = memory_row as usize * stride;
         let Some(row) = image.get_mut(start..start + stride) else { continue };
-        match format.subtype {
-            Subtype::Rgb24 => {
-                for (x, pixel) in (0..frame.width).zip(row.chunks_exact_mut(3)) {
-                    let color = frame.pixel(x, y);
-                    pixel.copy_from_slice(&[color.b, color.g, color.r]);
-                }
+        draw_row(format, row, y, 0, width, &pixel);
+    }
+    Some(size)
+}
+
+/// Draws columns `left..right` of row `y` from `pixel` into `row` (which starts at column
+/// `left`); a YUY2 span starts at an even column.
+fn draw_row(
+    format: &ImageFormat,
+    row: &mut [u8],
+    y: u32,
+    left: u32,
+    right: u32,
+    pixel: impl Fn(u32, u32) -> Rgb,
+) {
+    match format.subtype {
+        Subtype::Rgb24 => {
+            for (x, bytes) in (left..right).zip(row.chunks_exact_mut(3)) {
+                let color = pixel(x, y);
+                bytes.copy_from_slice(&[color.b, color.g, color.r]);
             }
-            Subtype::Yuy2 => {
-                for (pair, bytes) in (0..frame.width / 2).zip(row.chunks_exact_mut(4)) {
-                    let (y0, u, v) = scene::to_yuv(frame.pixel(2 * pair, y));
-                    let (y1, _, _) = scene::to_yuv(frame.pixel(2 * pair + 1, y));
-                    bytes.copy_from_slice(&[y0, u, y1, v]);
-                }
+        }
+        Subtype::Yuy2 => {
+            for (pair, bytes) in (left / 2..right / 2).zip(row.chunks_exact_mut(4)) {
+                let (y0, u, v) = scene::to_yuv(pixel(2 * pair, y));
+                let (y1, _, _) = scene::to_yuv(pixel(2 * pair + 1, y));
+                bytes.copy_from_slice(&[y0, u, y1, v]);
             }
         }
     }
-    Some(size)
 }

@@ -97,3 +97,34 @@ fn colours_convert_to_studio_range_yuv() {
     // 75% red: the BT.601 values.
     assert_eq!(scene::to_yuv(scene::BARS[5]), (65, 100, 212));
 }
+
+/// What the simulated hardware does for each frame: the static picture, then the moving
+/// regions drawn span by span over it, gives exactly the frame `render` draws, for every format
+/// (odd pitches and odd region edges included) and frame numbers where the block wraps.
+#[test]
+fn the_static_picture_and_the_moving_spans_make_the_whole_frame() {
+    use ks_sample_core::render::{moving_regions, render_span, render_static};
+    let mut formats = FORMATS.to_vec();
+    formats.push(FORMATS[0].with_row_pixels(FORMATS[0].width + 24));
+    formats.push(FORMATS[3].with_row_pixels(FORMATS[3].width + 3));
+    for format in formats {
+        let mut base = vec![0xEEu8; format.image_size()];
+        assert_eq!(render_static(&format, &mut base), Some(format.image_size()));
+        for number in [0, 1, 7, 77, 150, 151, 1000, 123_456_789] {
+            let mut data = base.clone();
+            let mut span = vec![0u8; format.stride()];
+            for region in moving_regions(&format, number) {
+                for y in region.top..region.bottom {
+                    let (at, len) =
+                        render_span(&format, number, y, region.left, region.right, &mut span)
+                            .expect("a span inside the picture");
+                    data[at..at + len].copy_from_slice(&span[..len]);
+                }
+            }
+            // The row padding of a pitch wider than the picture is zeros in the static picture.
+            let mut expected = vec![0u8; format.image_size()];
+            assert!(render(&format, number, &mut expected).is_some());
+            assert!(data == expected, "{format} (stride {}) frame {number}", format.stride());
+        }
+    }
+}
