@@ -113,4 +113,4 @@ pub use negotiate::{AllocatorPlan, NegotiationError, negotiate};
 pub use pool::{FramePool, PoolStats};
 pub use request::{AllocatorRequest, PinConstraints, PoolConfig};
 pub use statics::SyncStatic;
-pub use system::{PoolBox, debug_print_as, live_allocations, uses_allocate_pool2};
+pub use system::{PoolBox, PoolBytes, debug_print_as, live_allocations, uses_allocate_pool2};

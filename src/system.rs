@@ -353,3 +353,86 @@ impl<T> Drop for PoolBox<T> {
         unsafe { free(self.block.cast(), self.tag) };
     }
 }
+
+/// A zeroed byte buffer in non-paged pool with a tag of the driver's: scratch memory a driver
+/// reads or writes at DISPATCH_LEVEL (a line buffer, a picture its simulated device copies from).
+///
+/// ```
+/// # extern crate ks_host;
+/// # let _host = ks_host::Session::begin();
+/// use ks_allocator::PoolBytes;
+///
+/// let mut scratch = PoolBytes::new(4096, u32::from_le_bytes(*b"Scr0")).expect("pool memory");
+/// assert!(scratch.iter().all(|b| *b == 0));
+/// scratch[..4].copy_from_slice(b"RIFF");
+/// assert_eq!(&scratch[..4], b"RIFF");
+/// ```
+///
+/// # Invariants
+///
+/// `block` points at `len` (at least 1) initialised bytes at the start of a non-paged pool block
+/// allocated with `tag`, owned by this value.
+pub struct PoolBytes {
+    block: NonNull<u8>,
+    len: usize,
+    tag: u32,
+}
+
+// SAFETY: the buffer owns its bytes exclusively, like `Box<[u8]>`.
+unsafe impl Send for PoolBytes {}
+// SAFETY: `&PoolBytes` only gives `&[u8]`.
+unsafe impl Sync for PoolBytes {}
+
+impl PoolBytes {
+    /// `len` zeroed bytes (at least 1) of non-paged pool with `tag`, or `None` when the pool has
+    /// no memory. Buffers of `PAGE_SIZE` bytes or more are page aligned, smaller ones 16-byte
+    /// aligned.
+    ///
+    /// # IRQL
+    ///
+    /// <= DISPATCH_LEVEL; PASSIVE_LEVEL for the driver's first pool allocation.
+    #[must_use]
+    pub fn new(len: usize, tag: u32) -> Option<Self> {
+        let len = len.max(1);
+        let block = allocate(PoolKind::NonPaged, len, tag)?;
+        // SAFETY: a fresh allocation of `len` bytes; `allocate` zeroes it, written again so that
+        // the invariant does not rest on the allocator's flags.
+        unsafe { block.write_bytes(0, len) };
+        // INVARIANT: `len` initialised bytes of a block with `tag`.
+        Some(Self { block, len, tag })
+    }
+}
+
+impl PoolBytes {
+    /// The buffer's first byte, for code that shares the buffer between contexts in parts (a
+    /// ring one side writes while the other reads): the pointer stays valid as long as the
+    /// buffer, and accesses through it must not overlap a slice borrowed from the buffer.
+    #[must_use]
+    pub fn as_mut_ptr(&mut self) -> *mut u8 {
+        self.block.as_ptr()
+    }
+}
+
+impl core::ops::Deref for PoolBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        // SAFETY: the type invariant: `len` initialised bytes owned by this value.
+        unsafe { core::slice::from_raw_parts(self.block.as_ptr(), self.len) }
+    }
+}
+
+impl core::ops::DerefMut for PoolBytes {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as above, borrowed exclusively through `&mut self`.
+        unsafe { core::slice::from_raw_parts_mut(self.block.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for PoolBytes {
+    /// Frees the buffer. IRQL <= DISPATCH_LEVEL.
+    fn drop(&mut self) {
+        // SAFETY: the type invariant: the block came from the pool with `tag`; freed once.
+        unsafe { free(self.block, self.tag) };
+    }
+}

@@ -2,11 +2,12 @@
 //! sink that checks every frame.
 //!
 //! The driver is the `ks-sample` crate, the same code the Windows build links; ks-host plays
-//! the kernel and ks.sys. The sink is the downstream pin of the connection: it declares a
-//! framing (non-paged frames of any size, no allocator of its own), so negotiation makes the
-//! capture pin the owner, and every frame comes from the library's pool through the pin's
-//! `KSPIN_DISPATCH.Allocator`. Each completed frame is checked on the sink's thread: its size,
-//! the frame number its barcode carries, and the picture against the scene.
+//! the kernel and ks.sys. The sink is the downstream pin of the connection: a kernel-mode pin
+//! that takes frames of any memory type and size and has no allocator of its own, so
+//! negotiation picks the capture pin's device memory and makes the pin the owner: every frame
+//! comes from the device's common buffer through the pin's `KSPIN_DISPATCH.Allocator`, and the
+//! simulated hardware writes it by DMA. Each completed frame is checked on the sink's thread:
+//! its size, the frame number its barcode carries, and the picture against the scene.
 
 use std::{
     fmt::Write as _,
@@ -25,7 +26,7 @@ use ks_allocator::{
 };
 use ks_host::avstream::{Completed, Driver, Filter, Pin};
 use ks_sample_core::{
-    CaptureBudget, check,
+    CaptureAllocator, check,
     format::{FORMATS, ImageFormat, Subtype},
 };
 use serde_json::json;
@@ -49,9 +50,11 @@ const SHEET_COLUMNS: usize = 4;
 
 /// What `ksalloc capture --help` (and `-h`) print after the options.
 pub const EXIT_STATUS_HELP: &str = "\
-The driver makes every pool allocation of the run while it starts (device, filter, pin, \
-allocator and all its frames): streaming allocates nothing. So with --fail-every, a run either \
-does not start (the step that failed is named) or streams in full.
+The driver makes its allocations while it starts (device, DMA adapter and common buffer, \
+filter, pin, allocator and all its frames, the DMA engine's memory); while streaming, AVStream \
+allocates a stream pointer clone for each frame the pin programs, and a clone that fails is \
+tried again at the next frame time. So with --fail-every, a run either does not start (the step \
+that failed is named) or streams in full, possibly with drops.
 
 Exit status: 0 it streamed (possibly degraded: drops, bad frames); 1 the stream could not start; \
 2 a bad option value; 64 a usage error; 74 the contact sheet could not be written.";
@@ -135,10 +138,12 @@ fn parse_format(text: &str) -> Result<ImageFormat, String> {
         .ok_or_else(|| format!("{width}x{height} is not in the pin's data ranges ({})", offered()))
 }
 
-/// The sink's framing: non-paged frames of any size; it does not allocate.
+/// The sink's framing: a kernel-mode pin that takes frames of any memory type and size; it
+/// does not allocate.
 fn sink_framing() -> FramingEx<1> {
-    FramingEx::new([FramingItem::new(MemoryType::KERNEL_NONPAGED)
-        .with_optimal_range(FramingRange::new(1, u32::MAX))])
+    FramingEx::new([
+        FramingItem::new(MemoryType::DONT_CARE).with_optimal_range(FramingRange::new(1, u32::MAX))
+    ])
 }
 
 /// What the sink saw.
@@ -320,9 +325,9 @@ fn stream(
     let paused = pin.set_state(ks_sys::KSSTATE_PAUSE);
     if let Some(context) = pin.allocator_context() {
         run.stats = if run.own_allocator {
-            // SAFETY: the pin's own allocator is the sample's dispatch,
-            // `DefaultAllocator<CaptureBudget>`; its context lives until STOP.
-            unsafe { pool_stats::<CaptureBudget>(context) }
+            // SAFETY: the pin's own allocator is the sample's `CaptureAllocator`; its context
+            // lives until STOP.
+            unsafe { context.cast::<CaptureAllocator>().as_ref() }.map(CaptureAllocator::stats)
         } else {
             // SAFETY: otherwise ks-host uses the library's `DefaultAllocator<DefaultBudget>`;
             // its context lives until STOP.

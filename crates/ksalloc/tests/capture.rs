@@ -92,16 +92,18 @@ fn a_failing_pool_refuses_to_start_without_leaking_and_names_the_status() {
 
 #[test]
 fn fail_every_beyond_the_run_s_allocations_fails_nothing_and_says_so() {
+    // The run's allocations: the driver's start, and a stream pointer clone per frame the
+    // pin programs (how many of those a run makes varies a little with timing).
     let output = ksalloc(&["capture", "--frames", "10", "--json", "--speed", "10"]);
     let calls = summary(&output)["host_pool_allocations"].as_u64().unwrap();
-    assert!(calls > 0);
-    let k = (calls + 1).to_string();
+    assert!(calls > 10);
+    let k = (calls * 100).to_string();
     let output =
         ksalloc(&["capture", "--frames", "10", "--fail-every", &k, "--json", "--speed", "10"]);
     assert_eq!(output.status.code(), Some(0));
     let json = summary(&output);
     assert_eq!(json["host_failed_allocations"], 0, "{json}");
-    assert_eq!(json["host_pool_allocations"], calls, "{json}");
+    let calls = json["host_pool_allocations"].as_u64().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         stdout.contains(&format!("the run made {calls} pool allocations; 0 failed (every {k}th")),

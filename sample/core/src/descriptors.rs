@@ -1,8 +1,6 @@
 //! The static descriptors AVStream builds the device, filter and pin from.
 
-use ks_allocator::{
-    Budget, DefaultAllocator, PoolConfig, SyncStatic, dispatch_table, framing::FramingEx,
-};
+use ks_allocator::{Budget, PoolConfig, SyncStatic, dispatch_table, framing::FramingEx};
 use ks_sys::{
     GUID, KS_DATARANGE_VIDEO, KSDATARANGE, KSDEVICE, KSDEVICE_DESCRIPTOR, KSDEVICE_DISPATCH,
     KSFILTER_DESCRIPTOR, KSPIN_DESCRIPTOR, KSPIN_DESCRIPTOR_EX, KSPIN_DISPATCH, NTSTATUS,
@@ -10,29 +8,30 @@ use ks_sys::{
 };
 
 use crate::{
-    device,
+    CaptureAllocator, device,
     format::{FORMATS, MAX_FRAME_BYTES},
     pin,
 };
 
 /// The allocator budget of the capture pin: twice [`pin::FRAMES`] frames of the largest frame a
-/// format may need (the tallest picture at the widest surface pitch), 64-byte aligned, and no
-/// more. An allocator create request can come from any process that opened the pin, so the
+/// format may need (the tallest picture at the widest surface pitch, a whole number of pages),
+/// and no more. An allocator create request can come from any process that opened the pin, so the
 /// budget is as tight as the formats allow.
 pub struct CaptureBudget;
 
 impl Budget for CaptureBudget {
     const CONFIG: PoolConfig = PoolConfig::DEFAULT
         .with_max_frames(2 * pin::FRAMES)
-        .with_max_bytes(2 * pin::FRAMES as usize * ((MAX_FRAME_BYTES + 63) & !63))
+        .with_max_bytes(2 * pin::FRAMES as usize * MAX_FRAME_BYTES.next_multiple_of(4096))
         .with_uncapped_frames(pin::FRAMES);
 }
 
-/// The pin's framing as declared, for the default format; each pin resizes its own copy to its
-/// format at creation (`KsEdit`).
+/// The pin's framing as declared, for the default format: device memory first, system memory
+/// second ([`pin::framing_items`]); each pin resizes its own copy to its format at creation
+/// (`KsEdit`).
 #[expect(clippy::cast_possible_truncation, reason = "153600 bytes")]
-pub static CAPTURE_FRAMING: FramingEx<1> =
-    FramingEx::new([pin::framing_item(FORMATS[0].image_size() as u32)]);
+pub static CAPTURE_FRAMING: FramingEx<2> =
+    FramingEx::new(pin::framing_items(FORMATS[0].image_size() as u32));
 
 /// The data ranges, in the order of [`FORMATS`].
 static DATA_RANGES: [KS_DATARANGE_VIDEO; 4] = [
@@ -53,7 +52,8 @@ static DATA_RANGE_POINTERS: SyncStatic<[PKSDATARANGE; 4]> = unsafe {
     ])
 };
 
-/// The pin's callbacks; its allocator is the library's frame pool within [`CaptureBudget`].
+/// The pin's callbacks; its allocator is [`CaptureAllocator`], frame pools within
+/// [`CaptureBudget`] over the device's memory or system memory.
 // SAFETY: function pointers and a pointer to the library's immutable allocator table.
 static PIN_DISPATCH: SyncStatic<KSPIN_DISPATCH> = unsafe {
     SyncStatic::new(KSPIN_DISPATCH {
@@ -66,13 +66,14 @@ static PIN_DISPATCH: SyncStatic<KSPIN_DISPATCH> = unsafe {
         Connect: None,
         Disconnect: None,
         Clock: core::ptr::null(),
-        Allocator: dispatch_table::<DefaultAllocator<CaptureBudget>>(),
+        Allocator: dispatch_table::<CaptureAllocator>(),
     })
 };
 
-/// The capture pin: video out, source or sink of IRPs, one instance, processed at
-/// DISPATCH_LEVEL when the frame interrupt asks (its frames must be non-paged, which the
-/// library's allocator checks), only in the run state.
+/// The capture pin: video out, source or sink of IRPs, one instance; AVStream builds DMA
+/// mappings of its frames (`GENERATE_MAPPINGS`, through the adapter the device registered);
+/// processed at PASSIVE_LEVEL when the frame interrupt or the start of RUN asks
+/// (`DO_NOT_INITIATE_PROCESSING`: not whenever a frame arrives).
 // SAFETY: pointers to the immutable statics of this module and of ks-sys.
 static PIN_DESCRIPTORS: SyncStatic<[KSPIN_DESCRIPTOR_EX; 1]> = unsafe {
     SyncStatic::new([KSPIN_DESCRIPTOR_EX {
@@ -95,9 +96,7 @@ static PIN_DESCRIPTORS: SyncStatic<[KSPIN_DESCRIPTOR_EX; 1]> = unsafe {
             ConstrainedDataRangesCount: 0,
             ConstrainedDataRanges: core::ptr::null_mut(),
         },
-        Flags: ks_sys::KSPIN_FLAG_DISPATCH_LEVEL_PROCESSING
-            | ks_sys::KSPIN_FLAG_DO_NOT_INITIATE_PROCESSING
-            | ks_sys::KSPIN_FLAG_PROCESS_IN_RUN_STATE_ONLY,
+        Flags: ks_sys::KSPIN_FLAG_GENERATE_MAPPINGS | ks_sys::KSPIN_FLAG_DO_NOT_INITIATE_PROCESSING,
         InstancesPossible: 1,
         InstancesNecessary: 1,
         AllocatorFraming: CAPTURE_FRAMING.as_raw(),

@@ -1,6 +1,8 @@
 //! The device: its context, and the PnP callbacks AVStream makes (add, start, stop), as avshws
-//! has them: the filter factory is created at start, and the simulated hardware is owned by the
-//! device from start to stop (or removal).
+//! has them: the filter factory is created at start; the simulated hardware is made at the first
+//! start and kept until removal (as avshws keeps its hardware simulation); the DMA resources
+//! ([`dma`](crate::dma)) are taken at every start and given up at every stop and at removal,
+//! as PnP stop requires.
 
 use core::{
     ptr::{self, NonNull},
@@ -10,24 +12,58 @@ use core::{
 use ks_allocator::{Error, PoolBox, from_result, to_result};
 use ks_sys::{KSDEVICE, NTSTATUS, PCM_RESOURCE_LIST, PIRP, PVOID};
 
-use crate::{POOL_TAG, descriptors, hardware::Hardware, ks};
+use crate::{POOL_TAG, descriptors, dma::DeviceDma, hardware::Hardware, ks};
 
 /// What the driver keeps per device (`KSDEVICE.Context`).
 pub(crate) struct DeviceContext {
-    /// The simulated hardware, from PnP start to stop; NULL otherwise.
+    /// The simulated hardware, from the first PnP start to removal; NULL before.
     hardware: AtomicPtr<Hardware>,
+    /// The DMA resources, from each PnP start to the next stop (or removal); NULL otherwise.
+    /// Changed and read with the device mutex held.
+    dma: AtomicPtr<DeviceDma>,
 }
 
 impl DeviceContext {
-    /// The hardware, if the device is started.
+    /// The hardware, once the device has started.
     pub(crate) fn hardware(&self) -> Option<&Hardware> {
-        // SAFETY: a non-NULL pointer is a live boxed Hardware, released only by `release` after
-        // every pin using it has stopped (AVStream closes the filters before PnP stop).
+        // SAFETY: a non-NULL pointer is a live boxed Hardware, released only when the context
+        // is dropped, at removal, after every pin of the device has closed.
         unsafe { self.hardware.load(Ordering::Acquire).as_ref() }
     }
 
-    /// Releases the hardware, if any. PASSIVE_LEVEL.
-    fn release(&self) {
+    /// A handle on the device's frame memory (its common buffer), while the device is started.
+    /// PASSIVE_LEVEL.
+    ///
+    /// # Safety
+    ///
+    /// `device` is the device of this context, live.
+    pub(crate) unsafe fn region(
+        &self,
+        device: *mut KSDEVICE,
+    ) -> Option<ks_allocator::pool::DeviceRegion> {
+        // SAFETY: a live device (this function's contract); PASSIVE_LEVEL.
+        unsafe { ks_sys::KsAcquireDevice(device) };
+        // SAFETY: a non-NULL pointer is a live boxed DeviceDma, freed only with the device mutex
+        // held (`release_dma`), which this thread holds.
+        let region = unsafe { self.dma.load(Ordering::Acquire).as_ref() }.map(DeviceDma::region);
+        // SAFETY: acquired above.
+        unsafe { ks_sys::KsReleaseDevice(device) };
+        region
+    }
+
+    /// Gives up the DMA resources: the device's handle on its region (the common buffer and
+    /// the adapter go when the last pool over it does). PASSIVE_LEVEL, with the device mutex
+    /// held or no other thread using the device.
+    fn release_dma(&self) {
+        if let Some(dma) = NonNull::new(self.dma.swap(ptr::null_mut(), Ordering::AcqRel)) {
+            // SAFETY: the pointer came from `PoolBox::into_raw` with POOL_TAG in `start`, and the
+            // swap took it out, so it is taken back once.
+            drop(unsafe { PoolBox::from_raw_with_tag(dma, POOL_TAG) });
+        }
+    }
+
+    /// Releases the hardware, if any. PASSIVE_LEVEL, at removal.
+    fn release_hardware(&self) {
         if let Some(hardware) = NonNull::new(self.hardware.swap(ptr::null_mut(), Ordering::AcqRel))
         {
             // SAFETY: the pointer came from `PoolBox::into_raw` with POOL_TAG in `start`, and the
@@ -38,9 +74,11 @@ impl DeviceContext {
 }
 
 impl Drop for DeviceContext {
-    /// Removal without a stop first still releases the hardware. PASSIVE_LEVEL.
+    /// Removal (with or without a stop first) releases the DMA resources and the hardware.
+    /// PASSIVE_LEVEL.
     fn drop(&mut self) {
-        self.release();
+        self.release_dma();
+        self.release_hardware();
     }
 }
 
@@ -62,9 +100,11 @@ unsafe extern "C" fn free_context(context: PVOID) {
 ///
 /// Only AVStream calls it, with a live device.
 pub(crate) unsafe extern "C" fn add(device: *mut KSDEVICE) -> NTSTATUS {
-    let Ok(context) =
-        PoolBox::new(DeviceContext { hardware: AtomicPtr::new(ptr::null_mut()) }, POOL_TAG)
-    else {
+    let context = DeviceContext {
+        hardware: AtomicPtr::new(ptr::null_mut()),
+        dma: AtomicPtr::new(ptr::null_mut()),
+    };
+    let Ok(context) = PoolBox::new(context, POOL_TAG) else {
         return Error::INSUFFICIENT_RESOURCES.to_status();
     };
     let raw = PoolBox::into_raw(context);
@@ -102,8 +142,9 @@ pub(crate) unsafe fn context<'a>(device: *const KSDEVICE) -> Option<&'a DeviceCo
     unsafe { context.as_ref() }
 }
 
-/// `AVStrMiniDeviceStart`: creates the filter factory and the simulated hardware. The sample
-/// takes no hardware resources. PASSIVE_LEVEL.
+/// `AVStrMiniDeviceStart`: creates the filter factory (at the first start) and the simulated
+/// hardware (likewise), and takes the DMA resources. The sample has no hardware resources to
+/// translate. PASSIVE_LEVEL.
 ///
 /// # Safety
 ///
@@ -119,33 +160,48 @@ pub(crate) unsafe extern "C" fn start(
         return Error::INVALID_DEVICE_STATE.to_status();
     };
     // SAFETY: as above.
-    if unsafe { ks::device_started(device) } {
-        return ks_sys::STATUS_SUCCESS; // a restart after a stop keeps its factory
+    if !unsafe { ks::device_started(device) } {
+        // A restart after a stop keeps its factory.
+        // SAFETY: as above; the factory is created with the device mutex held, as avshws does.
+        let status = unsafe { descriptors::create_filter_factory(device) };
+        if let Err(error) = to_result(status) {
+            return error.to_status();
+        }
     }
-    // SAFETY: as above; the factory is created with the device mutex held, as avshws does.
-    let status = unsafe { descriptors::create_filter_factory(device) };
-    if let Err(error) = to_result(status) {
-        return error.to_status();
-    }
-    from_result(context.start())
+    // SAFETY: as above.
+    from_result(unsafe { context.start(device) })
 }
 
 impl DeviceContext {
-    /// Makes the simulated hardware. PASSIVE_LEVEL.
-    fn start(&self) -> ks_allocator::Result {
-        if !self.hardware.load(Ordering::Acquire).is_null() {
-            return Ok(());
+    /// Makes the simulated hardware if there is none, then takes the DMA resources.
+    /// PASSIVE_LEVEL.
+    ///
+    /// # Safety
+    ///
+    /// `device` is the live device of this context, in its start callback.
+    unsafe fn start(&self, device: *mut KSDEVICE) -> ks_allocator::Result {
+        if self.hardware.load(Ordering::Acquire).is_null() {
+            let hardware = PoolBox::new(Hardware::new(), POOL_TAG)
+                .map_err(|_| Error::INSUFFICIENT_RESOURCES)?;
+            // SAFETY: the hardware is in pool, where it stays until removal; initialised once.
+            unsafe { hardware.initialize() };
+            self.hardware.store(PoolBox::into_raw(hardware), Ordering::Release);
         }
-        let hardware =
-            PoolBox::new(Hardware::new(), POOL_TAG).map_err(|_| Error::INSUFFICIENT_RESOURCES)?;
-        // SAFETY: the hardware is in pool, where it stays until `release`; initialised once.
-        unsafe { hardware.initialize() };
-        self.hardware.store(PoolBox::into_raw(hardware), Ordering::Release);
+        // SAFETY: as above.
+        let dma = unsafe { DeviceDma::start(device) }?;
+        let dma = PoolBox::new(dma, POOL_TAG).map_err(|_| Error::INSUFFICIENT_RESOURCES)?;
+        // SAFETY: a live device; PASSIVE_LEVEL.
+        unsafe { ks_sys::KsAcquireDevice(device) };
+        self.release_dma(); // a start without a stop before it
+        self.dma.store(PoolBox::into_raw(dma), Ordering::Release);
+        // SAFETY: acquired above.
+        unsafe { ks_sys::KsReleaseDevice(device) };
         Ok(())
     }
 }
 
-/// `AVStrMiniDeviceStop`: releases the simulated hardware. PASSIVE_LEVEL.
+/// `AVStrMiniDeviceStop`: gives up the DMA resources (the hardware stays until removal).
+/// PASSIVE_LEVEL.
 ///
 /// # Safety
 ///
@@ -153,6 +209,10 @@ impl DeviceContext {
 pub(crate) unsafe extern "C" fn stop(device: *mut KSDEVICE, _irp: PIRP) {
     // SAFETY: a live device (this function's contract).
     if let Some(context) = unsafe { context(device) } {
-        context.release();
+        // SAFETY: a live device; PASSIVE_LEVEL.
+        unsafe { ks_sys::KsAcquireDevice(device) };
+        context.release_dma();
+        // SAFETY: acquired above.
+        unsafe { ks_sys::KsReleaseDevice(device) };
     }
 }

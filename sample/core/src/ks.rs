@@ -70,6 +70,18 @@ pub(crate) unsafe fn device_object(device: *const KSDEVICE) -> ks_sys::PDEVICE_O
     unsafe { field.read_volatile() }
 }
 
+/// `device->PhysicalDeviceObject`.
+///
+/// # Safety
+///
+/// `device` points at a live `KSDEVICE`.
+pub(crate) unsafe fn physical_device_object(device: *const KSDEVICE) -> ks_sys::PDEVICE_OBJECT {
+    // SAFETY: the caller's contract.
+    let field = unsafe { &raw const (*device).PhysicalDeviceObject };
+    // SAFETY: an aligned field of the live device.
+    unsafe { field.read_volatile() }
+}
+
 /// `pin->Bag`.
 ///
 /// # Safety

@@ -3,18 +3,26 @@
 //!
 //! One device, one filter (categories video, capture and video camera) with one capture pin
 //! that produces YUY2 or RGB24 frames at 320x240 or 640x480, at 29.97 frames per second (any
-//! rate from 30.000 down to one frame in 64 s on request), from simulated hardware: a kernel
-//! timer whose DPC asks AVStream to process the pin, which draws the next frame ([`scene`]) into
-//! the next buffer in its queue, or counts a drop when there is none.
+//! rate from 30.000 down to one frame in 64 s on request), from simulated hardware: a
+//! scatter/gather DMA capture engine whose frame interrupt (a kernel timer's DPC) writes the next
+//! programmed frame by DMA, only through the frame's mappings, and completes it, or counts a
+//! drop when nothing is programmed.
 //!
 //! What it shows a driver author:
 //!
+//! - a DMA device, as avshws is: a DMA adapter from `IoGetDmaAdapter` registered with
+//!   `KsDeviceRegisterAdapterObject`, a pin with `KSPIN_FLAG_GENERATE_MAPPINGS` that programs its
+//!   engine from each frame's `KSMAPPING`s at PASSIVE_LEVEL through a stream pointer clone per
+//!   frame, and completions from the DPC;
+//! - two buffer types in order of preference: frames in the device's memory (a common buffer the
+//!   pin's allocator carves through the library's `DeviceRegion`), which only a kernel-mode sink
+//!   that takes any memory can use, then non-paged system memory anyone may supply (a user-mode
+//!   client's buffers, a sink's allocator, or the pin's own pool);
 //! - the pin's allocator framing declared with the library's `const` builders and resized with
 //!   `KsEdit` to the frame size at pin creation and on a format change;
-//! - the pin as the owner of its pipe's allocator (`MUST_ALLOCATE`): its
-//!   `KSPIN_DISPATCH.Allocator` is the library's frame-pool allocator, within a budget sized for
-//!   the largest format ([`CaptureBudget`]), so every frame it fills comes from the library's
-//!   pool;
+//! - the pin's `KSPIN_DISPATCH.Allocator` ([`CaptureAllocator`]): frame pools within a budget sized
+//!   for the largest format ([`CaptureBudget`]), over the device's memory or system memory as the
+//!   connection chose;
 //! - no allocator property sets in the pin's automation table: AVStream answers them for its
 //!   pins, and entries there would override the class (the library's sets are for KS filters
 //!   that are not AVStream minidrivers);
@@ -32,9 +40,12 @@
 #![no_std]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+mod allocator;
+mod bus;
 pub mod check;
 mod descriptors;
 mod device;
+mod dma;
 pub mod format;
 mod hardware;
 mod ks;
@@ -42,6 +53,7 @@ pub mod pin;
 pub mod render;
 pub mod scene;
 
+pub use allocator::CaptureAllocator;
 pub use descriptors::{CAPTURE_FRAMING, CaptureBudget, DEVICE_DESCRIPTOR, FILTER_DESCRIPTOR};
 
 use ks_sys::{NTSTATUS, PDRIVER_OBJECT, PUNICODE_STRING};

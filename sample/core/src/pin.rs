@@ -13,35 +13,52 @@ use ks_allocator::{
     framing::{FramingEx, FramingItem, ItemFlags, MemoryType},
 };
 use ks_sys::{
-    KS_DATAFORMAT_VIDEOINFOHEADER, KS_FRAME_INFO, KSALLOCATOR_FRAMING_EX, KSATTRIBUTE_LIST,
-    KSDATARANGE, KSMULTIPLE_ITEM, KSP_PIN, KSPIN, KSSTATE, NTSTATUS, PIRP, PKSDATAFORMAT,
-    PKSDATARANGE, PULONG, PVOID, STATUS_SUCCESS,
+    KS_DATAFORMAT_VIDEOINFOHEADER, KS_FRAME_INFO, KSATTRIBUTE_LIST, KSDATARANGE, KSMAPPING,
+    KSMULTIPLE_ITEM, KSP_PIN, KSPIN, KSSTATE, NTSTATUS, PIRP, PKSDATAFORMAT, PKSDATARANGE,
+    PKSSTREAM_POINTER, PULONG, PVOID, STATUS_SUCCESS,
 };
 
 use crate::{
     POOL_TAG, device,
     format::{self, ImageFormat},
     hardware::Hardware,
-    ks, render,
+    ks,
 };
 
 /// Frames the pin asks for: enough to keep a consumer busy while the next one is filled.
 pub const FRAMES: u32 = 4;
 
-/// The pin's framing item for frames of `size` bytes: kernel non-paged system memory, 64-byte
-/// aligned, [`FRAMES`] of them, exactly `size` bytes.
+/// Page alignment, as a `FileAlignment` mask.
+const PAGE_ALIGNMENT: u32 = ks_sys::PAGE_SIZE - 1;
+
+/// The pin's framing items for frames of `size` bytes, in order of preference.
 ///
-/// `MUST_ALLOCATE` without `PREFERENCES_ONLY`: the pin owns the pipe's allocator, as a device
-/// that must supply its own frames does, so every frame it fills comes from its
-/// `KSPIN_DISPATCH.Allocator`, the library's frame pool (a pin with only preferences would
-/// leave the choice to the graph, and a sink would usually allocate).
+/// 0. Frames in the device's memory (`KSMEMORY_TYPE_DEVICE_UNKNOWN`), page aligned, exactly
+///    `size` bytes, [`FRAMES`] of them: the frames the device would rather fill, one
+///    physically contiguous block each (one DMA mapping). `MUST_ALLOCATE`: only the pin can
+///    provide that memory, so a connection that takes this item makes the pin the pipe's
+///    allocator (its `KSPIN_DISPATCH.Allocator`, [`CaptureAllocator`](crate::CaptureAllocator)).
+///    No `SYSTEM_MEMORY`: the frames are not pool memory, so only a kernel-mode sink that takes
+///    any memory can connect on this item.
+/// 1. Frames in kernel non-paged system memory, as avshws declares its frames:
+///    `SYSTEM_MEMORY | PREFERENCES_ONLY`, so that whoever connects may supply them (a
+///    user-mode client's own buffers, a sink's allocator) and the pin maps whatever it gets for
+///    DMA; exactly `size` bytes, [`FRAMES`] of them, no alignment required (a scatter/gather
+///    device takes any).
 #[must_use]
-pub const fn framing_item(size: u32) -> FramingItem {
-    FramingItem::new(MemoryType::KERNEL_NONPAGED)
-        .with_flags(ItemFlags::SYSTEM_MEMORY.union(ItemFlags::MUST_ALLOCATE))
-        .with_frames(FRAMES)
-        .with_alignment(ks_sys::FILE_64_BYTE_ALIGNMENT)
-        .with_exact_size(size)
+pub const fn framing_items(size: u32) -> [FramingItem; 2] {
+    [
+        FramingItem::new(MemoryType::DEVICE_UNKNOWN)
+            .with_flags(ItemFlags::MUST_ALLOCATE)
+            .with_frames(FRAMES)
+            .with_alignment(PAGE_ALIGNMENT)
+            .with_exact_size(size),
+        FramingItem::new(MemoryType::KERNEL_NONPAGED)
+            .with_flags(ItemFlags::SYSTEM_MEMORY.union(ItemFlags::PREFERENCES_ONLY))
+            .with_frames(FRAMES)
+            .with_alignment(ks_sys::FILE_BYTE_ALIGNMENT)
+            .with_exact_size(size),
+    ]
 }
 
 /// What the driver keeps per pin (`KSPIN.Context`).
@@ -138,17 +155,18 @@ unsafe fn edit_framing(pin: *mut KSPIN, format: &ImageFormat) -> ks_allocator::R
     let descriptor = unsafe { descriptor_slot.read() };
     // SAFETY: as above; the framing pointer is a field of that copy.
     let framing_slot = unsafe { &raw mut (*descriptor).AllocatorFraming }.cast::<PVOID>();
-    #[expect(clippy::cast_possible_truncation, reason = "112 bytes")]
-    let size = size_of::<KSALLOCATOR_FRAMING_EX>() as u32;
-    // SAFETY: the slot holds a pointer to the one-item framing of `descriptors`, 112 bytes.
+    #[expect(clippy::cast_possible_truncation, reason = "200 bytes")]
+    let size = size_of::<FramingEx<2>>() as u32;
+    // SAFETY: the slot holds a pointer to the two-item framing of `descriptors` (or the pin's
+    // copy of it), 200 bytes.
     let status = unsafe { ks_sys::KsEditSized(bag, framing_slot, size, size, POOL_TAG) };
     ks_allocator::to_result(status)?;
-    // SAFETY: the framing is now the pin's own writable copy of 112 bytes.
-    let framing = unsafe { framing_slot.read() }.cast::<FramingEx<1>>();
+    // SAFETY: the framing is now the pin's own writable copy of 200 bytes.
+    let framing = unsafe { framing_slot.read() }.cast::<FramingEx<2>>();
     #[expect(clippy::cast_possible_truncation, reason = "at most MAX_FRAME_BYTES, 2 MiB")]
     let frame_size = format.image_size() as u32;
-    // SAFETY: the copy has `FramingEx<1>`'s layout (asserted in the library) and is the pin's.
-    unsafe { framing.write(FramingEx::new([framing_item(frame_size)])) };
+    // SAFETY: the copy has `FramingEx<2>`'s layout (asserted in the library) and is the pin's.
+    unsafe { framing.write(FramingEx::new(framing_items(frame_size))) };
     Ok(())
 }
 
@@ -294,9 +312,11 @@ unsafe fn descriptor_range(range: *const KSDATARANGE) -> Option<ImageFormat> {
     format::parse_range(bytes).ok()
 }
 
-/// `AVStrMiniPinSetDeviceState`: takes the hardware at ACQUIRE, starts the frame interrupt at
-/// RUN, stops it below RUN and gives the hardware back at STOP. PASSIVE_LEVEL, with the filter
-/// control mutex held; AVStream delivers one step at a time.
+/// `AVStrMiniPinSetDeviceState`: takes the hardware at ACQUIRE (its engine set up for the
+/// format), asks for processing and starts the frame interrupt at RUN (the frames waiting are
+/// programmed before the first frame time), stops the interrupt below RUN, and at STOP takes
+/// every programmed frame back (deleting its clone) and gives the hardware back. PASSIVE_LEVEL,
+/// with the filter control mutex held; AVStream delivers one step at a time.
 ///
 /// # Safety
 ///
@@ -311,12 +331,29 @@ pub(crate) unsafe extern "C" fn set_device_state(
     else {
         return Error::INVALID_DEVICE_STATE.to_status();
     };
-    if from == ks_sys::KSSTATE_STOP && to != ks_sys::KSSTATE_STOP && !hardware.acquire(pin) {
-        return Error::INSUFFICIENT_RESOURCES.to_status(); // another pin streams
-    }
     // SAFETY: the control mutex is held (this function's contract).
     let format = unsafe { context.format() };
+    if from == ks_sys::KSSTATE_STOP && to != ks_sys::KSSTATE_STOP {
+        if !hardware.acquire(pin) {
+            return Error::INSUFFICIENT_RESOURCES.to_status(); // another pin streams
+        }
+        // The engine's memory holds a static picture as large as the allocator's frames, so
+        // that a surface format taken before RUN (another pitch) fits it too.
+        // SAFETY: a live pin, the control mutex held.
+        let capacity = unsafe { ks::framed_frame_size(pin) }.unwrap_or(0) as usize;
+        if let Err(error) = hardware.prepare(&format, capacity) {
+            hardware.release(pin);
+            return error.to_status();
+        }
+    }
     if to == ks_sys::KSSTATE_RUN && from != ks_sys::KSSTATE_RUN {
+        // A format taken since ACQUIRE (a surface's pitch) is drawn from now on.
+        if let Err(error) = hardware.reformat(&format) {
+            return error.to_status();
+        }
+        // SAFETY: a live pin. Asynchronous: the frames waiting are programmed on AVStream's
+        // worker, well before the first frame time, one interval from now.
+        unsafe { ks_sys::KsPinAttemptProcessing(pin, 1) };
         hardware.start(format.frame_interval);
     }
     if from == ks_sys::KSSTATE_RUN && to != ks_sys::KSSTATE_RUN {
@@ -324,11 +361,22 @@ pub(crate) unsafe extern "C" fn set_device_state(
     }
     if to == ks_sys::KSSTATE_STOP && from != ks_sys::KSSTATE_STOP {
         hardware.stop();
+        // The frames the engine holds are given back empty: their clones are deleted with the
+        // processing mutex held, so no process callback programs or completes meanwhile.
+        // SAFETY: a live pin, PASSIVE_LEVEL; this thread holds no processing mutex.
+        unsafe { ks_sys::KsPinAcquireProcessingMutex(pin) };
+        hardware.take_all(|clone| {
+            // SAFETY: a clone the pin made and the engine held, deleted once.
+            unsafe { complete(clone, &format, None, hardware) };
+        });
+        // SAFETY: acquired above.
+        unsafe { ks_sys::KsPinReleaseProcessingMutex(pin) };
+        hardware.unprepare();
         ks_allocator::debug_print_as(
             "ks-sample",
             ks_sys::DPFLTR_INFO_LEVEL,
             format_args!(
-                "{} stopped after {} frame times, {} without a buffer",
+                "{} stopped after {} frame times, {} without a frame",
                 format,
                 hardware.ticks(),
                 hardware.drops()
@@ -339,9 +387,10 @@ pub(crate) unsafe extern "C" fn set_device_state(
     STATUS_SUCCESS
 }
 
-/// `AVStrMiniPinProcess`: fills one frame per frame time the hardware counted since the last
-/// call, each into the next buffer of the pin's queue, or counts a drop when the queue is empty.
-/// DISPATCH_LEVEL (`KSPIN_FLAG_DISPATCH_LEVEL_PROCESSING`), never concurrently with itself.
+/// `AVStrMiniPinProcess`: programs the frames waiting at the leading edge into the engine,
+/// each through a clone that holds it until the engine completes it (in its DPC), as avshws
+/// does. PASSIVE_LEVEL (AVStream's worker: the frame interrupt asks asynchronously), never
+/// concurrently with itself.
 ///
 /// # Safety
 ///
@@ -354,64 +403,96 @@ pub(crate) unsafe extern "C" fn process(pin: *mut KSPIN) -> NTSTATUS {
     };
     // SAFETY: AVStream holds the pin's processing mutex while it processes.
     let format = unsafe { context.format() };
-    let due = hardware.take_due();
-    for (done, number) in due.clone().enumerate() {
-        // SAFETY: a live pin; a locked leading edge, or NULL when the queue is empty.
-        let edge = unsafe {
-            ks_sys::KsPinGetLeadingEdgeStreamPointer(pin, ks_sys::KSSTREAM_POINTER_STATE_LOCKED)
-        };
-        if edge.is_null() {
-            let left = due.len() - done;
-            hardware.count_drops(u32::try_from(left).unwrap_or(u32::MAX));
-            break;
+    // SAFETY: a live pin; a locked leading edge, or NULL when no frame waits.
+    let mut edge = unsafe {
+        ks_sys::KsPinGetLeadingEdgeStreamPointer(pin, ks_sys::KSSTREAM_POINTER_STATE_LOCKED)
+    };
+    while !edge.is_null() {
+        // SAFETY: a locked stream pointer: its output offset describes the frame's mappings.
+        let offset = unsafe { (*edge).OffsetOut };
+        let count = offset.Remaining;
+        let mappings = offset.mappings().cast_const();
+        // SAFETY: the frame's `count` mappings, `KSMAPPING`s back to back (the stride the
+        // device registered), while the stream pointer is locked.
+        let capacity = unsafe { capacity(mappings, count as usize) };
+        let eject = capacity < format.image_size() as u64;
+        if !eject && !hardware.has_room(count as usize) {
+            break; // programmed when the engine completes a frame
         }
-        // SAFETY: a locked stream pointer from AVStream: its output offset describes the
-        // frame's writable bytes until it is unlocked.
-        let written = unsafe { fill(edge, &format, number, hardware) };
-        let used = written.unwrap_or_else(|| {
-            hardware.count_drops(1); // a buffer too small for a frame: given back empty
-            0
-        });
-        // SAFETY: the stream pointer is locked; `used` bytes were written at its position. The
-        // frame is complete either way: eject it.
-        unsafe { ks_sys::KsStreamPointerAdvanceOffsetsAndUnlock(edge, 0, used, 1) };
+        if eject {
+            // A frame that cannot hold a picture (or has no mappings): given back empty.
+            hardware.count_drop();
+        } else {
+            let mut clone: PKSSTREAM_POINTER = core::ptr::null_mut();
+            // SAFETY: a locked leading edge; the clone needs no context.
+            let status = unsafe { ks_sys::KsStreamPointerClone(edge, None, 0, &raw mut clone) };
+            if status != STATUS_SUCCESS {
+                break; // tried again at the next frame interrupt
+            }
+            // SAFETY: `count` mappings at `mappings` (above); this is the pin's processing.
+            unsafe { hardware.program(clone, mappings.cast(), count as usize, MAPPING_STRIDE) };
+        }
+        // SAFETY: a locked leading edge, advanced over all its mappings (ejected when empty):
+        // it moves to the next frame and stays locked, or is unlocked when there is none.
+        let status =
+            unsafe { ks_sys::KsStreamPointerAdvanceOffsets(edge, 0, count, u8::from(eject)) };
+        if status != STATUS_SUCCESS {
+            edge = core::ptr::null_mut();
+        }
+    }
+    if !edge.is_null() {
+        // SAFETY: still locked: the frame it is at waits for room in the engine.
+        unsafe { ks_sys::KsStreamPointerUnlock(edge, 0) };
     }
     // Nothing more until the next frame interrupt calls KsPinAttemptProcessing.
     ks_sys::STATUS_PENDING
 }
 
-/// Draws frame `number` into the buffer under a locked stream pointer and stamps its header
-/// (presentation time and duration, and the `KS_FRAME_INFO` after it when the header has room);
-/// returns the bytes written, or `None` if the buffer cannot hold a frame.
+/// Bytes from one mapping to the next: the device registered a `KSMAPPING` per entry.
+const MAPPING_STRIDE: usize = size_of::<KSMAPPING>();
+
+/// The bytes `count` mappings describe.
 ///
 /// # Safety
 ///
-/// `edge` is a locked stream pointer of an output pin.
-unsafe fn fill(
-    edge: *mut ks_sys::KSSTREAM_POINTER,
+/// `mappings` points at `count` readable `KSMAPPING`s back to back (or `count` is 0).
+unsafe fn capacity(mappings: *const KSMAPPING, count: usize) -> u64 {
+    (0..count)
+        .map(|index| {
+            // SAFETY: the caller's contract; read unaligned, the table is AVStream's.
+            let mapping = unsafe { mappings.wrapping_add(index).read_unaligned() };
+            u64::from(mapping.ByteCount)
+        })
+        .sum()
+}
+
+/// Completes a frame the engine is done with: its header stamped (a whole picture, frame
+/// `number`) or emptied (`None`), then its clone deleted, which lets AVStream complete it.
+/// IRQL <= DISPATCH_LEVEL: the engine's DPC, or the pin's stop.
+///
+/// # Safety
+///
+/// `clone` is a clone the pin made, not yet deleted, that nothing else uses now.
+pub(crate) unsafe fn complete(
+    clone: PKSSTREAM_POINTER,
     format: &ImageFormat,
-    number: u32,
+    number: Option<u32>,
     hardware: &Hardware,
-) -> Option<u32> {
-    // SAFETY: a locked stream pointer (this function's contract).
-    let offset = unsafe { &raw const (*edge).OffsetOut };
-    // SAFETY: as above.
-    let offset = unsafe { offset.read() };
-    if offset.Data.is_null() {
-        return None;
-    }
-    // SAFETY: while locked, `Data` has `Remaining` writable bytes.
-    let out = unsafe { core::slice::from_raw_parts_mut(offset.Data, offset.Remaining as usize) };
-    let written = render::render(format, number, out)?;
-    // SAFETY: as above.
-    let header = unsafe { &raw const (*edge).StreamHeader };
-    // SAFETY: as above; the header belongs to the frame under the pointer.
-    let header = unsafe { header.read() };
+) {
+    // SAFETY: a live clone (this function's contract).
+    let header = unsafe { (*clone).StreamHeader };
     if !header.is_null() {
-        // SAFETY: the locked frame's header is the driver's to fill until it is unlocked.
-        unsafe { stamp(header, format, number, hardware) };
+        #[expect(clippy::cast_possible_truncation, reason = "at most MAX_FRAME_BYTES, 2 MiB")]
+        let size = format.image_size() as u32;
+        // SAFETY: the frame's header, the driver's while its clone holds the frame.
+        unsafe { (*header).DataUsed = if number.is_some() { size } else { 0 } };
+        if let Some(number) = number {
+            // SAFETY: as above.
+            unsafe { stamp(header, format, number, hardware) };
+        }
     }
-    u32::try_from(written).ok()
+    // SAFETY: a live clone, deleted once.
+    unsafe { ks_sys::KsStreamPointerDelete(clone) };
 }
 
 /// Stamps a frame's header: its presentation time (`number` intervals from the start of the
@@ -422,7 +503,7 @@ unsafe fn fill(
 ///
 /// # Safety
 ///
-/// `header` is the header of a frame under a locked stream pointer, `Size` bytes long.
+/// `header` is the header of a frame the driver holds (a clone), `Size` bytes long.
 unsafe fn stamp(
     header: *mut ks_sys::KSSTREAM_HEADER,
     format: &ImageFormat,

@@ -1,6 +1,8 @@
 //! The sample driver loaded in the host and streamed end to end: DriverEntry, device add and
-//! start, a filter, a pin for each format it offers, connection, RUN, frames checked, STOP,
-//! close, removal; with the session's leak and violation checks at the end.
+//! start (its DMA adapter and common buffer), a filter, a pin for each format it offers,
+//! connection to a sink that takes device memory and to one that needs system memory, RUN,
+//! frames written by DMA and checked, STOP, close, removal; with the session's leak and
+//! violation checks at the end.
 
 extern crate ks_host;
 
@@ -19,8 +21,16 @@ use ks_host::{
 };
 use ks_sample_core::{check, format};
 
-/// A downstream pin that takes non-paged frames of any size, and does not allocate.
+/// A kernel-mode downstream pin that takes frames of any memory type and size, and does not
+/// allocate: the capture pin's device memory.
 fn sink() -> FramingEx<1> {
+    FramingEx::new([
+        FramingItem::new(MemoryType::DONT_CARE).with_optimal_range(FramingRange::new(1, u32::MAX))
+    ])
+}
+
+/// A downstream pin that needs non-paged system memory, of any size, and does not allocate.
+fn system_sink() -> FramingEx<1> {
     FramingEx::new([FramingItem::new(MemoryType::KERNEL_NONPAGED)
         .with_optimal_range(FramingRange::new(1, u32::MAX))])
 }
@@ -28,11 +38,13 @@ fn sink() -> FramingEx<1> {
 /// What the consumer saw: each frame's number as read from its picture, or the problem.
 type Seen = Arc<Mutex<Vec<Result<u32, String>>>>;
 
-/// Streams `frames` frames in `format` from a new pin and returns what the consumer read.
+/// Streams `frames` frames in `format` from a new pin connected to `sink` and returns what the
+/// consumer read.
 fn stream(
     filter: &Filter<'_>,
     format: format::ImageFormat,
     frames: usize,
+    sink: &FramingEx<1>,
 ) -> Vec<Result<u32, String>> {
     let range = filter
         .data_ranges(0)
@@ -47,9 +59,15 @@ fn stream(
     let record = Arc::clone(&seen);
     let plan = pin
         .connect(
-            &sink().view(),
+            &sink.view(),
             Box::new(move |frame: &Completed| {
+                // Frames the pin gives back empty when it stops (programmed, not yet written)
+                // are not pictures; one mid-stream would be followed by pictures and fail below.
                 let mut seen = record.lock().unwrap();
+                if frame.header.DataUsed == 0 {
+                    seen.push(Err("empty".to_owned()));
+                    return;
+                }
                 seen.push(check::read_frame(&format, frame.data()).map_err(|e| e.to_string()));
                 if seen.len() == frames {
                     let _ = done.send(());
@@ -58,12 +76,18 @@ fn stream(
         )
         .expect("the pin connects");
     assert_eq!(plan.framing.frame_size as usize, format.image_size());
-    assert!(pin.uses_own_allocator(), "the capture pin must allocate (MUST_ALLOCATE)");
+    if plan.upstream_item == 0 {
+        assert!(pin.uses_own_allocator(), "device memory: the capture pin must allocate");
+    }
     pin.set_state(ks_sys::KSSTATE_RUN).expect("the pin runs");
     finished.recv_timeout(Duration::from_secs(30)).expect("frames arrive");
     pin.set_state(ks_sys::KSSTATE_STOP).expect("the pin stops");
     assert_eq!(pin.queued(), 0, "STOP frees the queued frames");
-    seen.lock().unwrap().clone()
+    let mut seen = seen.lock().unwrap().clone();
+    while seen.last().is_some_and(|frame| frame.as_ref().is_err_and(|e| e == "empty")) {
+        seen.pop();
+    }
+    seen
 }
 
 #[test]
@@ -78,17 +102,32 @@ fn every_format_streams_checked_frames_and_unloads_clean() {
     assert_eq!(device.factory_reference(0).as_deref(), Some("GLOBAL"));
     {
         let filter = device.open_filter(0).expect("the filter opens");
-        for format in format::FORMATS {
-            let seen = stream(&filter, format, 12);
-            assert!(seen.len() >= 12);
-            let numbers: Vec<u32> = seen
-                .iter()
-                .map(|r| r.clone().unwrap_or_else(|e| panic!("{format}: bad frame: {e}")))
-                .collect();
-            assert!(
-                numbers.windows(2).all(|w| w[0] < w[1]),
-                "{format}: frame numbers rise: {numbers:?}"
-            );
+        // Device memory first (one contiguous block, one mapping, per frame), then system
+        // memory (scattered pages, a mapping per page).
+        for (sink, device_memory) in [(sink(), true), (system_sink(), false)] {
+            for format in format::FORMATS {
+                let before = ks_host::dma::stats();
+                let seen = stream(&filter, format, 12, &sink);
+                assert!(seen.len() >= 12);
+                let numbers: Vec<u32> = seen
+                    .iter()
+                    .map(|r| r.clone().unwrap_or_else(|e| panic!("{format}: bad frame: {e}")))
+                    .collect();
+                assert!(
+                    numbers.windows(2).all(|w| w[0] < w[1]),
+                    "{format}: frame numbers rise: {numbers:?}"
+                );
+                let after = ks_host::dma::stats();
+                assert_eq!(after.violations, 0);
+                let written = after.bytes_written - before.bytes_written;
+                assert!(written >= 12 * format.image_size() as u64, "{format}: {written}");
+            }
+            let most = ks_host::dma::stats().max_mappings_per_set;
+            if device_memory {
+                assert_eq!(most, 1, "a device-memory frame is one mapping");
+            } else {
+                assert!(most > 1, "system memory is scattered: {most}");
+            }
         }
     }
     drop(device);
@@ -98,13 +137,8 @@ fn every_format_streams_checked_frames_and_unloads_clean() {
         .into_iter()
         .filter(|record| record.text.contains("stopped after"))
         .count();
-    assert_eq!(stops, format::FORMATS.len());
+    assert_eq!(stops, 2 * format::FORMATS.len());
     ks_host::ke::set_time_scale(1.0);
-}
-
-/// The pool tag names of the library's allocator: context and frames.
-fn allocator_tags() -> [String; 2] {
-    [ks_host::pool::tag_name(tags::CONTEXT_TAG), ks_host::pool::tag_name(tags::FRAME_TAG)]
 }
 
 /// A format's bytes as the pin's intersection gives them.
@@ -147,20 +181,17 @@ fn stop_in_mid_stream_returns_every_frame_and_deletes_the_allocator() {
         for round in 0..3 {
             pin.set_state(ks_sys::KSSTATE_RUN).unwrap();
             assert!(pin.allocator_context().is_some());
-            let live = session.live();
-            for tag in allocator_tags() {
-                assert!(live.by_tag.contains_key(&tag), "round {round}: {live}");
-            }
+            assert_eq!(ks_allocator::live_allocators(), 1, "round {round}");
             for _ in 0..5 {
                 received.recv_timeout(Duration::from_secs(10)).expect("frames arrive");
             }
             pin.set_state(ks_sys::KSSTATE_STOP).unwrap();
             assert_eq!(pin.queued(), 0);
             assert!(pin.allocator_context().is_none(), "STOP deletes the allocator");
+            assert_eq!(ks_allocator::live_allocators(), 0, "round {round}");
             let live = session.live();
-            for tag in allocator_tags() {
-                assert!(!live.by_tag.contains_key(&tag), "round {round}: {live}");
-            }
+            let frames = ks_host::pool::tag_name(tags::FRAME_TAG);
+            assert!(!live.by_tag.contains_key(&frames), "round {round}: {live}");
             while received.try_recv().is_ok() {}
         }
     });
@@ -239,10 +270,20 @@ fn lifecycle() -> usize {
     let Ok(pin) = filter.create_pin(0, &chosen) else { return 0 };
     let (sender, received) = mpsc::channel();
     let consumer = Box::new(move |frame: &Completed| {
-        let _ = sender.send(check::read_frame(&format::FORMATS[0], frame.data()).is_ok());
+        if frame.header.DataUsed > 0 {
+            let _ = sender.send(check::read_frame(&format::FORMATS[0], frame.data()).is_ok());
+        }
     });
-    if pin.connect(&sink().view(), consumer).is_err() || pin.set_state(ks_sys::KSSTATE_RUN).is_err()
+    if pin.connect(&sink().view(), consumer).is_err()
+        || pin.set_state(ks_sys::KSSTATE_ACQUIRE).is_err()
     {
+        return 0;
+    }
+    // Everything the stream needs is allocated by now (ACQUIRE creates the allocator and the
+    // engine's memory); RUN adds only clones.
+    SETUP_CALLS.fetch_max(ks_host::pool::allocation_calls(), std::sync::atomic::Ordering::SeqCst);
+    if pin.set_state(ks_sys::KSSTATE_RUN).is_err() {
+        pin.set_state(ks_sys::KSSTATE_STOP).expect("STOP cannot fail");
         return 0;
     }
     let delivered = (0..3)
@@ -252,6 +293,11 @@ fn lifecycle() -> usize {
     pin.set_state(ks_sys::KSSTATE_STOP).expect("STOP cannot fail");
     delivered
 }
+
+/// Pool allocations the driver's life makes before it streams: the sweep's sites that must
+/// stop it (later ones, a stream pointer clone while streaming, are retried at the next frame
+/// interrupt).
+static SETUP_CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// The sweep: the sample's whole life (driver load, device start, filter and pin creation,
 /// allocator creation, streaming, stop, unload) once for every pool allocation it makes, failing
@@ -266,13 +312,25 @@ fn every_allocation_failing_in_turn_leaks_nothing() {
         assert_eq!(lifecycle(), 3);
         ks_host::pool::allocation_calls()
     };
-    assert!(calls >= 6, "device context, hardware, pin context, two KsEdit copies, allocator");
+    let setup = SETUP_CALLS.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        setup >= 9,
+        "device context, hardware, DMA adapter, common buffer, region, pin context, two KsEdit \
+         copies, allocator: {setup}"
+    );
     for n in 1..=calls {
         let session = Session::begin();
         ks_host::pool::fail_nth(n);
         let delivered = lifecycle();
-        assert_eq!(ks_host::pool::failed_allocations(), 1, "allocation {n} of {calls}");
-        assert_eq!(delivered, 0, "allocation {n} of {calls} failed, yet the stream started");
+        let failed = ks_host::pool::failed_allocations();
+        if n <= setup {
+            assert_eq!(failed, 1, "allocation {n} of {calls}");
+            assert_eq!(delivered, 0, "allocation {n} of {calls} failed, yet the stream started");
+        } else {
+            // How many clones a stream makes before its third frame varies with timing.
+            assert!(failed <= 1, "allocation {n} of {calls}");
+            assert_eq!(delivered, 3, "allocation {n} of {calls} (a clone) stopped the stream");
+        }
         drop(session); // checks for leaks and violations
     }
     println!(
@@ -299,7 +357,9 @@ fn low_resources_runs_stream_or_stop_cleanly() {
         ks_host::pool::low_resources(150, seed);
         let delivered = lifecycle();
         assert!(delivered == 0 || delivered == 3, "seed {seed}: {delivered} frames");
-        assert_eq!(delivered == 3, ks_host::pool::failed_allocations() == 0, "seed {seed}");
+        if ks_host::pool::failed_allocations() == 0 {
+            assert_eq!(delivered, 3, "seed {seed}");
+        }
         streamed += usize::from(delivered == 3);
         drop(session);
     }
@@ -353,19 +413,31 @@ fn a_panicking_consumer_does_not_hold_frames_back() {
     ks_host::ke::set_time_scale(1.0);
 }
 
+/// The capture pin's device memory is its own to allocate: a sink that must allocate gets the
+/// pin's system-memory item from its own allocator, and one that must allocate device memory
+/// too is refused with the reason.
 #[test]
-fn a_sink_that_must_allocate_too_cannot_connect() {
+fn sinks_that_must_allocate_get_system_memory_or_are_refused() {
     let _session = Session::begin();
     with_pin(format::FORMATS[0], |pin| {
-        let greedy = FramingEx::new([FramingItem::new(MemoryType::KERNEL_NONPAGED)
-            .with_flags(ks_allocator::framing::ItemFlags::MUST_ALLOCATE)
-            .with_optimal_range(FramingRange::new(1, u32::MAX))]);
-        let error = pin.connect(&greedy.view(), Box::new(|_: &Completed| {})).unwrap_err();
+        let allocates = |memory| {
+            FramingEx::new([FramingItem::new(memory)
+                .with_flags(ks_allocator::framing::ItemFlags::MUST_ALLOCATE)
+                .with_optimal_range(FramingRange::new(1, u32::MAX))])
+        };
+        let plan = pin
+            .connect(&allocates(MemoryType::KERNEL_NONPAGED).view(), Box::new(|_: &Completed| {}))
+            .unwrap();
+        assert_eq!((plan.upstream_item, plan.memory_type), (1, MemoryType::KERNEL_NONPAGED));
+        assert!(!pin.uses_own_allocator(), "the sink allocates");
+        let error = pin
+            .connect(&allocates(MemoryType::DEVICE_UNKNOWN).view(), Box::new(|_: &Completed| {}))
+            .unwrap_err();
         assert!(matches!(error, ks_host::avstream::ConnectError::Negotiation(_)), "{error}");
         assert!(error.to_string().contains("must"), "{error}");
-        assert_eq!(pin.set_state(ks_sys::KSSTATE_RUN), Err(ks_sys::STATUS_INVALID_DEVICE_STATE));
-        // A sink that does not allocate still connects afterwards.
-        pin.connect(&sink().view(), Box::new(|_: &Completed| {})).unwrap();
+        // A sink that takes any memory still connects afterwards, on the device's memory.
+        let plan = pin.connect(&sink().view(), Box::new(|_: &Completed| {})).unwrap();
+        assert_eq!((plan.upstream_item, plan.memory_type), (0, MemoryType::DEVICE_UNKNOWN));
         assert!(pin.uses_own_allocator());
     });
 }

@@ -92,6 +92,9 @@ fn record(
     pin.connect(
         &sink().view(),
         Box::new(move |frame: &Completed| {
+            if frame.header.DataUsed == 0 {
+                return; // programmed but not yet written when the pin stopped: given back empty
+            }
             let number = check::read_frame(&format, frame.data())
                 .unwrap_or_else(|e| panic!("{format}: bad frame: {e}"));
             let mut seen = keep.lock().unwrap();
@@ -321,8 +324,9 @@ fn the_class_answers_the_allocator_properties() {
 }
 
 /// Review finding 8: leading edges always locked while frames were queued. With every third
-/// lock failing (as AVStream's can, leaving the frame queued), the pin counts the frame times
-/// it could not fill as drops and goes on: frames in order, pictures right, every frame back.
+/// lock failing (as AVStream's can, leaving the frame queued), the pin programs the frame at a
+/// later attempt and goes on: frames in order, pictures right, every frame back, and every frame
+/// time either a frame or a counted drop.
 #[test]
 fn leading_edges_that_fail_to_lock_are_drops_not_damage() {
     let session = Session::begin();
@@ -343,7 +347,6 @@ fn leading_edges_that_fail_to_lock_are_drops_not_damage() {
         let last = seen.last().unwrap();
         let info = last.info.unwrap();
         // Every frame time either reached the sink or was counted as a drop.
-        assert!(info.drop_count > 0, "the failed locks were counted: {info:?}");
         assert!(u64::try_from(info.picture_number - info.drop_count).unwrap() >= seen.len() as u64);
     });
     assert!(session.live().is_empty(), "{}", session.live());
