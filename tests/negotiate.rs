@@ -591,6 +591,43 @@ proptest! {
         }
     }
 
+    /// A user-mode client's buffers satisfy the first item that does not need the pin's own
+    /// memory: items before it are each refused, the one chosen states a real size, and its
+    /// buffers are at least one.
+    #[test]
+    fn a_user_client_gets_the_first_item_it_can_fill(u in prop::collection::vec(arb_item(), 1..=4)) {
+        use ks_allocator::negotiate::{ClientRefusal, plan_for_user_client};
+        let bytes = framing_bytes(&u);
+        let view = FramingExView::parse(&bytes).unwrap();
+        let pins_own = |item: &FramingItem| {
+            let preferences = item.flags.contains(ItemFlags::PREFERENCES_ONLY);
+            (item.flags.contains(ItemFlags::MUST_ALLOCATE) && !preferences)
+                || (!preferences && item.memory_type == MemoryType::DEVICE_UNKNOWN)
+        };
+        match plan_for_user_client(&view) {
+            Ok(plan) => {
+                let chosen = &u[plan.item];
+                prop_assert!(!pins_own(chosen));
+                prop_assert!(plan.frame_size != 0 && plan.frame_size != u32::MAX);
+                prop_assert!(plan.frames >= 1);
+                prop_assert_eq!(plan.file_alignment, chosen.file_alignment);
+                prop_assert_eq!(plan.skipped().count(), plan.item);
+                for (index, refusal) in plan.skipped().enumerate() {
+                    let item = match *refusal {
+                        ClientRefusal::MustAllocate { item }
+                        | ClientRefusal::Memory { item, .. }
+                        | ClientRefusal::NoFrameSize { item } => item,
+                    };
+                    prop_assert_eq!(item, index);
+                }
+            }
+            Err(error) => {
+                prop_assert_eq!(error.refusals().count(), u.len());
+                prop_assert!(u.iter().all(|item| pins_own(item) || item.physical_range.max_frame_size == u32::MAX));
+            }
+        }
+    }
+
     /// Every plan's create request fits the owner: the owner's own allocator never refuses it
     /// for its size.
     #[test]

@@ -39,10 +39,18 @@
 //!    library's own allocator from it.
 //!
 //! Every choice is recorded as a [`Reason`] in the [`AllocatorPlan`].
+//!
+//! A user-mode client that reads with its own buffers has no allocator and no framing of its
+//! own: [`plan_for_user_client`] says which of a pin's items its buffers satisfy, and why the
+//! items before it do not.
 
+mod client;
 mod reason;
 mod size;
 
+pub use client::{
+    CLIENT_DEFAULT_FRAMES, ClientError, ClientPlan, ClientRefusal, plan_for_user_client,
+};
 pub use reason::{NegotiationError, Ownership, Reason, Side, SizeBasis};
 
 use crate::{
