@@ -166,6 +166,10 @@ fn judge(index: usize, item: &FramingItem) -> Result<u32, ClientRefusal> {
 /// # IRQL
 ///
 /// Any (pure computation; buffers must be resident).
+#[expect(
+    clippy::result_large_err,
+    reason = "no allocation in the library: the error carries its reasons inline, like the plan"
+)]
 pub fn plan_for_user_client(framing: &FramingExView<'_>) -> Result<ClientPlan, ClientError> {
     let mut skipped = [None; MAX_SKIPPED];
     let mut items = 0;
