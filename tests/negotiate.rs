@@ -601,8 +601,9 @@ proptest! {
         let view = FramingExView::parse(&bytes).unwrap();
         let pins_own = |item: &FramingItem| {
             let preferences = item.flags.contains(ItemFlags::PREFERENCES_ONLY);
-            (item.flags.contains(ItemFlags::MUST_ALLOCATE) && !preferences)
-                || (!preferences && item.memory_type == MemoryType::DEVICE_UNKNOWN)
+            !preferences
+                && (item.flags.contains(ItemFlags::MUST_ALLOCATE)
+                    || item.memory_type == MemoryType::DEVICE_UNKNOWN)
         };
         match plan_for_user_client(&view) {
             Ok(plan) => {
