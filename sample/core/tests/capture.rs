@@ -38,13 +38,21 @@ fn system_sink() -> FramingEx<1> {
 /// What the consumer saw: each frame's number as read from its picture, or the problem.
 type Seen = Arc<Mutex<Vec<Result<u32, String>>>>;
 
-/// Streams `frames` frames in `format` from a new pin connected to `sink` and returns what the
-/// consumer read.
+/// The downstream side of a connection.
+enum Downstream {
+    /// A kernel-mode pin with this framing.
+    Kernel(FramingEx<1>),
+    /// A user-mode client reading with its own buffers.
+    User,
+}
+
+/// Streams `frames` frames in `format` from a new pin connected to `downstream` and returns what
+/// the consumer read.
 fn stream(
     filter: &Filter<'_>,
     format: format::ImageFormat,
     frames: usize,
-    sink: &FramingEx<1>,
+    downstream: &Downstream,
 ) -> Vec<Result<u32, String>> {
     let range = filter
         .data_ranges(0)
@@ -57,27 +65,32 @@ fn stream(
     let seen: Seen = Arc::default();
     let (done, finished) = mpsc::channel();
     let record = Arc::clone(&seen);
-    let plan = pin
-        .connect(
-            &sink.view(),
-            Box::new(move |frame: &Completed| {
-                // Frames the pin gives back empty when it stops (programmed, not yet written)
-                // are not pictures; one mid-stream would be followed by pictures and fail below.
-                let mut seen = record.lock().unwrap();
-                if frame.header.DataUsed == 0 {
-                    seen.push(Err("empty".to_owned()));
-                    return;
-                }
-                seen.push(check::read_frame(&format, frame.data()).map_err(|e| e.to_string()));
-                if seen.len() == frames {
-                    let _ = done.send(());
-                }
-            }),
-        )
-        .expect("the pin connects");
-    assert_eq!(plan.framing.frame_size as usize, format.image_size());
-    if plan.upstream_item == 0 {
-        assert!(pin.uses_own_allocator(), "device memory: the capture pin must allocate");
+    let consumer = Box::new(move |frame: &Completed| {
+        // Frames the pin gives back empty when it stops (programmed, not yet written) are not
+        // pictures; one mid-stream would be followed by pictures and fail below.
+        let mut seen = record.lock().unwrap();
+        if frame.header.DataUsed == 0 {
+            seen.push(Err("empty".to_owned()));
+            return;
+        }
+        seen.push(check::read_frame(&format, frame.data()).map_err(|e| e.to_string()));
+        if seen.len() == frames {
+            let _ = done.send(());
+        }
+    });
+    match downstream {
+        Downstream::Kernel(sink) => {
+            let plan = pin.connect(&sink.view(), consumer).expect("the pin connects");
+            assert_eq!(plan.framing.frame_size as usize, format.image_size());
+            if plan.upstream_item == 0 {
+                assert!(pin.uses_own_allocator(), "device memory: the capture pin must allocate");
+            }
+        }
+        Downstream::User => {
+            let plan = pin.connect_client(consumer).expect("a client connects");
+            assert_eq!((plan.item, plan.frame_size as usize), (1, format.image_size()));
+            assert_eq!(pin.frame_source(), Some(ks_host::avstream::FrameSource::ClientBuffers));
+        }
     }
     pin.set_state(ks_sys::KSSTATE_RUN).expect("the pin runs");
     finished.recv_timeout(Duration::from_secs(30)).expect("frames arrive");
@@ -103,11 +116,16 @@ fn every_format_streams_checked_frames_and_unloads_clean() {
     {
         let filter = device.open_filter(0).expect("the filter opens");
         // Device memory first (one contiguous block, one mapping, per frame), then system
-        // memory (scattered pages, a mapping per page).
-        for (sink, device_memory) in [(sink(), true), (system_sink(), false)] {
+        // memory (scattered pages, a mapping per page) from an allocator, then a user-mode
+        // client's buffers (scattered too).
+        for (downstream, device_memory) in [
+            (Downstream::Kernel(sink()), true),
+            (Downstream::Kernel(system_sink()), false),
+            (Downstream::User, false),
+        ] {
             for format in format::FORMATS {
                 let before = ks_host::dma::stats();
-                let seen = stream(&filter, format, 12, &sink);
+                let seen = stream(&filter, format, 12, &downstream);
                 assert!(seen.len() >= 12);
                 let numbers: Vec<u32> = seen
                     .iter()
@@ -137,7 +155,7 @@ fn every_format_streams_checked_frames_and_unloads_clean() {
         .into_iter()
         .filter(|record| record.text.contains("stopped after"))
         .count();
-    assert_eq!(stops, 2 * format::FORMATS.len());
+    assert_eq!(stops, 3 * format::FORMATS.len());
     ks_host::ke::set_time_scale(1.0);
 }
 

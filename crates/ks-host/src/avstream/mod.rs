@@ -47,8 +47,9 @@ use std::{
 };
 
 use ks_allocator::{
-    AllocatorPlan, DefaultAllocator, NegotiationError, dispatch_table, framing::FramingExView,
-    negotiate::Side,
+    AllocatorPlan, DefaultAllocator, NegotiationError, dispatch_table,
+    framing::FramingExView,
+    negotiate::{ClientError, ClientPlan, Side},
 };
 use ks_sys::{
     KSALLOCATOR_DISPATCH, KSDATARANGE, KSDEVICE, KSDEVICE_DESCRIPTOR, KSFILTER,
@@ -989,10 +990,29 @@ impl Drop for Filter<'_> {
 }
 
 /// How a pin's allocator was chosen, and its pipe.
+/// Who the pin is connected to.
+enum Link {
+    /// A kernel-mode pin: the negotiated plan and the allocator table the pipe uses (the pin's
+    /// own, or the library's default allocator standing for the downstream side's).
+    Pin { plan: Box<AllocatorPlan>, table: &'static KSALLOCATOR_DISPATCH },
+    /// A user-mode client reading with its own buffers.
+    Client { plan: Box<ClientPlan> },
+}
+
 struct Connection {
-    plan: AllocatorPlan,
-    table: &'static KSALLOCATOR_DISPATCH,
+    link: Link,
     pipe: stream::Pipe,
+}
+
+/// Where a connected pin's frames come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameSource {
+    /// The pin's own allocator (its `KSPIN_DISPATCH.Allocator`).
+    OwnAllocator,
+    /// An allocator the downstream side owns (the library's default allocator here).
+    SinkAllocator,
+    /// A user-mode client's buffers: no allocator.
+    ClientBuffers,
 }
 
 pub(crate) struct PinState {
@@ -1268,7 +1288,7 @@ pub struct Pin<'f> {
 }
 
 /// Why a pin could not be connected.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ConnectError {
     /// The pin is not in the STOP state.
     NotStopped,
@@ -1276,6 +1296,8 @@ pub enum ConnectError {
     NoFraming,
     /// The framings do not negotiate.
     Negotiation(NegotiationError),
+    /// No framing item of the pin takes a user-mode client's buffers.
+    Client(Box<ClientError>),
 }
 
 impl std::fmt::Display for ConnectError {
@@ -1284,6 +1306,7 @@ impl std::fmt::Display for ConnectError {
             Self::NotStopped => f.write_str("the pin is not stopped"),
             Self::NoFraming => f.write_str("the pin declares no allocator framing"),
             Self::Negotiation(error) => write!(f, "negotiation failed: {error}"),
+            Self::Client(error) => write!(f, "a user-mode client cannot connect: {error}"),
         }
     }
 }
@@ -1517,19 +1540,59 @@ impl<'f> Pin<'f> {
         };
         let frames = if plan.framing.frames == 0 { 2 } else { plan.framing.frames };
         let pipe = stream::Pipe::new(Arc::clone(&self.object.state().shared), frames, consumer);
-        *crate::lock(&self.object.state().connection) = Some(Connection { plan, table, pipe });
+        let link = Link::Pin { plan: Box::new(plan), table };
+        *crate::lock(&self.object.state().connection) = Some(Connection { link, pipe });
         Ok(plan)
+    }
+
+    /// Connects the pin's output to a user-mode client that reads with its own buffers, as a
+    /// camera application does: no allocator; the client allocates the buffers
+    /// [`plan_for_user_client`](ks_allocator::negotiate::plan_for_user_client) says the pin's
+    /// framing asks for, when the pin leaves STOP, and sends each down as a read request (locked
+    /// and mapped; mapped for DMA too if the pin generates mappings). Completed frames go to
+    /// `consumer`; the client sends each buffer down again once `consumer` returns.
+    /// PASSIVE_LEVEL, in STOP.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConnectError`].
+    pub fn connect_client(&self, consumer: Consumer) -> Result<ClientPlan, ConnectError> {
+        crate::verifier::require_irql_at_most("KsPinConnect", PASSIVE_LEVEL);
+        if self.state() != ks_sys::KSSTATE_STOP {
+            return Err(ConnectError::NotStopped);
+        }
+        let pin = self.as_ptr();
+        // SAFETY: the pin is live while `self` is.
+        let descriptor = unsafe { current_descriptor(pin) };
+        // SAFETY: NULL or the pin's framing, `CountItems` items long.
+        let framing = unsafe { FramingExView::from_raw(descriptor.AllocatorFraming) }
+            .ok_or(ConnectError::NoFraming)?;
+        let plan = ks_allocator::negotiate::plan_for_user_client(&framing)
+            .map_err(|error| ConnectError::Client(Box::new(error)))?;
+        let pipe =
+            stream::Pipe::new(Arc::clone(&self.object.state().shared), plan.frames, consumer);
+        let link = Link::Client { plan: Box::new(plan) };
+        *crate::lock(&self.object.state().connection) = Some(Connection { link, pipe });
+        Ok(plan)
+    }
+
+    /// Where the pin's frames come from, once it is connected.
+    #[must_use]
+    pub fn frame_source(&self) -> Option<FrameSource> {
+        let pin = self.as_ptr();
+        // SAFETY: the pin is live while `self` is.
+        let own = unsafe { current_dispatch(pin) }.map_or(std::ptr::null(), |d| d.Allocator);
+        crate::lock(&self.object.state().connection).as_ref().map(|c| match c.link {
+            Link::Pin { table, .. } if std::ptr::eq(table, own) => FrameSource::OwnAllocator,
+            Link::Pin { .. } => FrameSource::SinkAllocator,
+            Link::Client { .. } => FrameSource::ClientBuffers,
+        })
     }
 
     /// Whether the pipe's allocator is the pin's own.
     #[must_use]
     pub fn uses_own_allocator(&self) -> bool {
-        let pin = self.as_ptr();
-        // SAFETY: the pin is live while `self` is.
-        let own = unsafe { current_dispatch(pin) }.map_or(std::ptr::null(), |d| d.Allocator);
-        crate::lock(&self.object.state().connection)
-            .as_ref()
-            .is_some_and(|c| std::ptr::eq(c.table, own))
+        self.frame_source() == Some(FrameSource::OwnAllocator)
     }
 
     /// The context `InitializeAllocator` returned for the pipe's allocator, from ACQUIRE until
@@ -1610,22 +1673,29 @@ impl<'f> Pin<'f> {
         if from == ks_sys::KSSTATE_STOP {
             let connection = crate::lock(&state.connection);
             let connection = connection.as_ref().ok_or(STATUS_INVALID_DEVICE_STATE)?;
-            let framing = connection.plan.framing.to_raw();
-            // SAFETY: the pin is live until the allocator is deleted (at STOP or close).
-            let allocator = unsafe {
-                crate::ks::DispatchAllocator::initialize(connection.table, pin, &framing)
-            }?;
+            let (source, frame_size) = match &connection.link {
+                Link::Pin { plan, table } => {
+                    let framing = plan.framing.to_raw();
+                    // SAFETY: the pin is live until the allocator is deleted (at STOP or close).
+                    let allocator =
+                        unsafe { crate::ks::DispatchAllocator::initialize(table, pin, &framing) }?;
+                    (stream::Source::Allocator(allocator), plan.framing.frame_size)
+                }
+                Link::Client { plan } => {
+                    let alignment = (plan.file_alignment as usize + 1).next_power_of_two();
+                    let buffers =
+                        stream::ClientBuffers::new(plan.frames, plan.frame_size, alignment)
+                            .ok_or(ks_sys::STATUS_INSUFFICIENT_RESOURCES)?;
+                    let size = u32::try_from(buffers.size()).unwrap_or(u32::MAX);
+                    (stream::Source::Client(buffers), size)
+                }
+            };
             // The header size the pin asked for (`KSPIN.StreamHeaderSize`, which its create
             // dispatch may have raised for an extended header).
             // SAFETY: the pin is live; the driver writes the field only in its callbacks.
             let header_size = unsafe { (*pin).StreamHeaderSize };
             let mapper = self.mapper();
-            connection.pipe.start(
-                allocator,
-                connection.plan.framing.frame_size,
-                header_size,
-                mapper,
-            );
+            connection.pipe.start(source, frame_size, header_size, mapper);
         }
         // SAFETY: the pin is live while `self` is.
         let dispatch = unsafe { current_dispatch(pin) };

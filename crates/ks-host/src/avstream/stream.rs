@@ -5,8 +5,13 @@
 //! oldest frame it has not yet left; the driver leaves a frame by advancing to its end or
 //! ejecting it. A frame completes once the edge has left it and no clone refers to it, in queue
 //! order: it leaves the queue for the consumer's thread, which looks at it and hands it back;
-//! the pipe then frees it to the allocator and allocates a frame to queue in its place (both at
-//! DISPATCH_LEVEL), as long as the pin is out of STOP.
+//! the pipe then gives it back to where it came from and takes a frame to queue in its place
+//! (both at DISPATCH_LEVEL), as long as the pin is out of STOP.
+//!
+//! Frames come from one of the places they come from on Windows ([`Source`]): an allocator (the
+//! pin's own, through its `KSPIN_DISPATCH.Allocator`, or one the downstream side owns, made
+//! through the default-allocator path), or a user-mode client's own buffers, sent as read
+//! requests, each locked and mapped, with no allocator at all ([`ClientBuffers`]).
 //!
 //! For a pin with `KSPIN_FLAG_GENERATE_MAPPINGS` on a device that registered its DMA adapter
 //! (`KsDeviceRegisterAdapterObject`), each frame is mapped when it is queued ([`crate::dma::map`],
@@ -17,6 +22,7 @@
 //! mappings end when the frame completes.
 
 use std::{
+    alloc::Layout,
     collections::VecDeque,
     ptr::NonNull,
     sync::{
@@ -301,6 +307,94 @@ impl Drop for Clone {
     }
 }
 
+/// A user-mode client's buffers: what it sends down as read requests (each buffer described by
+/// a stream header, locked and mapped into system space). Host memory the "client" owns, at the
+/// alignment the pin's framing asks for; handed out and back like frames, freed when the pipe
+/// stops.
+pub(crate) struct ClientBuffers {
+    buffers: Vec<NonNull<u8>>,
+    layout: Layout,
+    /// The buffers not in a request now.
+    idle: Mutex<Vec<NonNull<u8>>>,
+}
+
+// SAFETY: the buffers are plain memory owned by this value; which ones are idle is behind a
+// mutex.
+unsafe impl Send for ClientBuffers {}
+// SAFETY: as above.
+unsafe impl Sync for ClientBuffers {}
+
+impl ClientBuffers {
+    /// `count` buffers of `size` bytes aligned to `alignment` (a power of two), or `None` when
+    /// the host has no memory for them.
+    pub(crate) fn new(count: u32, size: u32, alignment: usize) -> Option<Self> {
+        let layout = Layout::from_size_align(size.max(1) as usize, alignment.max(16)).ok()?;
+        let mut buffers: Vec<NonNull<u8>> = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            // SAFETY: the layout has a non-zero size.
+            let Some(buffer) = NonNull::new(unsafe { std::alloc::alloc(layout) }) else {
+                for buffer in buffers {
+                    // SAFETY: allocated just above with this layout.
+                    unsafe { std::alloc::dealloc(buffer.as_ptr(), layout) };
+                }
+                return None;
+            };
+            buffers.push(buffer);
+        }
+        let idle = Mutex::new(buffers.clone());
+        Some(Self { buffers, layout, idle })
+    }
+
+    /// Bytes of each buffer.
+    pub(crate) fn size(&self) -> usize {
+        self.layout.size()
+    }
+}
+
+impl Drop for ClientBuffers {
+    fn drop(&mut self) {
+        for buffer in &self.buffers {
+            // SAFETY: allocated by `new` with this layout; the pipe stopped, so no request holds
+            // it.
+            unsafe { std::alloc::dealloc(buffer.as_ptr(), self.layout) };
+        }
+    }
+}
+
+/// Where a pipe's frames come from.
+pub(crate) enum Source {
+    /// An allocator's frames: the pin's own, or the downstream side's.
+    Allocator(DispatchAllocator),
+    /// A user-mode client's buffers.
+    Client(ClientBuffers),
+}
+
+impl Source {
+    /// A frame (an idle buffer), or `None`. DISPATCH_LEVEL.
+    fn take(&self) -> Option<NonNull<u8>> {
+        match self {
+            Self::Allocator(allocator) => allocator.allocate(),
+            Self::Client(client) => crate::lock(&client.idle).pop(),
+        }
+    }
+
+    /// Gives a frame back. DISPATCH_LEVEL.
+    fn give(&self, frame: NonNull<u8>) {
+        match self {
+            Self::Allocator(allocator) => allocator.free(frame),
+            Self::Client(client) => crate::lock(&client.idle).push(frame),
+        }
+    }
+
+    /// The allocator's context, for an allocator.
+    fn context(&self) -> Option<ks_sys::PVOID> {
+        match self {
+            Self::Allocator(allocator) => Some(allocator.context()),
+            Self::Client(_) => None,
+        }
+    }
+}
+
 /// The queue and the pipe of one pin, shared with the consumer's thread.
 #[derive(Default)]
 pub(crate) struct Shared {
@@ -309,7 +403,7 @@ pub(crate) struct Shared {
     clones: Mutex<Vec<Clone>>,
     /// Frames may be queued (the pin is out of STOP).
     active: AtomicBool,
-    allocator: Mutex<Option<Arc<DispatchAllocator>>>,
+    source: Mutex<Option<Arc<Source>>>,
     /// The `FrameExtent` of the frames the pipe queues, and the size of their headers.
     frame_size: Mutex<u32>,
     header_size: Mutex<u32>,
@@ -329,7 +423,7 @@ pub(crate) struct Shared {
 impl Shared {
     /// The allocator's context, while the pipe has an allocator.
     pub(crate) fn allocator_context(&self) -> Option<ks_sys::PVOID> {
-        crate::lock(&self.allocator).as_ref().map(|allocator| allocator.context())
+        crate::lock(&self.source).as_ref().and_then(|source| source.context())
     }
 
     /// Frames in the queue (at or behind the leading edge).
@@ -347,19 +441,19 @@ impl Shared {
         self.progress.load(Ordering::Acquire)
     }
 
-    /// Allocates a frame and queues it, if the pin is active; `false` if not or if the
-    /// allocator has none. DISPATCH_LEVEL.
+    /// Takes a frame from the source and queues it, if the pin is active; `false` if not or if
+    /// the source has none. DISPATCH_LEVEL.
     ///
     /// The queue's lock is held from the check of `active` to the push, and [`Pipe::stop`]
     /// clears `active` under the same lock before it drains the queue: a frame given back while
     /// the pin stops cannot be replaced by one queued after the drain (which would still be
     /// out when the allocator is deleted).
-    fn queue_new_frame(&self, allocator: &DispatchAllocator) -> bool {
+    fn queue_new_frame(&self, source: &Source) -> bool {
         let mut queue = crate::lock(&self.queue);
         if !self.active.load(Ordering::Acquire) {
             return false;
         }
-        let Some(frame) = allocator.allocate() else {
+        let Some(frame) = source.take() else {
             return false;
         };
         let extent = *crate::lock(&self.frame_size);
@@ -371,20 +465,20 @@ impl Shared {
         {
             crate::verifier::report("AVStream (GENERATE_MAPPINGS)", problem);
             drop(queued);
-            allocator.free(frame);
+            source.give(frame);
             return false;
         }
         queue.push_back(queued);
         true
     }
 
-    /// A frame the consumer is done with: freed, and a fresh one queued while the pin is
-    /// active. DISPATCH_LEVEL.
+    /// A frame the consumer is done with: given back to its source, and a fresh one queued
+    /// while the pin is active. DISPATCH_LEVEL.
     fn give_back(&self, frame: NonNull<u8>) {
-        let allocator = crate::lock(&self.allocator).clone();
-        if let Some(allocator) = allocator {
-            allocator.free(frame);
-            self.queue_new_frame(&allocator);
+        let source = crate::lock(&self.source).clone();
+        if let Some(source) = source {
+            source.give(frame);
+            self.queue_new_frame(&source);
         }
         let mut in_flight = crate::lock(&self.in_flight);
         *in_flight = in_flight.saturating_sub(1);
@@ -466,12 +560,12 @@ impl Pipe {
         Self { shared, consumer: Some(thread), frames }
     }
 
-    /// Takes the allocator and queues the first frames (STOP to ACQUIRE), mapping them with
-    /// `mapper` if the pin generates mappings. PASSIVE_LEVEL; the frames are allocated at
-    /// DISPATCH_LEVEL.
+    /// Takes the source (an allocator, or a client's buffers) and queues the first frames
+    /// (STOP to ACQUIRE), mapping them with `mapper` if the pin generates mappings.
+    /// PASSIVE_LEVEL; the frames are taken at DISPATCH_LEVEL.
     pub(crate) fn start(
         &self,
-        allocator: DispatchAllocator,
+        source: Source,
         frame_size: u32,
         header_size: u32,
         mapper: Option<Mapper>,
@@ -479,20 +573,21 @@ impl Pipe {
         *crate::lock(&self.shared.frame_size) = frame_size;
         *crate::lock(&self.shared.header_size) = header_size;
         *crate::lock(&self.shared.mapper) = mapper;
-        let allocator = Arc::new(allocator);
-        *crate::lock(&self.shared.allocator) = Some(Arc::clone(&allocator));
+        let source = Arc::new(source);
+        *crate::lock(&self.shared.source) = Some(Arc::clone(&source));
         self.shared.active.store(true, Ordering::Release);
         crate::irql::at_dispatch(|| {
             for _ in 0..self.frames {
-                if !self.shared.queue_new_frame(&allocator) {
+                if !self.shared.queue_new_frame(&source) {
                     break;
                 }
             }
         });
     }
 
-    /// Stops queueing, frees the queued frames, waits for the consumer to give back the frames
-    /// it has, and deletes the allocator (to STOP). PASSIVE_LEVEL, with no processing running.
+    /// Stops queueing, gives the queued frames back, waits for the consumer to give back the
+    /// frames it has, and ends the source: the allocator is deleted, a client's buffers freed
+    /// (to STOP). PASSIVE_LEVEL, with no processing running.
     /// Clones the driver still holds are a violation (AVStream would wait for them forever):
     /// they are deleted.
     pub(crate) fn stop(&self) {
@@ -513,16 +608,16 @@ impl Pipe {
             );
         }
         drop(clones);
-        let allocator = crate::lock(&self.shared.allocator).clone();
+        let source = crate::lock(&self.shared.source).clone();
         crate::irql::at_dispatch(|| {
             for mut frame in queued {
                 frame.unmap();
-                if let Some(allocator) = &allocator {
-                    allocator.free(frame.frame);
+                if let Some(source) = &source {
+                    source.give(frame.frame);
                 }
             }
         });
-        drop(allocator);
+        drop(source);
         let mut in_flight = crate::lock(&self.shared.in_flight);
         while *in_flight > 0 {
             in_flight = self
@@ -534,7 +629,7 @@ impl Pipe {
         drop(in_flight);
         *crate::lock(&self.shared.mapper) = None;
         // The last reference: DeleteAllocator runs here, at PASSIVE_LEVEL.
-        drop(crate::lock(&self.shared.allocator).take());
+        drop(crate::lock(&self.shared.source).take());
     }
 }
 
