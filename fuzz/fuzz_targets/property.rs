@@ -16,9 +16,10 @@ use ks_allocator::{
 };
 use ks_host::{
     Session,
+    avstream::DetachedPin,
     property::{Client, request},
 };
-use ks_sys::{KSPIN, KSPIN_DESCRIPTOR_EX, KSSTATE_RUN, STATUS_SUCCESS};
+use ks_sys::{KSPIN_DESCRIPTOR_EX, KSSTATE_RUN, STATUS_SUCCESS};
 use libfuzzer_sys::fuzz_target;
 
 struct PinState {
@@ -61,12 +62,12 @@ fuzz_target!(|input: Input| {
     let mut descriptor: Box<KSPIN_DESCRIPTOR_EX> = Box::new(unsafe { std::mem::zeroed() });
     descriptor.AllocatorFraming = if items == 0 { std::ptr::null() } else { framing.as_ptr().cast() };
     let mut state = Box::new(PinState { allocator: AssignedAllocator::new() });
-    // SAFETY: as above.
-    let mut pin: Box<KSPIN> = Box::new(unsafe { std::mem::zeroed() });
-    pin.Descriptor = &raw const *descriptor;
-    pin.Context = (&raw mut *state).cast();
+    // An AVStream pin as far as the handlers go (its control mutex, which the stream
+    // allocator's set takes), with the descriptor and context above.
+    // SAFETY: the descriptor outlives the pin (dropped after it below).
+    let pin = unsafe { DetachedPin::new(&raw const *descriptor, (&raw mut *state).cast()) };
     if input.running {
-        pin.DeviceState = KSSTATE_RUN;
+        pin.set_state(KSSTATE_RUN);
     }
 
     let guid = match input.set % 4 {
@@ -103,7 +104,7 @@ fuzz_target!(|input: Input| {
     let sets = [CONNECTION_PROPERTY_SET, stream_property_set::<PinState>()];
     // SAFETY: the library's tables; a live pin whose context is a PinState.
     let reply = unsafe {
-        request(&raw mut *pin, &sets, &request_bytes, &mut memory[GUARD..GUARD + len], client)
+        request(pin.as_ptr(), &sets, &request_bytes, &mut memory[GUARD..GUARD + len], client)
     };
     assert!(memory[..GUARD].iter().all(|b| *b == CANARY), "written before the value buffer");
     assert!(memory[GUARD + len..].iter().all(|b| *b == CANARY), "written after the value buffer");
@@ -111,5 +112,7 @@ fuzz_target!(|input: Input| {
         assert!(reply.information <= len, "{reply:?} for {len} bytes");
     }
     // The pin goes away: whatever allocator it was assigned is released with it.
+    drop(pin);
     drop(state);
+    drop(descriptor);
 });

@@ -218,6 +218,27 @@ struct Space {
 
 static SPACE: Mutex<Option<Space>> = Mutex::new(None);
 
+thread_local! {
+    /// Time this thread spent in the host's bookkeeping for the simulated bus (views, their
+    /// checks, write-backs): what a real machine does not spend.
+    static OVERHEAD: std::cell::Cell<std::time::Duration> =
+        const { std::cell::Cell::new(std::time::Duration::ZERO) };
+}
+
+/// Runs `f`, counting its time as the bus's bookkeeping.
+fn bookkeeping<R>(f: impl FnOnce() -> R) -> R {
+    let started = std::time::Instant::now();
+    let result = f();
+    OVERHEAD.with(|overhead| overhead.set(overhead.get() + started.elapsed()));
+    result
+}
+
+/// The time the calling thread spent in the bus's bookkeeping since the last call; the count
+/// restarts. The DPC thread subtracts it from each DPC's duration.
+pub(crate) fn take_overhead() -> std::time::Duration {
+    OVERHEAD.with(|overhead| overhead.replace(std::time::Duration::ZERO))
+}
+
 fn with_space<R>(f: impl FnOnce(&mut Space) -> R) -> R {
     let mut guard = crate::lock(&SPACE);
     f(guard.get_or_insert_with(Space::default))
@@ -514,6 +535,10 @@ pub fn map(
 )]
 pub fn unmap(set: MappingSet) {
     let MappingSet(set) = set;
+    bookkeeping(|| unmap_set(set));
+}
+
+fn unmap_set(set: u64) {
     with_space(|space| {
         space.flush(set);
         let Some((_, starts)) = space.sets.remove(&set) else { return };
@@ -553,6 +578,10 @@ pub(crate) fn mapped_within(address: usize, bytes: usize) -> Option<String> {
 /// Writes back what the calling thread's device views hold (see the module documentation).
 /// The host does this when a DPC returns; a test that plays a device on its own thread calls it.
 pub fn commit() {
+    bookkeeping(commit_views);
+}
+
+fn commit_views() {
     let thread = std::thread::current().id();
     let mut problems = Vec::new();
     with_space(|space| {
@@ -576,31 +605,40 @@ pub fn commit() {
                 unsafe { std::ptr::copy(view.bytes[*lo..*hi].as_ptr(), target, hi - lo) };
                 space.stats.bytes_written += (hi - lo) as u64;
             }
-            let mut offset = 0;
-            while offset < PAGE {
-                let inside = live.iter().find(|(lo, hi)| (*lo..*hi).contains(&offset));
-                if let Some((_, hi)) = inside {
-                    offset = *hi;
-                    continue;
+            // The rest of the page, outside the live windows, in gaps between them.
+            let mut live_sorted = live.clone();
+            live_sorted.sort_unstable();
+            let mut gaps = Vec::new();
+            let mut at = 0;
+            for (lo, hi) in &live_sorted {
+                if *lo > at {
+                    gaps.push((at, *lo));
                 }
-                if view.bytes[offset] == view.snapshot[offset] {
-                    offset += 1;
-                    continue;
+                at = at.max(*hi);
+            }
+            gaps.push((at, PAGE));
+            for (gap_lo, gap_hi) in gaps {
+                let mut offset = gap_lo;
+                while offset < gap_hi {
+                    let changed = view.bytes[offset..gap_hi]
+                        .iter()
+                        .zip(&view.snapshot[offset..gap_hi])
+                        .position(|(now, before)| now != before);
+                    let Some(first) = changed else { break };
+                    let start = offset + first;
+                    let unchanged = view.bytes[start..gap_hi]
+                        .iter()
+                        .zip(&view.snapshot[start..gap_hi])
+                        .position(|(now, before)| now == before);
+                    offset = unchanged.map_or(gap_hi, |len| start + len);
+                    let address = base + start as u64;
+                    space.stats.violations += 1;
+                    problems.push(format!(
+                        "a device wrote {} bytes at physical {address:#x}, {}; not written",
+                        offset - start,
+                        space.describe(address)
+                    ));
                 }
-                let start = offset;
-                while offset < PAGE
-                    && view.bytes[offset] != view.snapshot[offset]
-                    && !live.iter().any(|(lo, hi)| (*lo..*hi).contains(&offset))
-                {
-                    offset += 1;
-                }
-                let address = base + start as u64;
-                space.stats.violations += 1;
-                problems.push(format!(
-                    "a device wrote {} bytes at physical {address:#x}, {}; not written",
-                    offset - start,
-                    space.describe(address)
-                ));
             }
         }
     });
@@ -631,6 +669,11 @@ pub extern "system" fn MmGetPhysicalAddress(BaseAddress: PVOID) -> PHYSICAL_ADDR
 // it with exactly this signature.
 #[unsafe(no_mangle)]
 pub extern "system" fn MmGetVirtualForPhysical(PhysicalAddress: PHYSICAL_ADDRESS) -> PVOID {
+    bookkeeping(|| view_of(PhysicalAddress))
+}
+
+/// `MmGetVirtualForPhysical`'s work.
+fn view_of(PhysicalAddress: PHYSICAL_ADDRESS) -> PVOID {
     const ROUTINE: &str = "MmGetVirtualForPhysical";
     if !verifier::require_irql_at_most(ROUTINE, DISPATCH_LEVEL) {
         return std::ptr::null_mut();
@@ -652,7 +695,8 @@ pub extern "system" fn MmGetVirtualForPhysical(PhysicalAddress: PHYSICAL_ADDRESS
         }
         let page = page_of(address);
         let offset = usize::try_from(address % PAGE as u64).unwrap_or(0);
-        if let Some(index) = space.views.iter().position(|v| v.thread == thread && v.page == page) {
+        if let Some(index) = space.views.iter().rposition(|v| v.thread == thread && v.page == page)
+        {
             // Mappings programmed since the view was made join it.
             let windows = space.windows_in(page);
             let view = &space.views[index];

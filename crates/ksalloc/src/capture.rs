@@ -2,12 +2,14 @@
 //! sink that checks every frame.
 //!
 //! The driver is the `ks-sample` crate, the same code the Windows build links; ks-host plays
-//! the kernel and ks.sys. The sink is the downstream pin of the connection: a kernel-mode pin
-//! that takes frames of any memory type and size and has no allocator of its own, so
-//! negotiation picks the capture pin's device memory and makes the pin the owner: every frame
-//! comes from the device's common buffer through the pin's `KSPIN_DISPATCH.Allocator`, and the
-//! simulated hardware writes it by DMA. Each completed frame is checked on the sink's thread:
-//! its size, the frame number its barcode carries, and the picture against the scene.
+//! the kernel and ks.sys. The sink (`--sink`) is the downstream side of the connection: a
+//! user-mode client reading with its own buffers (as a camera application does: no allocator,
+//! the capture pin's system-memory item), a kernel-mode pin that takes any memory (negotiation
+//! picks the pin's device memory, carved from the device's common buffer by the pin's own
+//! allocator), or a kernel-mode pin with a framing read from a file. Whatever the frames are,
+//! the simulated hardware writes them by DMA through their mappings. Each completed frame is
+//! checked on the sink's thread: its size, the frame number its barcode carries, and the picture
+//! against the scene.
 
 use std::{
     fmt::Write as _,
@@ -22,16 +24,16 @@ use indicatif::{ProgressBar, ProgressStyle};
 use ks_allocator::{
     DefaultAllocator, DefaultBudget, PoolStats,
     framing::{FramingEx, FramingItem, FramingRange, MemoryType},
-    negotiate::AllocatorPlan,
+    negotiate::{AllocatorPlan, ClientPlan},
 };
-use ks_host::avstream::{Completed, Driver, Filter, Pin};
+use ks_host::avstream::{Completed, Consumer, Driver, Filter, FrameSource, Pin};
 use ks_sample_core::{
     CaptureAllocator, check,
     format::{FORMATS, ImageFormat, Subtype},
 };
 use serde_json::json;
 
-use crate::{Failure, negotiate};
+use crate::{Failure, input, negotiate};
 
 /// Exit status: the stream could not start.
 const EXIT_NOT_STARTED: u8 = 1;
@@ -47,6 +49,8 @@ const SPEEDS: std::ops::RangeInclusive<f64> = 0.1..=100.0;
 const SHEET_FRAMES: usize = 12;
 /// Thumbnails per row of the contact sheet.
 const SHEET_COLUMNS: usize = 4;
+/// The longest a DPC should run, in microseconds (Microsoft's guidance for DPC routines).
+pub const DPC_BUDGET_US: u64 = 100;
 
 /// What `ksalloc capture --help` (and `-h`) print after the options.
 pub const EXIT_STATUS_HELP: &str = "\
@@ -82,6 +86,55 @@ pub struct CaptureArgs {
     /// Run the simulated hardware's clock X times real time, 0.1 to 100.
     #[arg(long, value_name = "X", default_value_t = 1.0, value_parser = parse_speed, allow_negative_numbers = true)]
     speed: f64,
+    /// The downstream side: `user`, a user-mode client reading with its own buffers (as every
+    /// camera application does; the default); `kernel`, a kernel-mode pin that takes any
+    /// memory (so the capture pin's device memory); or the path of a kernel-mode pin's framing,
+    /// in any form `framing negotiate` reads.
+    #[arg(long, value_name = "KIND", default_value = "user", value_parser = parse_sink)]
+    sink: SinkKind,
+}
+
+/// The downstream side of the connection (`--sink`).
+#[derive(Clone, Debug)]
+pub enum SinkKind {
+    /// A user-mode client reading with its own buffers.
+    User,
+    /// A kernel-mode pin that takes any memory.
+    Kernel,
+    /// A kernel-mode pin with the framing in this file.
+    Framing(PathBuf),
+}
+
+impl SinkKind {
+    /// What `--json` says for it.
+    fn name(&self) -> String {
+        match self {
+            Self::User => "user".to_owned(),
+            Self::Kernel => "kernel".to_owned(),
+            Self::Framing(path) => path.display().to_string(),
+        }
+    }
+
+    /// What the text report says for it.
+    fn describe(&self) -> String {
+        match self {
+            Self::User => "a user-mode client reading with its own buffers".to_owned(),
+            Self::Kernel => "a kernel-mode pin that takes any memory".to_owned(),
+            Self::Framing(path) => {
+                format!("a kernel-mode pin with the framing of {}", path.display())
+            }
+        }
+    }
+}
+
+/// `--sink`: `user`, `kernel` or a path.
+fn parse_sink(text: &str) -> Result<SinkKind, String> {
+    match text {
+        "user" => Ok(SinkKind::User),
+        "kernel" => Ok(SinkKind::Kernel),
+        "" => Err("must be user, kernel or the path of a framing file".to_owned()),
+        path => Ok(SinkKind::Framing(PathBuf::from(path))),
+    }
 }
 
 /// `--frames`: a whole number from 1 to [`MAX_FRAMES`].
@@ -136,14 +189,6 @@ fn parse_format(text: &str) -> Result<ImageFormat, String> {
         .find(|f| f.subtype == subtype && f.width == width && f.height == height)
         .copied()
         .ok_or_else(|| format!("{width}x{height} is not in the pin's data ranges ({})", offered()))
-}
-
-/// The sink's framing: a kernel-mode pin that takes frames of any memory type and size; it
-/// does not allocate.
-fn sink_framing() -> FramingEx<1> {
-    FramingEx::new([
-        FramingItem::new(MemoryType::DONT_CARE).with_optimal_range(FramingRange::new(1, u32::MAX))
-    ])
 }
 
 /// What the sink saw.
@@ -224,14 +269,64 @@ fn percentile(sorted: &[Duration], q: f64) -> u64 {
     u64::try_from(sorted[index.min(sorted.len() - 1)].as_micros()).unwrap_or(u64::MAX)
 }
 
+/// What the connection's frames are and where they come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Backend {
+    /// The pin's allocator over the device's common buffer.
+    CommonBuffer,
+    /// The pin's allocator over system memory.
+    PinPool,
+    /// An allocator the downstream side owns.
+    SinkAllocator,
+    /// A user-mode client's buffers, no allocator.
+    ClientBuffers,
+}
+
+impl Backend {
+    fn name(self) -> &'static str {
+        match self {
+            Self::CommonBuffer => "common_buffer",
+            Self::PinPool => "pin_pool",
+            Self::SinkAllocator => "sink_allocator",
+            Self::ClientBuffers => "client_buffers",
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Self::CommonBuffer => {
+                "device memory: the capture pin's allocator carves them from the device's common \
+                 buffer (KSPIN_DISPATCH.Allocator)"
+            }
+            Self::PinPool => {
+                "system memory from the capture pin's allocator (the library's pool, \
+                 KSPIN_DISPATCH.Allocator)"
+            }
+            Self::SinkAllocator => {
+                "system memory from the downstream side's allocator (the library's default \
+                 allocator)"
+            }
+            Self::ClientBuffers => "the client's own buffers, locked and mapped: no allocator",
+        }
+    }
+}
+
+/// The connection's plan: negotiated with a kernel-mode pin, or a user-mode client's.
+enum Plan {
+    Pin(Box<AllocatorPlan>),
+    Client(Box<ClientPlan>),
+}
+
 /// How far the run got, for the summary.
 #[derive(Default)]
 struct Run {
-    plan: Option<AllocatorPlan>,
-    own_allocator: bool,
+    plan: Option<Plan>,
+    backend: Option<Backend>,
     stats: Option<PoolStats>,
-    /// The step that failed and its status, if the stream could not start.
+    /// The step that failed and its status, if the stream could not start, and why in words
+    /// when the host says more than a status.
     not_started: Option<(&'static str, i32)>,
+    why: Option<String>,
     timed_out: bool,
     elapsed: Duration,
 }
@@ -251,11 +346,53 @@ unsafe fn pool_stats<B>(context: ks_sys::PVOID) -> Option<PoolStats> {
     Some(allocator.pool().stats())
 }
 
+/// The kernel-mode sink that takes any memory: frames of any type and size; it does not
+/// allocate.
+fn any_memory_framing() -> FramingEx<1> {
+    FramingEx::new([
+        FramingItem::new(MemoryType::DONT_CARE).with_optimal_range(FramingRange::new(1, u32::MAX))
+    ])
+}
+
+/// The downstream side, ready to connect.
+enum Downstream {
+    User,
+    Kernel(input::Owned),
+}
+
+/// Connects `pin` to `downstream`; fills `run.plan`.
+fn connect(
+    pin: &Pin<'_>,
+    downstream: &Downstream,
+    consumer: Consumer,
+    run: &mut Run,
+) -> Result<(), (&'static str, i32)> {
+    let refused = |run: &mut Run, error: ks_host::avstream::ConnectError| {
+        run.why = Some(error.to_string());
+        ("connection", ks_sys::STATUS_NO_MATCH)
+    };
+    match downstream {
+        Downstream::User => match pin.connect_client(consumer) {
+            Ok(plan) => run.plan = Some(Plan::Client(Box::new(plan))),
+            Err(error) => return Err(refused(run, error)),
+        },
+        Downstream::Kernel(framing) => {
+            let view = framing.view().ok_or(("connection", ks_sys::STATUS_INVALID_PARAMETER))?;
+            match pin.connect(&view, consumer) {
+                Ok(plan) => run.plan = Some(Plan::Pin(Box::new(plan))),
+                Err(error) => return Err(refused(run, error)),
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Streams on an open filter; fills `run` as it goes.
 fn stream(
     filter: &Filter<'_>,
     format: ImageFormat,
     args: &CaptureArgs,
+    downstream: &Downstream,
     sink: &Arc<Mutex<Sink>>,
     run: &mut Run,
 ) -> Result<(), (&'static str, i32)> {
@@ -270,24 +407,20 @@ fn stream(
     let target = args.frames;
     let (done, finished) = std::sync::mpsc::channel::<()>();
     let consumer_sink = Arc::clone(sink);
-    let plan = pin
-        .connect(
-            &sink_framing().view(),
-            Box::new(move |frame: &Completed| {
-                let mut sink =
-                    consumer_sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                if sink.delivered >= target {
-                    return; // past the run's count: given back unread
-                }
-                sink.take(&format, keep_every, frame);
-                if sink.delivered == target {
-                    let _ = done.send(());
-                }
-            }),
-        )
-        .map_err(|_| ("connection", ks_sys::STATUS_NO_MATCH))?;
-    run.plan = Some(plan);
-    run.own_allocator = pin.uses_own_allocator();
+    let consumer = Box::new(move |frame: &Completed| {
+        if frame.header.DataUsed == 0 {
+            return; // given back empty as the pin stops: not a picture
+        }
+        let mut sink = consumer_sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if sink.delivered >= target {
+            return; // past the run's count: given back unread
+        }
+        sink.take(&format, keep_every, frame);
+        if sink.delivered == target {
+            let _ = done.send(());
+        }
+    });
+    connect(&pin, downstream, consumer, run)?;
     let started = Instant::now();
     pin.set_state(ks_sys::KSSTATE_RUN).map_err(status_error("state change to RUN"))?;
     // Enough time for every frame at the frame rate, three times over, and a margin.
@@ -323,17 +456,27 @@ fn stream(
     run.elapsed = started.elapsed();
     // PAUSE stops the frame interrupt; the allocator lives until STOP.
     let paused = pin.set_state(ks_sys::KSSTATE_PAUSE);
-    if let Some(context) = pin.allocator_context() {
-        run.stats = if run.own_allocator {
+    let context = pin.allocator_context();
+    (run.backend, run.stats) = match (pin.frame_source(), context) {
+        (Some(FrameSource::OwnAllocator), Some(context)) => {
             // SAFETY: the pin's own allocator is the sample's `CaptureAllocator`; its context
             // lives until STOP.
-            unsafe { context.cast::<CaptureAllocator>().as_ref() }.map(CaptureAllocator::stats)
-        } else {
-            // SAFETY: otherwise ks-host uses the library's `DefaultAllocator<DefaultBudget>`;
-            // its context lives until STOP.
-            unsafe { pool_stats::<DefaultBudget>(context) }
-        };
-    }
+            let allocator = unsafe { context.cast::<CaptureAllocator>().as_ref() };
+            let backend = if allocator.is_some_and(CaptureAllocator::in_device_memory) {
+                Backend::CommonBuffer
+            } else {
+                Backend::PinPool
+            };
+            (Some(backend), allocator.map(CaptureAllocator::stats))
+        }
+        (Some(FrameSource::SinkAllocator), Some(context)) => {
+            // SAFETY: ks-host's downstream allocator is the library's
+            // `DefaultAllocator<DefaultBudget>`; its context lives until STOP.
+            (Some(Backend::SinkAllocator), unsafe { pool_stats::<DefaultBudget>(context) })
+        }
+        (Some(FrameSource::ClientBuffers), _) => (Some(Backend::ClientBuffers), None),
+        _ => (None, None),
+    };
     let stopped = pin.set_state(ks_sys::KSSTATE_STOP);
     paused.and(stopped).map_err(status_error("state change to STOP"))?;
     drop(pin);
@@ -341,7 +484,12 @@ fn stream(
 }
 
 /// Loads the driver, streams, and unloads it.
-fn capture_run(format: ImageFormat, args: &CaptureArgs, sink: &Arc<Mutex<Sink>>) -> Run {
+fn capture_run(
+    format: ImageFormat,
+    args: &CaptureArgs,
+    downstream: &Downstream,
+    sink: &Arc<Mutex<Sink>>,
+) -> Run {
     let mut run = Run::default();
     // SAFETY: the sample's entry point; its descriptors are statics.
     let driver = match unsafe { Driver::load(ks_sample_core::DriverEntry) } {
@@ -354,7 +502,7 @@ fn capture_run(format: ImageFormat, args: &CaptureArgs, sink: &Arc<Mutex<Sink>>)
     let result =
         driver.add_device().map_err(status_error("device add and start")).and_then(|device| {
             let filter = device.open_filter(0).map_err(status_error("filter create"))?;
-            let result = stream(&filter, format, args, sink, &mut run);
+            let result = stream(&filter, format, args, downstream, sink, &mut run);
             drop(filter);
             drop(device);
             result
@@ -381,6 +529,12 @@ struct Outcome {
     sheet: Option<Result<PathBuf, String>>,
     p50: u64,
     p99: u64,
+    /// What the host's DMA saw during the run.
+    dma: ks_host::dma::Stats,
+    /// The frame interrupt's DPCs: the longest and the 99th percentile, in microseconds.
+    dpc_max: u64,
+    dpc_p99: u64,
+    sink_kind: SinkKind,
 }
 
 /// `STATUS_INSUFFICIENT_RESOURCES (0xC000009A)`: a status by name when it has one.
@@ -417,8 +571,9 @@ impl Outcome {
     /// The failure the exit status reports, for standard error.
     fn failure(&self) -> Option<String> {
         if let Some((step, status)) = self.run.not_started {
+            let why = self.run.why.as_ref().map_or_else(String::new, |why| format!(": {why}"));
             return Some(format!(
-                "the stream could not start: {step} failed with {}",
+                "the stream could not start: {step} failed with {}{why}",
                 status_text(status)
             ));
         }
@@ -431,14 +586,14 @@ impl Outcome {
     fn text(&self, args: &CaptureArgs) -> String {
         let (run, sink) = (&self.run, &self.sink);
         let mut text = String::new();
-        if let Some(plan) = &run.plan {
-            negotiate::render(plan, &mut text);
-            let source = if run.own_allocator {
-                "the capture pin's allocator (the library's pool, KSPIN_DISPATCH.Allocator)"
-            } else {
-                "the library's default allocator"
-            };
-            let _ = writeln!(text, "frames come from {source}");
+        let _ = writeln!(text, "sink: {}", self.sink_kind.describe());
+        match &run.plan {
+            Some(Plan::Pin(plan)) => negotiate::render(plan, &mut text),
+            Some(Plan::Client(plan)) => render_client(plan, &mut text),
+            None => {}
+        }
+        if let Some(backend) = run.backend {
+            let _ = writeln!(text, "frames: {}", backend.describe());
         }
         if let Some(failure) = self.failure().filter(|_| run.not_started.is_some()) {
             let _ = writeln!(text, "{failure}");
@@ -466,6 +621,18 @@ impl Outcome {
             text,
             "latency (frame filled -> sink): p50 {} us, p99 {} us",
             self.p50, self.p99
+        );
+        let dma = &self.dma;
+        let _ = writeln!(
+            text,
+            "DMA: {} mappings (at most {} a frame), {} bytes written by the device, {} writes \
+             refused",
+            dma.mappings, dma.max_mappings_per_set, dma.bytes_written, dma.violations
+        );
+        let _ = writeln!(
+            text,
+            "frame interrupt DPC: longest {} us, p99 {} us (budget {DPC_BUDGET_US} us)",
+            self.dpc_max, self.dpc_p99
         );
         if let Some(stats) = &run.stats {
             let _ = writeln!(
@@ -500,20 +667,28 @@ impl Outcome {
 
     fn json(&self, args: &CaptureArgs) -> serde_json::Value {
         let (run, sink) = (&self.run, &self.sink);
-        let allocator = run.stats.map(|s| {
-            json!({
-                "frames": s.frames_total,
-                "high_water": s.high_water,
-                "allocations": s.allocations,
-                "failed_allocations": s.failed_allocations,
-                "bad_frees": s.bad_frees.total(),
-            })
+        let allocator = run.backend.map(|backend| {
+            let mut allocator = json!({ "backend": backend.name() });
+            if let Some(s) = run.stats {
+                allocator["frames"] = json!(s.frames_total);
+                allocator["high_water"] = json!(s.high_water);
+                allocator["allocations"] = json!(s.allocations);
+                allocator["failed_allocations"] = json!(s.failed_allocations);
+                allocator["bad_frees"] = json!(s.bad_frees.total());
+            }
+            allocator
         });
+        let plan = match &run.plan {
+            Some(Plan::Pin(plan)) => Some(negotiate::plan_json(plan)),
+            Some(Plan::Client(plan)) => Some(client_json(plan)),
+            None => None,
+        };
         let not_started = run.not_started.map(|(step, status)| {
             json!({
                 "step": step,
                 "status": format!("{:#010X}", status.cast_unsigned()),
                 "status_name": ks_allocator::Error::from_status(status).and_then(ks_allocator::Error::name),
+                "reason": run.why,
             })
         });
         let (png, png_error) = match &self.sheet {
@@ -532,9 +707,17 @@ impl Outcome {
             "timed_out": run.timed_out,
             "elapsed_s": run.elapsed.as_secs_f64(),
             "latency_us": { "p50": self.p50, "p99": self.p99 },
-            "plan": run.plan.as_ref().map(negotiate::plan_json),
-            "own_allocator": run.own_allocator,
+            "sink": self.sink_kind.name(),
+            "plan": plan,
+            "own_allocator": matches!(run.backend, Some(Backend::CommonBuffer | Backend::PinPool)),
             "allocator": allocator,
+            "dpc_us": { "max": self.dpc_max, "p99": self.dpc_p99 },
+            "dma": {
+                "mappings": self.dma.mappings,
+                "max_mappings_per_frame": self.dma.max_mappings_per_set,
+                "bytes_written": self.dma.bytes_written,
+                "violations": self.dma.violations,
+            },
             "not_started": not_started,
             "host_pool_allocations": self.pool_calls,
             "host_failed_allocations": self.failed_by_host,
@@ -544,6 +727,74 @@ impl Outcome {
             "png_error": png_error,
         })
     }
+}
+
+/// The downstream side `--sink` names; a framing file is read and checked before the run.
+fn read_sink(kind: &SinkKind) -> Result<Downstream, Failure> {
+    let path = match kind {
+        SinkKind::User => return Ok(Downstream::User),
+        SinkKind::Kernel => {
+            let framing = any_memory_framing();
+            let items = framing.items().to_vec();
+            let owned = input::Owned { compression: framing.output_compression(), items };
+            return Ok(Downstream::Kernel(owned));
+        }
+        SinkKind::Framing(path) => path,
+    };
+    let bad = |reason: String| Failure {
+        status: EXIT_BAD_ARGUMENT,
+        kind: "bad_argument",
+        message: format!("--sink {}: {reason}", path.display()),
+    };
+    let bytes = std::fs::read(path).map_err(|error| bad(format!("cannot be read: {error}")))?;
+    let framing = input::read(&bytes).map_err(bad)?;
+    if framing.view().is_none() {
+        return Err(bad("not a framing with at least one item".to_owned()));
+    }
+    Ok(Downstream::Kernel(framing))
+}
+
+/// A user-mode client's plan, for the text report.
+fn render_client(plan: &ClientPlan, out: &mut String) {
+    let _ = writeln!(out, "plan: a user-mode client brings its own buffers (no allocator)");
+    let _ = writeln!(out, "  {:<16} {}", "buffers", plan.frames);
+    let _ = writeln!(out, "  {:<16} {}", "FrameSize", plan.frame_size);
+    let _ = writeln!(
+        out,
+        "  {:<16} {}",
+        "FileAlignment",
+        crate::decode::alignment(plan.file_alignment)
+    );
+    let _ = writeln!(out, "  {:<16} {} ({})", "item", plan.item, plan.item_memory_type);
+    let _ = writeln!(out, "reasons:");
+    for refusal in plan.skipped() {
+        let _ = writeln!(out, "  - passed over {refusal}");
+    }
+    let _ = writeln!(
+        out,
+        "  - item {}: the first the client's buffers can fill (system memory, locked and mapped)",
+        plan.item
+    );
+}
+
+/// A user-mode client's plan, for `--json`.
+fn client_json(plan: &ClientPlan) -> serde_json::Value {
+    let mut reasons: Vec<String> =
+        plan.skipped().map(|refusal| format!("passed over {refusal}")).collect();
+    reasons.push(format!(
+        "item {}: the first the client's buffers can fill (system memory, locked and mapped)",
+        plan.item
+    ));
+    json!({
+        "owner": "none",
+        "client": true,
+        "frames": plan.frames,
+        "frame_size": plan.frame_size,
+        "file_alignment": plan.file_alignment,
+        "upstream_item": plan.item,
+        "memory_type": plan.item_memory_type.to_string(),
+        "reasons": reasons,
+    })
 }
 
 /// The contact sheet's file, opened (created or truncated) before the run so that a path that
@@ -578,6 +829,7 @@ pub struct Report {
 /// A bad `--png` path, before anything runs.
 pub fn run(args: &CaptureArgs) -> Result<Report, Failure> {
     let format = args.format;
+    let downstream = read_sink(&args.sink)?;
     let sheet_file = args.png.as_deref().map(open_sheet).transpose()?;
     ks_host::ke::set_time_scale(args.speed);
     // Setting a schedule restarts the host's call count: one for every run, failing or not.
@@ -586,8 +838,13 @@ pub fn run(args: &CaptureArgs) -> Result<Report, Failure> {
         None => ks_host::pool::clear_failures(),
     }
     let failed_before = ks_host::pool::failed_allocations();
+    let dma_before = ks_host::dma::stats();
+    let _ = ks_host::ke::take_dpc_durations();
     let sink = Arc::new(Mutex::new(Sink::default()));
-    let run = capture_run(format, args, &sink);
+    let run = capture_run(format, args, &downstream, &sink);
+    let dma = ks_host::dma::stats();
+    let mut dpcs = ks_host::ke::take_dpc_durations();
+    dpcs.sort_unstable();
     let pool_calls = ks_host::pool::allocation_calls();
     ks_host::pool::clear_failures();
     let mut sink =
@@ -609,6 +866,15 @@ pub fn run(args: &CaptureArgs) -> Result<Report, Failure> {
         run,
         p50: percentile(&sink.latencies, 0.50),
         p99: percentile(&sink.latencies, 0.99),
+        dma: ks_host::dma::Stats {
+            mappings: dma.mappings - dma_before.mappings,
+            bytes_written: dma.bytes_written - dma_before.bytes_written,
+            violations: dma.violations - dma_before.violations,
+            ..dma
+        },
+        dpc_max: dpcs.last().map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
+        dpc_p99: percentile(&dpcs, 0.99),
+        sink_kind: args.sink.clone(),
         sink,
         pool_calls,
         failed_by_host: ks_host::pool::failed_allocations() - failed_before,

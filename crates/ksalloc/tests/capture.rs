@@ -35,20 +35,32 @@ fn rgb24_streams_checked_frames_and_draws_the_contact_sheet() {
         "--json",
         "--speed",
         "10",
+        "--sink",
+        "kernel",
     ]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(0), "{stdout}");
     assert!(stdout.contains("owner: upstream: its item requires MUST_ALLOCATE"), "{stdout}");
+    assert!(stdout.contains("frames: device memory"), "{stdout}");
     let json = summary(&output);
-    assert!(json["frames_delivered"].as_u64().unwrap() >= 80, "{json}");
+    let delivered = json["frames_delivered"].as_u64().unwrap();
+    assert!(delivered >= 80, "{json}");
     assert_eq!(json["frames_out_of_order"], 0, "{json}");
     assert_eq!(json["bad_content"], 0, "{json}");
+    assert_eq!(json["sink"], "kernel", "{json}");
+    assert_eq!(json["allocator"]["backend"], "common_buffer", "{json}");
     assert_eq!(json["allocator"]["bad_frees"], 0, "{json}");
     assert_eq!(json["allocator"]["frames"], 4, "{json}");
     assert_eq!(json["leaked_bytes"], 0, "{json}");
     assert_eq!(json["own_allocator"], true, "{json}");
     assert_eq!(json["plan"]["frame_size"], 320 * 240 * 3, "{json}");
+    assert_eq!(json["plan"]["memory_type"], "DeviceUnknown", "{json}");
     assert_eq!(json["violations"].as_array().map(Vec::len), Some(0), "{json}");
+    // Each frame one contiguous block, one mapping, every byte written by DMA.
+    assert_eq!(json["dma"]["max_mappings_per_frame"], 1, "{json}");
+    assert_eq!(json["dma"]["violations"], 0, "{json}");
+    assert!(json["dma"]["bytes_written"].as_u64().unwrap() >= delivered * 320 * 240 * 3, "{json}");
+    assert!(json["dpc_us"]["max"].as_u64().unwrap() >= json["dpc_us"]["p99"].as_u64().unwrap());
     assert_eq!(json["png"], png_arg);
 
     // The sheet: 12 thumbnails of 320x240 in 4 columns, 4-pixel gaps; the first thumbnail's
@@ -64,6 +76,110 @@ fn rgb24_streams_checked_frames_and_draws_the_contact_sheet() {
     };
     assert_eq!(at(4 + 20, 4 + 60), [191, 191, 191]);
     assert_eq!(at(4 + 60, 4 + 60), [191, 191, 0]);
+}
+
+/// The default sink is a user-mode client: its own buffers (system memory, scattered pages),
+/// the pin's system-memory item, no allocator.
+#[test]
+fn a_user_mode_client_gets_scattered_buffers_of_its_own() {
+    let output = ksalloc(&[
+        "capture",
+        "--format",
+        "rgb24:640x480",
+        "--frames",
+        "30",
+        "--json",
+        "--speed",
+        "10",
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("passed over item 0: the pin must allocate its frames"), "{stdout}");
+    let json = summary(&output);
+    let delivered = json["frames_delivered"].as_u64().unwrap();
+    assert_eq!(delivered, 30, "{json}");
+    assert_eq!(json["bad_content"], 0, "{json}");
+    assert_eq!(json["sink"], "user", "{json}");
+    assert_eq!(json["allocator"]["backend"], "client_buffers", "{json}");
+    assert_eq!(json["own_allocator"], false, "{json}");
+    assert_eq!(json["plan"]["upstream_item"], 1, "{json}");
+    assert!(json["dma"]["max_mappings_per_frame"].as_u64().unwrap() > 100, "{json}");
+    assert!(json["dma"]["bytes_written"].as_u64().unwrap() >= delivered * 640 * 480 * 3, "{json}");
+    assert_eq!(json["dma"]["violations"], 0, "{json}");
+    assert_eq!(json["leaked_bytes"], 0, "{json}");
+}
+
+/// A kernel-mode sink read from a framing file: one that needs system memory gets it from its
+/// own allocator (scattered, several mappings a frame); one that insists on six frames gets six;
+/// one that must allocate device memory too is refused, with the reason.
+#[test]
+fn a_sink_framing_file_decides_the_buffer_type_or_is_refused_with_the_reason() {
+    let system = scratch("system.json");
+    std::fs::write(
+        &system,
+        r#"{"items":[{"memory_type":"KernelNonPaged","optimal_range":[1,4294967295]}]}"#,
+    )
+    .unwrap();
+    let output = ksalloc(&[
+        "capture",
+        "--frames",
+        "20",
+        "--json",
+        "--speed",
+        "10",
+        "--sink",
+        system.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let json = summary(&output);
+    assert_eq!(json["allocator"]["backend"], "sink_allocator", "{json}");
+    assert_eq!(json["plan"]["memory_type"], "KernelNonPaged", "{json}");
+    assert!(json["dma"]["max_mappings_per_frame"].as_u64().unwrap() > 1, "{json}");
+    assert_eq!(json["bad_content"], 0, "{json}");
+
+    let six = scratch("six.json");
+    std::fs::write(
+        &six,
+        r#"{"items":[{"memory_type":"DontCare","frames":6,"alignment":"FILE_64_BYTE_ALIGNMENT","optimal_range":[1,4294967295]}]}"#,
+    )
+    .unwrap();
+    let output = ksalloc(&[
+        "capture",
+        "--frames",
+        "20",
+        "--json",
+        "--speed",
+        "10",
+        "--sink",
+        six.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let json = summary(&output);
+    assert_eq!(json["allocator"]["backend"], "common_buffer", "{json}");
+    assert_eq!(
+        (json["plan"]["frames"].as_u64(), json["allocator"]["frames"].as_u64()),
+        (Some(6), Some(6)),
+        "{json}"
+    );
+
+    let greedy = scratch("greedy.json");
+    std::fs::write(
+        &greedy,
+        r#"{"items":[{"memory_type":"DeviceUnknown","flags":["MUST_ALLOCATE"],"optimal_range":[1,4294967295]}]}"#,
+    )
+    .unwrap();
+    let output =
+        ksalloc(&["capture", "--frames", "20", "--json", "--sink", greedy.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let json = summary(&output);
+    let reason = json["not_started"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("both sides must allocate"), "{json}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("both sides must allocate"));
+
+    let missing = scratch("missing.json");
+    let output = ksalloc(&["capture", "--sink", missing.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--sink"), "{output:?}");
 }
 
 #[test]

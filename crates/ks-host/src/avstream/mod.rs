@@ -198,6 +198,7 @@ impl<P, S> Owned<P, S> {
         header.control = state.control();
         // SAFETY: the bag lives in the object's state, at its final address.
         unsafe { (*header.bag).bind(header.control) };
+        object::register(own.cast());
         Self(object)
     }
 
@@ -223,6 +224,7 @@ impl<P, S> Owned<P, S> {
 
 impl<P, S> Drop for Owned<P, S> {
     fn drop(&mut self) {
+        object::unregister(self.public().cast());
         // SAFETY: leaked from a Box in `new`, taken back once.
         drop(unsafe { Box::from_raw(self.0.as_ptr()) });
     }

@@ -67,18 +67,36 @@ pub(crate) struct Object<P, S> {
 const _: () =
     assert!(size_of::<Header>().is_multiple_of(8), "public structures are 8-byte aligned");
 
-/// The header of the object whose public structure is at `public`, if it is a host object.
+/// The public structures of the objects alive now, by address.
+static OBJECTS: Mutex<Option<std::collections::HashSet<usize>>> = Mutex::new(None);
+
+/// Records a live object's public structure.
+pub(crate) fn register(public: PVOID) {
+    crate::lock(&OBJECTS).get_or_insert_with(Default::default).insert(public.addr());
+}
+
+/// Forgets an object's public structure (it is being dropped).
+pub(crate) fn unregister(public: PVOID) {
+    if let Some(objects) = crate::lock(&OBJECTS).as_mut() {
+        objects.remove(&public.addr());
+    }
+}
+
+/// The header of the object whose public structure is at `public`, if it is a live host
+/// object; `None` for anything else (NULL, a structure a driver made itself, a freed object),
+/// which is never read.
 ///
 /// # Safety
 ///
-/// `public` is NULL or points into memory at least `size_of::<Header>()` bytes past its start
-/// (any public structure of an AVStream object the host made is).
+/// A live object's header lives as long as the object: the result must not outlive it.
 pub(crate) unsafe fn header<'a>(public: PVOID) -> Option<&'a Header> {
-    if public.is_null() {
+    let live =
+        crate::lock(&OBJECTS).as_ref().is_some_and(|objects| objects.contains(&public.addr()));
+    if !live {
         return None;
     }
     let header = public.wrapping_byte_sub(size_of::<Header>()).cast::<Header>();
-    // SAFETY: the caller's contract; a foreign pointer is caught by the magic in tests.
+    // SAFETY: a registered public structure is preceded by its header, alive with it.
     let header = unsafe { &*header };
     (header.magic == MAGIC).then_some(header)
 }
