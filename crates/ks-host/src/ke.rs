@@ -213,7 +213,7 @@ fn dpc_thread() {
         let (routine, context) = unsafe { routine_of(dpc) };
         let interrupt_time = usize::try_from(lock().interrupt_time()).unwrap_or(usize::MAX);
         let _ = crate::dma::take_overhead();
-        let started = Instant::now();
+        let started = thread_cpu_time();
         if let Some(routine) = routine {
             // SAFETY: the routine `KeInitializeDpc` stored, called as the kernel calls a timer DPC:
             // the DPC, its context and the interrupt time split in two.
@@ -228,7 +228,8 @@ fn dpc_thread() {
         }
         // Not counted: the host's bookkeeping for the simulated bus, which a real machine does
         // not have.
-        let duration = started.elapsed().saturating_sub(crate::dma::take_overhead());
+        let duration =
+            thread_cpu_time().saturating_sub(started).saturating_sub(crate::dma::take_overhead());
         // What a device wrote from its interrupt path lands in memory now.
         crate::dma::commit();
         state = crate::lock(&engine.state);
@@ -240,6 +241,26 @@ fn dpc_thread() {
         state.done_seq = seq;
         engine.dpc_done.notify_all();
     }
+}
+
+/// The CPU time the calling thread has used. A DPC's duration is measured in it: a host thread
+/// can be preempted (and waits on the host's own locks), a DPC is not, so wall-clock time would
+/// count what is not the DPC's work. Where the platform has no per-thread CPU clock, the wall
+/// clock stands in.
+pub(crate) fn thread_cpu_time() -> Duration {
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    #[cfg(unix)]
+    {
+        let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: a valid clock id and a timespec of this frame to write.
+        let status = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &raw mut now) };
+        if status == 0 {
+            let seconds = u64::try_from(now.tv_sec).unwrap_or(0);
+            let nanos = u32::try_from(now.tv_nsec).unwrap_or(0);
+            return Duration::new(seconds, nanos);
+        }
+    }
+    ORIGIN.get_or_init(Instant::now).elapsed()
 }
 
 /// Makes timers run `scale` times faster than real time (due times and periods are divided by
@@ -262,9 +283,10 @@ pub extern "system" fn KeQueryUnbiasedInterruptTime() -> u64 {
     lock().interrupt_time()
 }
 
-/// How long each DPC ran since the session began (or the last call), in real time without the
-/// host's bookkeeping for the simulated bus (its views of device memory and their checks, which
-/// a real machine does not have), oldest first; the record is emptied.
+/// How long each DPC ran since the session began (or the last call): the DPC thread's CPU time
+/// ([`thread_cpu_time`]), without the host's bookkeeping for the simulated bus (its views of
+/// device memory and their checks, which a real machine does not have), oldest first; the record
+/// is emptied.
 #[must_use]
 pub fn take_dpc_durations() -> Vec<Duration> {
     std::mem::take(&mut lock().durations).into()

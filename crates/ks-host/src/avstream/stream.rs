@@ -444,12 +444,12 @@ impl Shared {
     /// Takes a frame from the source and queues it, if the pin is active; `false` if not or if
     /// the source has none. DISPATCH_LEVEL.
     ///
-    /// The queue's lock is held from the check of `active` to the push, and [`Pipe::stop`]
-    /// clears `active` under the same lock before it drains the queue: a frame given back while
-    /// the pin stops cannot be replaced by one queued after the drain (which would still be
-    /// out when the allocator is deleted).
+    /// `active` is checked again under the queue's lock before the push, and [`Pipe::stop`]
+    /// clears it under the same lock before it drains the queue: a frame given back while the
+    /// pin stops cannot be replaced by one queued after the drain (which would still be out when
+    /// the allocator is deleted); one taken meanwhile goes back to the source, before the
+    /// consumer's `give_back` counts itself done (`stop` waits for that).
     fn queue_new_frame(&self, source: &Source) -> bool {
-        let mut queue = crate::lock(&self.queue);
         if !self.active.load(Ordering::Acquire) {
             return false;
         }
@@ -460,10 +460,19 @@ impl Shared {
         let header_size = *crate::lock(&self.header_size);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut queued = Queued::new(frame, header_size, extent, id);
+        // Mapped outside the queue's lock: the pin's processing and its DPC use the queue
+        // meanwhile.
         if let Some(mapper) = *crate::lock(&self.mapper)
             && let Err(problem) = queued.map(&mapper, extent)
         {
             crate::verifier::report("AVStream (GENERATE_MAPPINGS)", problem);
+            drop(queued);
+            source.give(frame);
+            return false;
+        }
+        let mut queue = crate::lock(&self.queue);
+        if !self.active.load(Ordering::Acquire) {
+            drop(queue);
             drop(queued);
             source.give(frame);
             return false;
