@@ -284,7 +284,7 @@ pub extern "system" fn KeQueryUnbiasedInterruptTime() -> u64 {
 }
 
 /// How long each DPC ran since the session began (or the last call): the DPC thread's CPU time
-/// ([`thread_cpu_time`]), without the host's bookkeeping for the simulated bus (its views of
+/// (a host thread can be preempted, a DPC cannot), without the host's bookkeeping for the simulated bus (its views of
 /// device memory and their checks, which a real machine does not have), oldest first; the record
 /// is emptied.
 #[must_use]
