@@ -19,7 +19,7 @@ pub mod glob_imports {
     use wdk_sys::*;
 
     /// Every name ks-sys shares with wdk-sys's root, used unqualified.
-    pub const SHARED_CONSTANTS: [u64; 43] = [
+    pub const SHARED_CONSTANTS: [u64; 44] = [
         FILE_BYTE_ALIGNMENT as u64,
         FILE_WORD_ALIGNMENT as u64,
         FILE_LONG_ALIGNMENT as u64,
@@ -51,6 +51,7 @@ pub mod glob_imports {
         STATUS_INVALID_BUFFER_SIZE as u64,
         STATUS_NOT_FOUND as u64,
         STATUS_NO_MATCH as u64,
+        STATUS_DEVICE_BUSY as u64,
         POOL_FLAG_UNINITIALIZED,
         POOL_FLAG_CACHE_ALIGNED,
         POOL_FLAG_NON_PAGED,

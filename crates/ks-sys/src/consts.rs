@@ -85,4 +85,6 @@ ks_consts! {
     STATUS_NOT_FOUND: NTSTATUS = 0xC000_0225_u32.cast_signed();
     /// No match (a data range intersection found nothing).
     STATUS_NO_MATCH: NTSTATUS = 0xC000_0272_u32.cast_signed();
+    /// The device is busy (a warning, not a success: a PnP query it answers is vetoed).
+    STATUS_DEVICE_BUSY: NTSTATUS = 0x8000_0011_u32.cast_signed();
 }

@@ -90,6 +90,7 @@ const CONSTANTS_NOT_IN_ORACLE: &[(&str, &str)] = &[
     ("STATUS_NOT_FOUND", "ntstatus.h"),
     ("STATUS_INVALID_HANDLE", "ntstatus.h"),
     ("STATUS_NO_MATCH", "ntstatus.h"),
+    ("STATUS_DEVICE_BUSY", "ntstatus.h"),
     (
         "NotificationTimer",
         "wdm.h TIMER_TYPE enumerator (the NT oracle records the type, not its values)",

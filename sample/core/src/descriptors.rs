@@ -139,7 +139,7 @@ static DEVICE_DISPATCH: SyncStatic<KSDEVICE_DISPATCH> = unsafe {
         Add: Some(device::add),
         Start: Some(device::start),
         PostStart: None,
-        QueryStop: None,
+        QueryStop: Some(device::query_stop),
         CancelStop: None,
         Stop: Some(device::stop),
         QueryRemove: None,

@@ -6,7 +6,7 @@
 
 use core::{
     ptr::{self, NonNull},
-    sync::atomic::{AtomicPtr, Ordering},
+    sync::atomic::{AtomicBool, AtomicPtr, Ordering},
 };
 
 use ks_allocator::{Error, PoolBox, from_result, to_result};
@@ -21,6 +21,9 @@ pub(crate) struct DeviceContext {
     /// The DMA resources, from each PnP start to the next stop (or removal); NULL otherwise.
     /// Changed and read with the device mutex held.
     dma: AtomicPtr<DeviceDma>,
+    /// The filter factory was created (at the first start: it stays across PnP stops, while
+    /// `KSDEVICE.Started` is cleared by each stop).
+    factory: AtomicBool,
 }
 
 impl DeviceContext {
@@ -103,6 +106,7 @@ pub(crate) unsafe extern "C" fn add(device: *mut KSDEVICE) -> NTSTATUS {
     let context = DeviceContext {
         hardware: AtomicPtr::new(ptr::null_mut()),
         dma: AtomicPtr::new(ptr::null_mut()),
+        factory: AtomicBool::new(false),
     };
     let Ok(context) = PoolBox::new(context, POOL_TAG) else {
         return Error::INSUFFICIENT_RESOURCES.to_status();
@@ -159,14 +163,15 @@ pub(crate) unsafe extern "C" fn start(
     let Some(context) = (unsafe { context(device) }) else {
         return Error::INVALID_DEVICE_STATE.to_status();
     };
-    // SAFETY: as above.
-    if !unsafe { ks::device_started(device) } {
-        // A restart after a stop keeps its factory.
+    // A restart after a stop keeps its factory (AVStream clears `Started` at every stop, so the
+    // context remembers).
+    if !context.factory.load(Ordering::Acquire) {
         // SAFETY: as above; the factory is created with the device mutex held, as avshws does.
         let status = unsafe { descriptors::create_filter_factory(device) };
         if let Err(error) = to_result(status) {
             return error.to_status();
         }
+        context.factory.store(true, Ordering::Release);
     }
     // SAFETY: as above.
     from_result(unsafe { context.start(device) })
@@ -198,6 +203,21 @@ impl DeviceContext {
         unsafe { ks_sys::KsReleaseDevice(device) };
         Ok(())
     }
+}
+
+/// `AVStrMiniDeviceQueryStop`: vetoes a PnP stop (a rebalance) while a pin streams, whose frames
+/// AVStream maps through the device's DMA adapter: the stop would give the adapter back under
+/// them. A stopped pin does not stand in the way (it has no frames); the stop can be asked for
+/// again once the stream ends. PASSIVE_LEVEL.
+///
+/// # Safety
+///
+/// Only AVStream calls it, with a live device.
+pub(crate) unsafe extern "C" fn query_stop(device: *mut KSDEVICE, _irp: PIRP) -> NTSTATUS {
+    // SAFETY: a live device (this function's contract).
+    let streaming =
+        unsafe { context(device) }.and_then(DeviceContext::hardware).is_some_and(Hardware::in_use);
+    if streaming { ks_sys::STATUS_DEVICE_BUSY } else { ks_sys::STATUS_SUCCESS }
 }
 
 /// `AVStrMiniDeviceStop`: gives up the DMA resources (the hardware stays until removal).

@@ -167,6 +167,11 @@ impl Hardware {
         taken
     }
 
+    /// Whether a pin holds the hardware (it is out of STOP: its frames are mapped for DMA).
+    pub(crate) fn in_use(&self) -> bool {
+        !self.pin.load(Ordering::Acquire).is_null()
+    }
+
     /// Takes the hardware back from `pin`. PASSIVE_LEVEL, the timer stopped.
     pub(crate) fn release(&self, pin: *mut KSPIN) {
         let _ =

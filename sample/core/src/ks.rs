@@ -46,18 +46,6 @@ pub(crate) unsafe fn set_device_context(device: *mut KSDEVICE, context: PVOID) {
     unsafe { field.write_volatile(context) };
 }
 
-/// `device->Started`.
-///
-/// # Safety
-///
-/// `device` points at a live `KSDEVICE`.
-pub(crate) unsafe fn device_started(device: *const KSDEVICE) -> bool {
-    // SAFETY: the caller's contract.
-    let field = unsafe { &raw const (*device).Started };
-    // SAFETY: an aligned field of the live device.
-    unsafe { field.read_volatile() != 0 }
-}
-
 /// `device->FunctionalDeviceObject`.
 ///
 /// # Safety

@@ -278,7 +278,7 @@ pub struct Device {
     /// `Add` succeeded (so `Remove` is due).
     added: bool,
     /// `Start` succeeded (so `Stop` is due).
-    started: bool,
+    started: AtomicBool,
 }
 
 impl Device {
@@ -307,7 +307,7 @@ impl Device {
         public.NextDeviceObject = object_pdo;
         let device = object.public();
         crate::lock(&DEVICES).push((fdo.addr(), device.addr()));
-        let mut this = Self { object, added: false, started: false };
+        let mut this = Self { object, added: false, started: AtomicBool::new(false) };
         // SAFETY: the descriptor's dispatch table is the driver's static.
         let dispatch = unsafe { descriptor.Dispatch.as_ref() };
         if let Some(add) = dispatch.and_then(|d| d.Add) {
@@ -329,7 +329,7 @@ impl Device {
                 return Err(status);
             }
         }
-        this.started = true;
+        this.started.store(true, Ordering::Release);
         // SAFETY: the device is live; the driver reads `Started` only in its callbacks.
         unsafe { (*device).Started = 1 };
         let descriptors = if descriptor.FilterDescriptors.is_null() {
@@ -366,6 +366,77 @@ impl Device {
         Ok(this)
     }
 
+    /// PnP stop (a rebalance), while the device's filters and pins may stay open and stream:
+    /// the driver's `QueryStop` (a failure vetoes the stop), then its `Stop`; `KSDEVICE.Started`
+    /// is cleared, and filters cannot be opened until [`pnp_start`](Self::pnp_start).
+    /// PASSIVE_LEVEL.
+    ///
+    /// # Errors
+    ///
+    /// `QueryStop`'s failure status (the device stays started), or `STATUS_INVALID_DEVICE_STATE`
+    /// if it is not started.
+    pub fn pnp_stop(&self) -> Result<(), NTSTATUS> {
+        crate::verifier::require_irql_at_most("IRP_MN_STOP_DEVICE", PASSIVE_LEVEL);
+        if !self.started.load(Ordering::Acquire) {
+            return Err(STATUS_INVALID_DEVICE_STATE);
+        }
+        let device = self.as_ptr();
+        let dispatch = self.dispatch();
+        if let Some(query) = dispatch.and_then(|d| d.QueryStop) {
+            // SAFETY: the driver's QueryStop callback on its started device.
+            let status = unsafe { query(device, std::ptr::null_mut()) };
+            if status < 0 {
+                return Err(status);
+            }
+        }
+        self.started.store(false, Ordering::Release);
+        // SAFETY: the device is live; the driver reads `Started` only in its callbacks.
+        unsafe { (*device).Started = 0 };
+        if let Some(stop) = dispatch.and_then(|d| d.Stop) {
+            // SAFETY: the driver's Stop callback on its started device.
+            unsafe { stop(device, std::ptr::null_mut()) };
+        }
+        Ok(())
+    }
+
+    /// PnP start again after [`pnp_stop`](Self::pnp_stop): the driver's `Start` (with
+    /// `KSDEVICE.Started` still clear, as AVStream calls it), then `Started` is set. Filters and
+    /// pins that stayed open go on. PASSIVE_LEVEL.
+    ///
+    /// # Errors
+    ///
+    /// `Start`'s failure status (the device stays stopped), or `STATUS_INVALID_DEVICE_STATE` if
+    /// it is started.
+    pub fn pnp_start(&self) -> Result<(), NTSTATUS> {
+        crate::verifier::require_irql_at_most("IRP_MN_START_DEVICE", PASSIVE_LEVEL);
+        if self.started.load(Ordering::Acquire) {
+            return Err(STATUS_INVALID_DEVICE_STATE);
+        }
+        let device = self.as_ptr();
+        if let Some(start) = self.dispatch().and_then(|d| d.Start) {
+            // SAFETY: the driver's Start callback; no IRP or resources are modelled.
+            let status = unsafe {
+                start(device, std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut())
+            };
+            if status < 0 {
+                return Err(status);
+            }
+        }
+        self.started.store(true, Ordering::Release);
+        // SAFETY: as in `pnp_stop`.
+        unsafe { (*device).Started = 1 };
+        Ok(())
+    }
+
+    /// The driver's device dispatch table, if any.
+    fn dispatch(&self) -> Option<&'static ks_sys::KSDEVICE_DISPATCH> {
+        let device = self.as_ptr();
+        // SAFETY: the device's descriptor, a driver static.
+        let descriptor = unsafe { (*device).Descriptor };
+        // SAFETY: as above; its dispatch table is a driver static too.
+        unsafe { descriptor.as_ref() }.and_then(|d| unsafe { d.Dispatch.as_ref() })
+    }
+
     /// The device's public structure.
     #[must_use]
     pub fn as_ptr(&self) -> *mut KSDEVICE {
@@ -393,6 +464,9 @@ impl Device {
     /// `STATUS_INVALID_PARAMETER` for no such factory, or the `Create` callback's status.
     pub fn open_filter(&self, index: usize) -> Result<Filter<'_>, NTSTATUS> {
         crate::verifier::require_irql_at_most("IRP_MJ_CREATE", PASSIVE_LEVEL);
+        if !self.started.load(Ordering::Acquire) {
+            return Err(ks_sys::STATUS_DEVICE_NOT_READY);
+        }
         let factories = crate::lock(&self.object.state().factories);
         let factory = factories.get(index).ok_or(STATUS_INVALID_PARAMETER)?;
         let factory_public = factory.public();
@@ -449,7 +523,7 @@ impl Drop for Device {
             // SAFETY: as above.
             unsafe { d.Dispatch.as_ref() }
         });
-        if self.started
+        if self.started.load(Ordering::Acquire)
             && let Some(stop) = dispatch.and_then(|d| d.Stop)
         {
             // SAFETY: the driver's Stop callback on its started device.
