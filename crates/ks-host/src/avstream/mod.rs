@@ -1,12 +1,16 @@
 //! AVStream, as much of it as a minidriver like the sample needs, driven the way ks.sys drives
 //! it: the driver's `DriverEntry` hands its device descriptor to `KsInitializeDriver`; a
 //! [`Device`] is added and started through the descriptor's PnP callbacks and makes its filter
-//! factories; a [`Filter`] opens on a factory; a [`Pin`] is created with a format the pin's
-//! `SetDataFormat` accepts against one of its data ranges, connected to a downstream framing
-//! (the allocator negotiated with [`ks_allocator::negotiate()`]), and moved through the states one
-//! step at a time. Out of STOP, its pipe queues frames from the allocator; the driver fills them
-//! through the leading-edge stream pointer, and completed frames reach a consumer on a thread of
-//! their own, which gives them back to be freed and replaced.
+//! factories, and may be stopped and started again with filters and pins open
+//! ([`Device::pnp_stop`], [`Device::pnp_start`]); a [`Filter`] opens on a factory; a [`Pin`] is
+//! created with a format the pin's `SetDataFormat` accepts against one of its data ranges,
+//! connected to a kernel-mode pin's framing (the allocator negotiated with
+//! [`ks_allocator::negotiate()`]) or to a user-mode client that reads with its own buffers
+//! ([`Pin::connect_client`]), and moved through the states one step at a time. Out of STOP, its
+//! pipe queues frames from their source (the pin's allocator, the downstream side's, or the
+//! client's buffers), mapped for DMA when the pin generates mappings; the driver fills them
+//! through the leading-edge stream pointer and its clones, and completed frames reach a consumer
+//! on a thread of their own, which gives them back to be replaced.
 //!
 //! IRQL as on Windows: PnP, create, close, format, state and intersection callbacks at
 //! PASSIVE_LEVEL with the object's control mutex held where AVStream holds it (the filter
@@ -27,9 +31,10 @@
 //! ([`Filter::data_intersection`], [`IntersectionRequest`]).
 //!
 //! What the host does not model: PnP and create IRPs beyond an empty one (the IRP passed to
-//! `Start`, `Stop` and `Remove` is NULL), clocks, events, methods, topology, filter-centric
-//! processing, input pins' data, stream-pointer clones and the trailing edge, and power. The
-//! routines behind those are absent.
+//! `Start`, `Stop` and `Remove` is NULL), surprise removal and removal with pins open (a device
+//! is removed when it is dropped, after its filters), clocks, events, methods, topology,
+//! filter-centric processing, input pins' data, the trailing edge, frame cancellation, and power.
+//! The routines behind those are absent.
 
 mod class;
 mod object;
