@@ -347,18 +347,24 @@ fn settings(max_mapping: u32, register: bool) {
     PROGRAMMED.lock().unwrap().clear();
 }
 
+/// Loads the probe, adds its device, opens its filter and a pin connected to [`sink`] with
+/// `consumer`, runs `body` on the pin, then closes and removes everything.
+fn with_pin(consumer: ks_host::avstream::Consumer, body: impl FnOnce(&ks_host::avstream::Pin<'_>)) {
+    // SAFETY: the probe's entry point; its descriptors are statics.
+    let driver = unsafe { Driver::load(driver_entry) }.unwrap();
+    let device = driver.add_device().unwrap();
+    let filter = device.open_filter(0).unwrap();
+    let pin = filter.create_pin(0, &format()).unwrap();
+    pin.connect(&sink().view(), consumer).unwrap();
+    body(&pin);
+}
+
 #[test]
 fn frames_are_mapped_programmed_through_clones_and_completed_in_order() {
     let session = Session::begin();
     settings(1 << 20, true);
     let seen = Seen::default();
-    {
-        // SAFETY: the probe's entry point; its descriptors are statics.
-        let driver = unsafe { Driver::load(driver_entry) }.unwrap();
-        let device = driver.add_device().unwrap();
-        let filter = device.open_filter(0).unwrap();
-        let pin = filter.create_pin(0, &format()).unwrap();
-        pin.connect(&sink().view(), consumer(&seen)).unwrap();
+    with_pin(consumer(&seen), |pin| {
         pin.set_state(ks_sys::KSSTATE_RUN).unwrap();
         // SAFETY: a live pin, at PASSIVE_LEVEL: processed on this thread.
         unsafe { ks_sys::KsPinAttemptProcessing(pin.as_ptr(), 0) };
@@ -392,7 +398,7 @@ fn frames_are_mapped_programmed_through_clones_and_completed_in_order() {
             std::thread::yield_now();
         }
         pin.set_state(ks_sys::KSSTATE_STOP).unwrap();
-    }
+    });
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 8);
     assert!(seen.iter().all(|(used, uniform)| *used == FRAME && *uniform), "{seen:?}");
@@ -406,13 +412,7 @@ fn frames_are_mapped_programmed_through_clones_and_completed_in_order() {
 fn mappings_respect_the_registered_maximum() {
     let _session = Session::begin();
     settings(1000, true);
-    {
-        // SAFETY: the probe's entry point; its descriptors are statics.
-        let driver = unsafe { Driver::load(driver_entry) }.unwrap();
-        let device = driver.add_device().unwrap();
-        let filter = device.open_filter(0).unwrap();
-        let pin = filter.create_pin(0, &format()).unwrap();
-        pin.connect(&sink().view(), Box::new(|_| {})).unwrap();
+    with_pin(Box::new(|_| {}), |pin| {
         pin.set_state(ks_sys::KSSTATE_RUN).unwrap();
         // SAFETY: a live pin, at PASSIVE_LEVEL.
         unsafe { ks_sys::KsPinAttemptProcessing(pin.as_ptr(), 0) };
@@ -423,25 +423,19 @@ fn mappings_respect_the_registered_maximum() {
         }
         hardware_completes(pin.as_ptr(), 4);
         pin.set_state(ks_sys::KSSTATE_STOP).unwrap();
-    }
+    });
 }
 
 #[test]
 fn clones_still_held_at_stop_are_a_violation() {
     let session = Session::begin();
     settings(1 << 20, true);
-    {
-        // SAFETY: the probe's entry point; its descriptors are statics.
-        let driver = unsafe { Driver::load(driver_entry) }.unwrap();
-        let device = driver.add_device().unwrap();
-        let filter = device.open_filter(0).unwrap();
-        let pin = filter.create_pin(0, &format()).unwrap();
-        pin.connect(&sink().view(), Box::new(|_| {})).unwrap();
+    with_pin(Box::new(|_| {}), |pin| {
         pin.set_state(ks_sys::KSSTATE_RUN).unwrap();
         // SAFETY: a live pin, at PASSIVE_LEVEL.
         unsafe { ks_sys::KsPinAttemptProcessing(pin.as_ptr(), 0) };
         pin.set_state(ks_sys::KSSTATE_STOP).unwrap();
-    }
+    });
     let violations = session.take_violations();
     assert_eq!(violations.len(), 1, "{violations:?}");
     assert!(
@@ -455,16 +449,10 @@ fn clones_still_held_at_stop_are_a_violation() {
 fn a_mapping_pin_on_a_device_without_an_adapter_is_a_violation() {
     let session = Session::begin();
     settings(1 << 20, false);
-    {
-        // SAFETY: the probe's entry point; its descriptors are statics.
-        let driver = unsafe { Driver::load(driver_entry) }.unwrap();
-        let device = driver.add_device().unwrap();
-        let filter = device.open_filter(0).unwrap();
-        let pin = filter.create_pin(0, &format()).unwrap();
-        pin.connect(&sink().view(), Box::new(|_| {})).unwrap();
+    with_pin(Box::new(|_| {}), |pin| {
         pin.set_state(ks_sys::KSSTATE_ACQUIRE).unwrap();
         pin.set_state(ks_sys::KSSTATE_STOP).unwrap();
-    }
+    });
     let violations = session.take_violations();
     assert_eq!(violations.len(), 1, "{violations:?}");
     assert!(violations[0].detail.contains("registered no DMA adapter"), "{violations:?}");

@@ -112,49 +112,33 @@ fn a_user_mode_client_gets_scattered_buffers_of_its_own() {
 /// A kernel-mode sink read from a framing file: one that needs system memory gets it from its
 /// own allocator (scattered, several mappings a frame); one that insists on six frames gets six;
 /// one that must allocate device memory too is refused, with the reason.
+/// `ksalloc capture --frames 20 --json --speed 10 --sink FILE`, the file holding `framing`.
+fn capture_with_sink_framing(name: &str, framing: &str) -> (Output, serde_json::Value) {
+    let path = scratch(name);
+    std::fs::write(&path, framing).unwrap();
+    let args = ["capture", "--frames", "20", "--json", "--speed", "10", "--sink"];
+    let output = ksalloc(&[&args[..], &[path.to_str().unwrap()]].concat());
+    let json = summary(&output);
+    (output, json)
+}
+
 #[test]
 fn a_sink_framing_file_decides_the_buffer_type_or_is_refused_with_the_reason() {
-    let system = scratch("system.json");
-    std::fs::write(
-        &system,
+    let (output, json) = capture_with_sink_framing(
+        "system.json",
         r#"{"items":[{"memory_type":"KernelNonPaged","optimal_range":[1,4294967295]}]}"#,
-    )
-    .unwrap();
-    let output = ksalloc(&[
-        "capture",
-        "--frames",
-        "20",
-        "--json",
-        "--speed",
-        "10",
-        "--sink",
-        system.to_str().unwrap(),
-    ]);
+    );
     assert_eq!(output.status.code(), Some(0), "{output:?}");
-    let json = summary(&output);
     assert_eq!(json["allocator"]["backend"], "sink_allocator", "{json}");
     assert_eq!(json["plan"]["memory_type"], "KernelNonPaged", "{json}");
     assert!(json["dma"]["max_mappings_per_frame"].as_u64().unwrap() > 1, "{json}");
     assert_eq!(json["bad_content"], 0, "{json}");
 
-    let six = scratch("six.json");
-    std::fs::write(
-        &six,
+    let (output, json) = capture_with_sink_framing(
+        "six.json",
         r#"{"items":[{"memory_type":"DontCare","frames":6,"alignment":"FILE_64_BYTE_ALIGNMENT","optimal_range":[1,4294967295]}]}"#,
-    )
-    .unwrap();
-    let output = ksalloc(&[
-        "capture",
-        "--frames",
-        "20",
-        "--json",
-        "--speed",
-        "10",
-        "--sink",
-        six.to_str().unwrap(),
-    ]);
+    );
     assert_eq!(output.status.code(), Some(0), "{output:?}");
-    let json = summary(&output);
     assert_eq!(json["allocator"]["backend"], "common_buffer", "{json}");
     assert_eq!(
         (json["plan"]["frames"].as_u64(), json["allocator"]["frames"].as_u64()),
@@ -162,16 +146,11 @@ fn a_sink_framing_file_decides_the_buffer_type_or_is_refused_with_the_reason() {
         "{json}"
     );
 
-    let greedy = scratch("greedy.json");
-    std::fs::write(
-        &greedy,
+    let (output, json) = capture_with_sink_framing(
+        "greedy.json",
         r#"{"items":[{"memory_type":"DeviceUnknown","flags":["MUST_ALLOCATE"],"optimal_range":[1,4294967295]}]}"#,
-    )
-    .unwrap();
-    let output =
-        ksalloc(&["capture", "--frames", "20", "--json", "--sink", greedy.to_str().unwrap()]);
+    );
     assert_eq!(output.status.code(), Some(1), "{output:?}");
-    let json = summary(&output);
     let reason = json["not_started"]["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("both sides must allocate"), "{json}");
     assert!(String::from_utf8_lossy(&output.stderr).contains("both sides must allocate"));
