@@ -690,3 +690,289 @@ fn microsoft_sample_framings_against_a_typical_sink() {
     let plan = negotiate(&FramingExView::parse(&bytes).unwrap(), &sink().view()).unwrap();
     assert_eq!((plan.framing.frames, plan.framing.frame_size), (2, 230_400));
 }
+
+/// Chains of filters: the pipe planner (`plan_chain`).
+mod chains {
+    use ks_allocator::negotiate::{ChainFilter, ChainPin, PipeError, PipeReason, plan_chain};
+
+    use super::*;
+
+    fn pin<'a>(name: &'a str, bytes: &'a [u8]) -> ChainPin<'a> {
+        ChainPin { name, framing: FramingExView::parse(bytes).unwrap() }
+    }
+
+    /// A chain's framings as bytes: source, transforms (input, output), sink.
+    struct Chain {
+        source: Vec<u8>,
+        transforms: Vec<(Vec<u8>, Vec<u8>)>,
+        sink: Vec<u8>,
+    }
+
+    const NAMES: [(&str, &str); 4] =
+        [("t0.in", "t0.out"), ("t1.in", "t1.out"), ("t2.in", "t2.out"), ("t3.in", "t3.out")];
+
+    impl Chain {
+        fn filters(&self) -> Vec<ChainFilter<'_>> {
+            let mut filters = vec![ChainFilter::Source { output: pin("source.out", &self.source) }];
+            for ((input, output), (i, o)) in self.transforms.iter().zip(NAMES) {
+                filters
+                    .push(ChainFilter::Transform { input: pin(i, input), output: pin(o, output) });
+            }
+            filters.push(ChainFilter::Sink { input: pin("sink.in", &self.sink) });
+            filters
+        }
+    }
+
+    fn bytes<const N: usize>(framing: &FramingEx<N>) -> Vec<u8> {
+        let mut out = vec![0; framing.byte_len()];
+        framing.encode(&mut out).unwrap();
+        out
+    }
+
+    fn in_place(frames: u32) -> Vec<u8> {
+        bytes(&one(item(MemoryType::KERNEL_NONPAGED)
+            .with_flags(ItemFlags::INPLACE_MODIFIER)
+            .with_frames(frames)
+            .with_optimal_range(FramingRange::new(1, u32::MAX))))
+    }
+
+    fn capture(size: u32) -> Vec<u8> {
+        bytes(&one(sized(MemoryType::KERNEL_NONPAGED, size)
+            .with_flags(ItemFlags::MUST_ALLOCATE)
+            .with_frames(2)))
+    }
+
+    #[test]
+    fn an_in_place_transform_joins_one_pipe_and_holds_its_own_frames() {
+        let chain = Chain {
+            source: capture(4096),
+            transforms: vec![(in_place(3), in_place(3))],
+            sink: bytes(&sink()),
+        };
+        let plan = plan_chain(&chain.filters()).unwrap();
+        let pipes: Vec<_> = plan.pipes().collect();
+        assert_eq!(pipes.len(), 1);
+        let pipe = pipes[0];
+        let names: Vec<&str> = pipe.pins().map(|(name, _)| name).collect();
+        assert_eq!(names, ["source.out", "t0.in", "t0.out", "sink.in"]);
+        assert_eq!((pipe.first_connection, pipe.last_connection), (0, 1));
+        assert_eq!(pipe.owner, "source.out");
+        // The largest request (3) plus the three the transform holds.
+        assert_eq!((pipe.plan.framing.frame_size, pipe.plan.framing.frames), (4096, 6));
+        assert!(pipe.reasons().any(|r| matches!(r, PipeReason::InPlace { input: "t0.in" })));
+        let text: Vec<String> = pipe.reasons().map(ToString::to_string).collect();
+        assert!(text.iter().any(|t| t.contains("plus 3 its in-place transforms hold")), "{text:?}");
+    }
+
+    #[test]
+    fn a_copying_transform_splits_the_chain_and_its_compression_sizes_the_next_pipe() {
+        let copy_in =
+            bytes(&one(item(MemoryType::KERNEL_NONPAGED)
+                .with_optimal_range(FramingRange::new(1, u32::MAX))));
+        let quarter = |flags| {
+            let framing = one(item(MemoryType::KERNEL_NONPAGED)
+                .with_flags(flags)
+                .with_optimal_range(FramingRange::new(1, u32::MAX)))
+            .with_compression(Compression::new(1, 4, 16));
+            bytes(&framing)
+        };
+        let chain = Chain {
+            source: capture(4000),
+            transforms: vec![(copy_in.clone(), quarter(ItemFlags::MUST_ALLOCATE))],
+            sink: bytes(&sink()),
+        };
+        let plan = plan_chain(&chain.filters()).unwrap();
+        let pipes: Vec<_> = plan.pipes().collect();
+        assert_eq!(pipes.len(), 2);
+        assert_eq!(pipes[0].plan.framing.frame_size, 4000);
+        // ceil(4000 / 4) + 16.
+        assert_eq!(pipes[1].plan.framing.frame_size, 1016);
+        assert_eq!(pipes[1].owner, "t0.out");
+        assert!(pipes[1].reasons().any(|r| matches!(r, PipeReason::Compressed { from: 4000, .. })));
+
+        // A sink that cannot take the compressed size: the output pipe's own ranges decide,
+        // unless an item insists on the ratio.
+        let picky = bytes(&one(sized(MemoryType::KERNEL_NONPAGED, 2048)));
+        let chain = Chain {
+            source: capture(4000),
+            transforms: vec![(copy_in.clone(), quarter(ItemFlags::empty()))],
+            sink: picky.clone(),
+        };
+        let plan = plan_chain(&chain.filters()).unwrap();
+        let second = plan.pipes().nth(1).unwrap();
+        assert_eq!(second.plan.framing.frame_size, 2048);
+        assert!(
+            second.reasons().any(|r| matches!(r, PipeReason::CompressionNotKept { wanted: 1016 }))
+        );
+        let chain = Chain {
+            source: capture(4000),
+            transforms: vec![(copy_in, quarter(ItemFlags::INSIST_ON_FRAMESIZE_RATIO))],
+            sink: picky,
+        };
+        let error = plan_chain(&chain.filters()).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                PipeError::Pipe {
+                    first: "t0.out",
+                    last: "sink.in",
+                    error: NegotiationError::CompressionImpossible { .. }
+                }
+            ),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn two_pins_of_one_pipe_that_must_allocate_are_named() {
+        let greedy = bytes(&one(item(MemoryType::KERNEL_NONPAGED)
+            .with_flags(ItemFlags::INPLACE_MODIFIER | ItemFlags::MUST_ALLOCATE)
+            .with_optimal_range(FramingRange::new(1, u32::MAX))));
+        let must_sink = bytes(&one(item(MemoryType::KERNEL_NONPAGED)
+            .with_flags(ItemFlags::MUST_ALLOCATE)
+            .with_optimal_range(FramingRange::new(1, u32::MAX))));
+        let chain = Chain {
+            source: bytes(&one(sized(MemoryType::KERNEL_NONPAGED, 4096))),
+            transforms: vec![(greedy.clone(), greedy)],
+            sink: must_sink,
+        };
+        let error = plan_chain(&chain.filters()).unwrap_err();
+        assert_eq!(error, PipeError::BothMustAllocate { first: "t0.in", second: "t0.out" });
+        assert_eq!(
+            error.to_string(),
+            "t0.in and t0.out are in one pipe and both must allocate its frames"
+        );
+    }
+
+    #[test]
+    fn an_in_place_transform_s_input_range_bounds_the_pipe() {
+        // The transform takes at most 2000 bytes: the capture pin's 4096-byte frames cannot pass.
+        let small = bytes(&one(item(MemoryType::KERNEL_NONPAGED)
+            .with_flags(ItemFlags::INPLACE_MODIFIER)
+            .with_optimal_range(FramingRange::new(1, 2000))
+            .with_physical_range(FramingRange::new(1, 2000))));
+        let chain = Chain {
+            source: capture(4096),
+            transforms: vec![(small.clone(), small)],
+            sink: bytes(&sink()),
+        };
+        let error = plan_chain(&chain.filters()).unwrap_err();
+        assert!(
+            matches!(error, PipeError::Pipe { first: "source.out", last: "sink.in", .. }),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn chains_that_are_not_chains_are_refused() {
+        let any = bytes(&sink());
+        let source = ChainFilter::Source { output: pin("a.out", &any) };
+        let sink = ChainFilter::Sink { input: pin("b.in", &any) };
+        assert_eq!(plan_chain(&[source]).unwrap_err(), PipeError::Shape);
+        assert_eq!(plan_chain(&[sink, source]).unwrap_err(), PipeError::Shape);
+        assert_eq!(plan_chain(&[source, source, sink]).unwrap_err(), PipeError::Shape);
+        let long = [
+            source,
+            ChainFilter::Transform { input: pin("t.in", &any), output: pin("t.out", &any) },
+        ];
+        let mut filters: Vec<_> = long.iter().copied().cycle().skip(1).take(8).collect();
+        filters.insert(0, source);
+        filters.push(sink);
+        assert_eq!(plan_chain(&filters).unwrap_err(), PipeError::Shape, "longer than MAX_CHAIN");
+    }
+
+    #[test]
+    fn microsoft_sample_framings_plan_as_they_negotiate() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/framings");
+        let framings: Vec<Vec<u8>> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| std::fs::read(entry.unwrap().path()).unwrap())
+            .filter(|bytes| FramingExView::parse(bytes).is_ok())
+            .collect();
+        assert!(framings.len() >= 9);
+        for upstream in &framings {
+            for downstream in &framings {
+                let filters = [
+                    ChainFilter::Source { output: pin("u.out", upstream) },
+                    ChainFilter::Sink { input: pin("d.in", downstream) },
+                ];
+                let pair = negotiate(
+                    &FramingExView::parse(upstream).unwrap(),
+                    &FramingExView::parse(downstream).unwrap(),
+                );
+                match (plan_chain(&filters), pair) {
+                    (Ok(chain), Ok(pair)) => assert_eq!(chain.pipes().next().unwrap().plan, pair),
+                    (Err(PipeError::Pipe { error, .. }), Err(pair)) => assert_eq!(error, pair),
+                    (chain, pair) => panic!("{chain:?} / {pair:?}"),
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: if cfg!(miri) { 16 } else { 2000 }, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// The two-pin negotiation is the one-connection case of the planner.
+        #[test]
+        fn one_connection_is_the_pair_negotiation(u in prop::collection::vec(arb_item(), 1..=3), d in prop::collection::vec(arb_item(), 1..=3)) {
+            let (ub, db) = (framing_bytes(&u), framing_bytes(&d));
+            let filters = [
+                ChainFilter::Source { output: pin("u.out", &ub) },
+                ChainFilter::Sink { input: pin("d.in", &db) },
+            ];
+            let pair = negotiate(&FramingExView::parse(&ub).unwrap(), &FramingExView::parse(&db).unwrap());
+            match (plan_chain(&filters), pair) {
+                (Ok(chain), Ok(pair)) => {
+                    let pipe = chain.pipes().next().unwrap();
+                    prop_assert_eq!(pipe.plan, pair);
+                    let owner = if pair.owner == Side::Upstream { "u.out" } else { "d.in" };
+                    prop_assert_eq!(pipe.owner, owner);
+                }
+                (Err(PipeError::Pipe { error, .. }), Err(pair)) => prop_assert_eq!(error, pair),
+                (chain, pair) => prop_assert!(false, "{:?} / {:?}", chain, pair),
+            }
+        }
+
+        /// Every chain plan is consistent: the pipes cover the connections in order, each pipe's
+        /// chosen items are items of its pins, every pin's chosen item accepts the pipe's memory
+        /// type, its frames are at least each pin's request, and its create request is valid.
+        #[test]
+        fn chain_plans_are_consistent(
+            source in prop::collection::vec(arb_item(), 1..=2),
+            transforms in prop::collection::vec((prop::collection::vec(arb_item(), 1..=2), prop::collection::vec(arb_item(), 1..=2)), 0..=3),
+            sink in prop::collection::vec(arb_item(), 1..=2),
+        ) {
+            let chain = Chain {
+                source: framing_bytes(&source),
+                transforms: transforms.iter().map(|(i, o)| (framing_bytes(i), framing_bytes(o))).collect(),
+                sink: framing_bytes(&sink),
+            };
+            let filters = chain.filters();
+            if let Ok(plan) = plan_chain(&filters) {
+                let mut next = 0;
+                for pipe in plan.pipes() {
+                    prop_assert_eq!(pipe.first_connection, next);
+                    prop_assert!(pipe.last_connection >= pipe.first_connection);
+                    next = pipe.last_connection + 1;
+                    prop_assert!(pipe.plan.framing.check(ks_allocator::framing::LegacyRole::Request).is_ok());
+                    prop_assert!(pipe.pins().any(|(name, _)| name == pipe.owner));
+                    for (name, index) in pipe.pins() {
+                        let framing = filters
+                            .iter()
+                            .flat_map(|f| match *f {
+                                ChainFilter::Source { output } => vec![output],
+                                ChainFilter::Transform { input, output } => vec![input, output],
+                                ChainFilter::Sink { input } => vec![input],
+                            })
+                            .find(|pin| pin.name == name)
+                            .unwrap()
+                            .framing;
+                        let item = framing.item(index).unwrap();
+                        prop_assert!(pipe.plan.framing.frames >= item.frames, "{} asks for {}", name, item.frames);
+                    }
+                }
+                prop_assert_eq!(next, filters.len() - 1, "every connection is in a pipe");
+            }
+        }
+    }
+}

@@ -7,13 +7,19 @@
 //! own allocator refuses for its size (the owner holds its frames). Swapping the sides,
 //! without compression, changes only the placement: the same framing and memory type, or the
 //! same kind of failure.
+//!
+//! Chains too: the two framings as a source and a sink plan exactly as they negotiate, and as a
+//! source, an in-place or copying transform (the first framing on both of its pins) and a sink
+//! they plan without panicking into pipes that cover every connection, each with a valid create
+//! request.
 
 #![no_main]
 
 use ks_allocator::{
     PinConstraints, PoolConfig,
-    framing::{Compression, FramingExView, FramingItem, FramingRange, ItemFlags},
+    framing::{Compression, FramingExView, FramingItem, FramingRange, ItemFlags, LegacyRole},
     negotiate,
+    negotiate::{ChainFilter, ChainPin, PipeError, plan_chain},
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -62,6 +68,35 @@ fuzz_target!(|data: &[u8]| {
         for reason in plan.reasons() {
             let _ = reason.to_string();
         }
+    }
+    // The one-connection chain is the pair negotiation.
+    let pin = |name, framing| ChainPin { name, framing };
+    let pair = [
+        ChainFilter::Source { output: pin("u.out", upstream) },
+        ChainFilter::Sink { input: pin("d.in", downstream) },
+    ];
+    match (plan_chain(&pair), &forward) {
+        (Ok(chain), Ok(plan)) => assert_eq!(chain.pipes().next().map(|p| p.plan), Some(*plan)),
+        (Err(PipeError::Pipe { error, .. }), Err(expected)) => assert_eq!(error, *expected),
+        (chain, expected) => panic!("{chain:?} / {expected:?}"),
+    }
+    // A transform between them, with the upstream framing on both of its pins.
+    let chain = [
+        ChainFilter::Source { output: pin("u.out", upstream) },
+        ChainFilter::Transform { input: pin("t.in", upstream), output: pin("t.out", upstream) },
+        ChainFilter::Sink { input: pin("d.in", downstream) },
+    ];
+    if let Ok(plan) = plan_chain(&chain) {
+        let mut next = 0;
+        for pipe in plan.pipes() {
+            assert_eq!(pipe.first_connection, next);
+            next = pipe.last_connection + 1;
+            assert!(pipe.plan.framing.check(LegacyRole::Request).is_ok(), "{pipe:?}");
+            for reason in pipe.reasons() {
+                let _ = reason.to_string();
+            }
+        }
+        assert_eq!(next, 2, "every connection is in a pipe");
     }
     if plain {
         match (&forward, &backward) {

@@ -45,11 +45,16 @@
 //! items before it do not.
 
 mod client;
+mod pipes;
 mod reason;
 mod size;
 
 pub use client::{
     CLIENT_DEFAULT_FRAMES, ClientError, ClientPlan, ClientRefusal, plan_for_user_client,
+};
+pub use pipes::{
+    ChainFilter, ChainPin, ChainPlan, MAX_CHAIN, MAX_COMBINATIONS, MAX_PIPE_PINS, Pipe, PipeError,
+    PipeReason, plan_chain,
 };
 pub use reason::{NegotiationError, Ownership, Reason, Side, SizeBasis};
 
