@@ -25,9 +25,48 @@ ks_opaque! {
     KSCOMPONENTID,
     /// `KSATTRIBUTE_LIST`: attribute ranges of a data range.
     KSATTRIBUTE_LIST,
-    /// `KSPROCESSPIN_INDEXENTRY`: the process pins of one pin factory.
-    KSPROCESSPIN_INDEXENTRY,
 }
+
+ks_struct! {
+    /// `KSPROCESSPIN`: one pin as a filter-centric `Process` callback sees it: the leading edge
+    /// of its queue, locked, and the bytes it offers.
+    pub struct KSPROCESSPIN (size 64, align 8) {
+        /// The pin.
+        pub Pin: *mut KSPIN => 0,
+        /// Its leading edge.
+        pub StreamPointer: crate::PKSSTREAM_POINTER => 8,
+        /// The process pin whose frames this one shares in place, or NULL.
+        pub InPlaceCounterpart: *mut KSPROCESSPIN => 16,
+        /// The process pin that delegates to this one, or NULL.
+        pub DelegateBranch: *mut KSPROCESSPIN => 24,
+        /// The process pin this one's frames are copied from, or NULL.
+        pub CopySource: *mut KSPROCESSPIN => 32,
+        /// The data at the leading edge.
+        pub Data: PVOID => 40,
+        /// Bytes there.
+        pub BytesAvailable: ULONG => 48,
+        /// Bytes the filter used (set by the filter).
+        pub BytesUsed: ULONG => 52,
+        /// Flags of the frame at the leading edge (`KSSTREAM_HEADER_OPTIONSF_*`).
+        pub Flags: ULONG => 56,
+        /// Set by the filter: complete the frame whatever `BytesUsed` says.
+        pub Terminate: BOOLEAN => 60,
+    }
+}
+/// Pointer to a [`KSPROCESSPIN`].
+pub type PKSPROCESSPIN = *mut KSPROCESSPIN;
+
+ks_struct! {
+    /// `KSPROCESSPIN_INDEXENTRY`: the process pins of one pin factory.
+    pub struct KSPROCESSPIN_INDEXENTRY (size 16, align 8) {
+        /// The pins (`Count` of them).
+        pub Pins: *mut PKSPROCESSPIN => 0,
+        /// How many.
+        pub Count: ULONG => 8,
+    }
+}
+/// Pointer to a [`KSPROCESSPIN_INDEXENTRY`].
+pub type PKSPROCESSPIN_INDEXENTRY = *mut KSPROCESSPIN_INDEXENTRY;
 
 ks_struct! {
     /// `KSP_PIN`: a property request that names a pin factory (what an intersect handler
