@@ -863,6 +863,31 @@ mod chains {
         );
     }
 
+    /// Found by the fuzz target: an invalid framing is reported as the pair negotiation reports
+    /// it (the framing's first error, on its side), whatever the pipe's length.
+    #[test]
+    fn an_invalid_framing_is_reported_as_the_pair_negotiation_reports_it() {
+        let inverted = bytes(&one(item(MemoryType::KERNEL_NONPAGED)
+            .with_optimal_range(FramingRange::new(4_255_318_016, 39_387_135))));
+        let chain = Chain { source: capture(4096), transforms: vec![], sink: inverted.clone() };
+        let pair = negotiate(
+            &FramingExView::parse(&chain.source).unwrap(),
+            &FramingExView::parse(&inverted).unwrap(),
+        )
+        .unwrap_err();
+        assert!(matches!(pair, NegotiationError::InvalidFraming { side: Side::Downstream, .. }));
+        let error = plan_chain(&chain.filters()).unwrap_err();
+        assert_eq!(error, PipeError::Pipe { first: "source.out", last: "sink.in", error: pair });
+        // In a pipe of four pins, likewise.
+        let chain = Chain {
+            source: capture(4096),
+            transforms: vec![(in_place(2), in_place(2))],
+            sink: inverted,
+        };
+        let error = plan_chain(&chain.filters()).unwrap_err();
+        assert_eq!(error, PipeError::Pipe { first: "source.out", last: "sink.in", error: pair });
+    }
+
     #[test]
     fn chains_that_are_not_chains_are_refused() {
         let any = bytes(&sink());

@@ -471,18 +471,28 @@ fn plan_pipe<'a>(
 ) -> Result<(AllocatorPlan, PinChoices<'a>, Option<PipeReason<'a>>), PipeError<'a>> {
     let last = members.last().map_or(first.name, |m| m.pin.name);
     let failed = |error| PipeError::Pipe { first: first.name, last, error };
-    let merged = merged(first.name, members)?;
-    let Some(items) = merged.items.get(..merged.count) else { return Err(PipeError::Shape) };
-    if items.is_empty() {
-        return Err(merged
-            .conflict
-            .unwrap_or_else(|| failed(NegotiationError::MemoryTypesDisjoint)));
+    // Every framing is checked first, as the pair negotiation checks its two.
+    let invalid = |side| move |finding| failed(NegotiationError::InvalidFraming { side, finding });
+    first.framing.check().map_err(invalid(Side::Upstream))?;
+    for member in members {
+        member.pin.framing.check().map_err(invalid(Side::Downstream))?;
     }
-    // One pin after the first: its own framing, so that the plan is the pair negotiation's.
+    // One pin after the first: its own framing, so that the plan is the pair negotiation's;
+    // more: their items merged (rule 3).
     let single = members.len() == 1 && !members.iter().any(|m| m.in_place_only);
-    let rest = match (single, members.first()) {
-        (true, Some(member)) => member.pin.framing,
-        _ => FramingExView::from_parts(Compression::IDENTITY, items).ok_or(PipeError::Shape)?,
+    let merged = if single { None } else { Some(merged(first.name, members)?) };
+    let rest = match (&merged, members.first()) {
+        (None, Some(member)) => member.pin.framing,
+        (Some(merged), _) => {
+            let items = merged.items.get(..merged.count).unwrap_or_default();
+            if items.is_empty() {
+                return Err(merged
+                    .conflict
+                    .unwrap_or_else(|| failed(NegotiationError::MemoryTypesDisjoint)));
+            }
+            FramingExView::from_parts(Compression::IDENTITY, items).ok_or(PipeError::Shape)?
+        }
+        (None, None) => return Err(PipeError::Shape),
     };
     let mut storage = [FramingItem::new(crate::framing::MemoryType::DONT_CARE); 64];
     let (plan, reason) = match input {
@@ -520,15 +530,14 @@ fn plan_pipe<'a>(
         *slot = Some((first.name, plan.upstream_item));
     }
     for (index, member) in members.iter().enumerate() {
-        let item = if single {
-            plan.downstream_item
-        } else {
-            merged
+        let item = match &merged {
+            None => plan.downstream_item,
+            Some(merged) => merged
                 .choices
                 .get(plan.downstream_item)
                 .and_then(|choice| choice.get(index))
                 .copied()
-                .unwrap_or(0)
+                .unwrap_or(0),
         };
         if let Some(slot) = pins.get_mut(index + 1) {
             *slot = Some((member.pin.name, item));
