@@ -428,32 +428,21 @@ fn merged<'a>(first: &'a str, members: &[Member<'a>]) -> Result<Merged<'a>, Pipe
     Ok(out)
 }
 
-/// A framing with one item of `pin`'s whose optimal range is exactly `size` (rule 6), kept in
-/// `storage`.
-fn exact<'s>(
-    pin: &ChainPin<'_>,
-    size: u32,
-    storage: &'s mut [FramingItem; 64],
-) -> Option<FramingExView<'s>> {
-    let mut count = 0;
-    for item in pin.framing.items() {
-        let slot = storage.get_mut(count)?;
-        *slot = item.with_optimal_range(FramingRange::new(size, size));
-        count += 1;
-    }
-    FramingExView::from_parts(Compression::IDENTITY, storage.get(..count)?)
-}
-
-/// `pin`'s framing with its compression taken as the identity (a copying transform's output
-/// ranges are its own frames' sizes, rule 6), kept in `storage`.
+/// `pin`'s framing as the first pin of a pipe after a copying transform (rule 6): its
+/// compression taken as the identity (its ranges are its own frames' sizes) and, with `size`,
+/// every item's optimal range exactly that size; kept in `storage`.
 fn own_sizes<'s>(
     pin: &ChainPin<'_>,
+    size: Option<u32>,
     storage: &'s mut [FramingItem; 64],
 ) -> Option<FramingExView<'s>> {
     let mut count = 0;
     for item in pin.framing.items() {
         let slot = storage.get_mut(count)?;
-        *slot = item;
+        *slot = match size {
+            Some(size) => item.with_optimal_range(FramingRange::new(size, size)),
+            None => item,
+        };
         count += 1;
     }
     FramingExView::from_parts(Compression::IDENTITY, storage.get(..count)?)
@@ -504,7 +493,7 @@ fn plan_pipe<'a>(
                 .items()
                 .any(|i| i.flags.contains(ItemFlags::INSIST_ON_FRAMESIZE_RATIO))
                 || rest.items().any(|i| i.flags.contains(ItemFlags::INSIST_ON_FRAMESIZE_RATIO));
-            let at_ratio = exact(&first, wanted, &mut storage)
+            let at_ratio = own_sizes(&first, Some(wanted), &mut storage)
                 .and_then(|view| negotiate(&view, &rest).ok())
                 .filter(|plan| plan.framing.frame_size == wanted);
             match at_ratio {
@@ -518,7 +507,7 @@ fn plan_pipe<'a>(
                     }));
                 }
                 None => {
-                    let own = own_sizes(&first, &mut storage).ok_or(PipeError::Shape)?;
+                    let own = own_sizes(&first, None, &mut storage).ok_or(PipeError::Shape)?;
                     let plan = negotiate(&own, &rest).map_err(failed)?;
                     (plan, Some(PipeReason::CompressionNotKept { wanted }))
                 }
