@@ -824,6 +824,42 @@ mod chains {
     }
 
     #[test]
+    fn a_conflict_after_a_copying_transform_is_reported_as_itself_not_as_the_compression() {
+        let copy_in =
+            bytes(&one(item(MemoryType::KERNEL_NONPAGED)
+                .with_optimal_range(FramingRange::new(1, u32::MAX))));
+        let quarter = bytes(
+            &one(item(MemoryType::KERNEL_NONPAGED)
+                .with_flags(ItemFlags::MUST_ALLOCATE | ItemFlags::INSIST_ON_FRAMESIZE_RATIO)
+                .with_optimal_range(FramingRange::new(1, u32::MAX)))
+            .with_compression(Compression::new(1, 4, 0)),
+        );
+        let owner = |memory_type| {
+            bytes(&one(item(memory_type)
+                .with_flags(ItemFlags::MUST_ALLOCATE)
+                .with_optimal_range(FramingRange::new(1, u32::MAX))))
+        };
+        // The compressed size fits the sink; what fails is ownership, then memory.
+        for (sink, expected) in [
+            (owner(MemoryType::KERNEL_NONPAGED), "both sides must allocate"),
+            (owner(MemoryType::KERNEL_PAGED), "no pair of items"),
+        ] {
+            let chain = Chain {
+                source: capture(4000),
+                transforms: vec![(copy_in.clone(), quarter.clone())],
+                sink,
+            };
+            let error = plan_chain(&chain.filters()).unwrap_err();
+            assert!(
+                matches!(error, PipeError::Pipe { first: "t0.out", last: "sink.in", error }
+                    if !matches!(error, NegotiationError::CompressionImpossible { .. })),
+                "{error}"
+            );
+            assert!(error.to_string().contains(expected), "{error}");
+        }
+    }
+
+    #[test]
     fn two_pins_of_one_pipe_that_must_allocate_are_named() {
         let greedy = bytes(&one(item(MemoryType::KERNEL_NONPAGED)
             .with_flags(ItemFlags::INPLACE_MODIFIER | ItemFlags::MUST_ALLOCATE)

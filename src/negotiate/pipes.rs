@@ -493,9 +493,15 @@ fn plan_pipe<'a>(
                 .items()
                 .any(|i| i.flags.contains(ItemFlags::INSIST_ON_FRAMESIZE_RATIO))
                 || rest.items().any(|i| i.flags.contains(ItemFlags::INSIST_ON_FRAMESIZE_RATIO));
-            let at_ratio = own_sizes(&first, Some(wanted), &mut storage)
-                .and_then(|view| negotiate(&view, &rest).ok())
-                .filter(|plan| plan.framing.frame_size == wanted);
+            let at_ratio = match own_sizes(&first, Some(wanted), &mut storage)
+                .map(|view| negotiate(&view, &rest))
+            {
+                Some(Ok(plan)) => Some(plan).filter(|plan| plan.framing.frame_size == wanted),
+                // A conflict that is not about sizes (memory, ownership, ...) is the pipe's,
+                // whatever its size: reported as it is, not as a compression that failed.
+                Some(Err(error)) if !about_size(&error) => return Err(failed(error)),
+                Some(Err(_)) | None => None,
+            };
             match at_ratio {
                 Some(plan) => (plan, Some(PipeReason::Compressed { from, compression, insist })),
                 None if insist => {
@@ -533,6 +539,19 @@ fn plan_pipe<'a>(
         }
     }
     Ok((plan, pins, reason))
+}
+
+/// Whether a pair negotiation failed over frame sizes (which a pipe after a copying transform
+/// may retry with its own ranges) rather than over memory, ownership or the framings.
+const fn about_size(error: &NegotiationError) -> bool {
+    matches!(
+        error,
+        NegotiationError::RangesDisjoint { .. }
+            | NegotiationError::OwnerCannotHold { .. }
+            | NegotiationError::CompressionImpossible { .. }
+            | NegotiationError::NoFrameSize
+            | NegotiationError::InvalidPlan(_)
+    )
 }
 
 /// The pin of `pins` whose allocator serves a pipe whose plan names `side` the owner (rule 4):
