@@ -440,9 +440,10 @@ fn de_alignment<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error>
     }
 }
 
+/// A framing in the JSON form (the book's test engineer guide): `compression` and `items`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct JsonFraming {
+pub struct JsonFraming {
     #[serde(default)]
     compression: Option<JsonCompression>,
     items: Vec<JsonItem>,
@@ -477,63 +478,77 @@ fn json_error(error: &serde_json::Error, path: Option<&str>) -> String {
     message
 }
 
-fn json(text: &str) -> Result<Owned, String> {
+/// Parses `text` as one JSON value of type `T`: an error names the line, the field's path and
+/// the column of the field's key; anything after the value is an error, not ignored.
+pub fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
     let mut deserializer = serde_json::Deserializer::from_str(text);
-    let framing: JsonFraming =
-        serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-            // A syntax error has no meaningful field path (serde_path_to_error shows the place
-            // it stopped at as `items[0].?`); a data error names the field, and is placed at
-            // the field's key: serde_json places errors of a value it has already read after the
-            // whitespace that follows, often on the next line.
-            let inner = error.inner();
-            let path = error.path().to_string();
-            if inner.classify() != serde_json::error::Category::Data || path == "." {
-                return json_error(inner, None);
+    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        // A syntax error has no meaningful field path (serde_path_to_error shows the place
+        // it stopped at as `items[0].?`); a data error names the field, and is placed at
+        // the field's key: serde_json places errors of a value it has already read after the
+        // whitespace that follows, often on the next line.
+        let inner = error.inner();
+        let path = error.path().to_string();
+        if inner.classify() != serde_json::error::Category::Data || path == "." {
+            return json_error(inner, None);
+        }
+        let key = match error.path().iter().next_back() {
+            Some(serde_path_to_error::Segment::Map { key }) => Some(key.as_str()),
+            _ => None,
+        };
+        match key.and_then(|key| key_position(text, inner.line(), inner.column(), key)) {
+            Some((line, column)) => {
+                let message = inner.to_string();
+                let suffix = format!(" at line {} column {}", inner.line(), inner.column());
+                let message = message.strip_suffix(&suffix).unwrap_or(&message);
+                format!("line {line}: {path}: {message} (column {column})")
             }
-            let key = match error.path().iter().next_back() {
-                Some(serde_path_to_error::Segment::Map { key }) => Some(key.as_str()),
-                _ => None,
-            };
-            match key.and_then(|key| key_position(text, inner.line(), inner.column(), key)) {
-                Some((line, column)) => {
-                    let message = inner.to_string();
-                    let suffix = format!(" at line {} column {}", inner.line(), inner.column());
-                    let message = message.strip_suffix(&suffix).unwrap_or(&message);
-                    format!("line {line}: {path}: {message} (column {column})")
-                }
-                None => json_error(inner, Some(&path)),
-            }
-        })?;
-    // Anything after the object (a second object, stray text) is an error, not ignored.
+            None => json_error(inner, Some(&path)),
+        }
+    })?;
+    // Anything after the value (a second object, stray text) is an error, not ignored.
     deserializer.end().map_err(|error| json_error(&error, None))?;
-    if framing.items.is_empty() {
-        return Err("items: a framing needs at least one item".to_owned());
+    Ok(value)
+}
+
+fn json(text: &str) -> Result<Owned, String> {
+    parse_json::<JsonFraming>(text)?.into_owned().map_err(|e| format!("items: {e}"))
+}
+
+impl JsonFraming {
+    /// The framing's items and compression; an empty item list is refused.
+    pub fn into_owned(self) -> Result<Owned, String> {
+        if self.items.is_empty() {
+            return Err("a framing needs at least one item".to_owned());
+        }
+        let items = self
+            .items
+            .into_iter()
+            .map(|i| {
+                let mut item = FramingItem::new(i.memory_type)
+                    .with_bus(i.bus_type)
+                    .with_flags(i.flags)
+                    .with_frames(i.frames)
+                    .with_alignment(i.alignment)
+                    .with_weight(i.weight);
+                if let Some(r) = i.physical_range {
+                    item = item.with_physical_range(
+                        FramingRange::new(r.min, r.max).with_stepping(r.stepping),
+                    );
+                }
+                if let Some(r) = i.optimal_range {
+                    item = item.with_optimal_range(
+                        FramingRange::new(r.min, r.max).with_stepping(r.stepping),
+                    );
+                }
+                item
+            })
+            .collect();
+        let compression = self.compression.map_or(Compression::IDENTITY, |c| {
+            Compression::new(c.numerator, c.denominator, c.margin)
+        });
+        Ok(Owned { compression, items })
     }
-    let items = framing
-        .items
-        .into_iter()
-        .map(|i| {
-            let mut item = FramingItem::new(i.memory_type)
-                .with_bus(i.bus_type)
-                .with_flags(i.flags)
-                .with_frames(i.frames)
-                .with_alignment(i.alignment)
-                .with_weight(i.weight);
-            if let Some(r) = i.physical_range {
-                item = item
-                    .with_physical_range(FramingRange::new(r.min, r.max).with_stepping(r.stepping));
-            }
-            if let Some(r) = i.optimal_range {
-                item = item
-                    .with_optimal_range(FramingRange::new(r.min, r.max).with_stepping(r.stepping));
-            }
-            item
-        })
-        .collect();
-    let compression = framing
-        .compression
-        .map_or(Compression::IDENTITY, |c| Compression::new(c.numerator, c.denominator, c.margin));
-    Ok(Owned { compression, items })
 }
 
 #[cfg(test)]

@@ -5,6 +5,8 @@
 //!   `DECLARE_SIMPLE_FRAMING_EX` line), then every error and warning the validator finds.
 //! - `ksalloc framing negotiate [--json] UPSTREAM DOWNSTREAM` prints the allocator plan for two
 //!   connected pins and the reason for each choice.
+//! - `ksalloc framing pipes [--json] GRAPH` prints the pipes of a chain of filters: each
+//!   pipe's pins, the owner of its allocator, its frames and sizes, and the reasons.
 //! - `ksalloc capture [--format F] [--frames N] [--png FILE] [--json] [--fail-every K]
 //!   [--speed X]` loads the sample capture driver in the user-mode host, streams it to a sink
 //!   that checks every frame, and reports the plan, deliveries, drops, latency, allocator
@@ -31,6 +33,7 @@ mod capture;
 mod decode;
 mod input;
 mod negotiate;
+mod pipes;
 
 /// Exit status of a usage error (`EX_USAGE` of sysexits.h), apart from the input's own 0-2.
 const EXIT_USAGE: u8 = 64;
@@ -80,6 +83,24 @@ enum FramingCommand {
     /// guide), or a DECLARE_SIMPLE_FRAMING_EX(...) line pasted from C source. Exit status: 0 a plan, 1 the
     /// framings cannot be reconciled (the conflict is named), 2 unreadable input.
     Negotiate(NegotiateArgs),
+    /// Plan the pipes (allocators) of a chain of filters.
+    ///
+    /// GRAPH (or - for standard input) is JSON: `{"filters": [{"name": "cap", "pins": [{"name":
+    /// "out", "flow": "out", "framing": F}]}, ...], "connections": [["cap.out", "ovl.in"],
+    /// ...]}`, each F a framing in the JSON form `framing negotiate` reads. Prints each pipe's
+    /// pins, owner, frames, frame size, alignment, memory and pool type and the reason for each
+    /// choice. Exit status: 0 a plan, 1 the chain cannot be planned (the pins in conflict are
+    /// named) or the connections do not make a chain, 2 unreadable input.
+    Pipes(PipesArgs),
+}
+
+#[derive(Debug, Args)]
+struct PipesArgs {
+    /// Print the pipes, or the failure, as one JSON object.
+    #[arg(long)]
+    json: bool,
+    /// The graph: a JSON file, or - for standard input.
+    graph: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -169,6 +190,20 @@ fn negotiate(args: &NegotiateArgs) -> Result<String, Failure> {
     negotiate::run(&upstream, &downstream, args.json)
 }
 
+fn pipes(args: &PipesArgs) -> Result<String, Failure> {
+    let bytes = read_input(&args.graph)?;
+    let text = std::str::from_utf8(&bytes).map_err(|e| {
+        Failure::unreadable(format!("{}: not UTF-8 text: {e}", args.graph.display()))
+    })?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    pipes::run(text, args.json).map_err(|mut failure| {
+        if failure.status == decode::EXIT_UNREADABLE {
+            failure.message = format!("{}: {}", args.graph.display(), failure.message);
+        }
+        failure
+    })
+}
+
 fn decode(args: &DecodeArgs) -> Result<decode::Report, Failure> {
     let bytes = read_input(&args.file)?;
     let kind = if args.legacy {
@@ -221,6 +256,13 @@ fn main() -> ExitCode {
             Err(failure) => failure.report(args.json),
         },
         Command::Framing(FramingCommand::Negotiate(args)) => match negotiate(&args) {
+            Ok(plan) => {
+                print(&plan);
+                ExitCode::SUCCESS
+            }
+            Err(failure) => failure.report(args.json),
+        },
+        Command::Framing(FramingCommand::Pipes(args)) => match pipes(&args) {
             Ok(plan) => {
                 print(&plan);
                 ExitCode::SUCCESS

@@ -36,7 +36,7 @@ pub fn run(upstream: &Owned, downstream: &Owned, as_json: bool) -> Result<String
     }
 }
 
-fn conflict_name(error: &NegotiationError) -> &'static str {
+pub fn conflict_name(error: &NegotiationError) -> &'static str {
     match error {
         NegotiationError::InvalidFraming { .. } => "invalid_framing",
         NegotiationError::MemoryTypesDisjoint => "memory_types_disjoint",
@@ -51,7 +51,7 @@ fn conflict_name(error: &NegotiationError) -> &'static str {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub fn hex(bytes: &[u8]) -> String {
     let mut out = String::new();
     for (i, byte) in bytes.iter().enumerate() {
         if i > 0 && i % 4 == 0 {
