@@ -994,6 +994,119 @@ mod chains {
             }
         }
 
+        /// A chain whose transforms modify frames in place and accept whatever the others do
+        /// (any memory, any size, preferences only) plans like the pair of its ends: the same
+        /// items, size, alignment, memory, pool type, options and owner; frames as rule 5 counts
+        /// them.
+        #[test]
+        fn transparent_in_place_transforms_plan_like_the_pair_of_their_ends(
+            u in prop::collection::vec(arb_item(), 1..=2),
+            d in prop::collection::vec(arb_item(), 1..=2),
+            held in prop::collection::vec((0u32..4, 0u32..4), 1..=3),
+        ) {
+            let transparent = |frames| framing_bytes(&[item(MemoryType::DONT_CARE)
+                .with_flags(ItemFlags::INPLACE_MODIFIER | ItemFlags::PREFERENCES_ONLY)
+                .with_frames(frames)]);
+            let chain = Chain {
+                source: framing_bytes(&u),
+                transforms: held.iter().map(|&(i, o)| (transparent(i), transparent(o))).collect(),
+                sink: framing_bytes(&d),
+            };
+            let pair = negotiate(&FramingExView::parse(&chain.source).unwrap(), &FramingExView::parse(&chain.sink).unwrap());
+            match (plan_chain(&chain.filters()), pair) {
+                (Ok(plan), Ok(pair)) => {
+                    let pipes: Vec<_> = plan.pipes().collect();
+                    prop_assert_eq!(pipes.len(), 1);
+                    let pipe = pipes[0];
+                    let (f, p) = (pipe.plan.framing, pair.framing);
+                    prop_assert_eq!((f.frame_size, f.file_alignment, f.pool_type, f.flags), (p.frame_size, p.file_alignment, p.pool_type, p.flags));
+                    prop_assert_eq!(pipe.plan.memory_type, pair.memory_type);
+                    // Rule 5: the largest request of the pipe's pins (the transforms' among
+                    // them) plus what each transform holds.
+                    let own: u32 = held.iter().map(|&(i, o)| i.max(o)).sum();
+                    let largest = held.iter().map(|&(i, o)| i.max(o)).fold(p.frames, u32::max);
+                    prop_assert_eq!(f.frames, largest + own);
+                    let items: Vec<usize> = pipe.pins().map(|(_, item)| item).collect();
+                    prop_assert_eq!(items.first(), Some(&pair.upstream_item));
+                    prop_assert_eq!(items.last(), Some(&pair.downstream_item));
+                    let owner = if pair.owner == Side::Upstream { "source.out" } else { "sink.in" };
+                    prop_assert_eq!(pipe.owner, owner);
+                }
+                (Err(_), Err(_)) => {}
+                (chain, pair) => prop_assert!(false, "{:?} / {:?}", chain, pair),
+            }
+        }
+
+        /// The order of a chain's in-place transforms changes nothing of its pipe but which of
+        /// two pins that both prefer to allocate is named the owner.
+        #[test]
+        fn reversing_in_place_transforms_changes_nothing(
+            u in prop::collection::vec(arb_item(), 1..=2),
+            d in prop::collection::vec(arb_item(), 1..=2),
+            transforms in prop::collection::vec((arb_item(), arb_item()), 2..=3),
+        ) {
+            let in_place = |i: &FramingItem| framing_bytes(&[i.with_flags(i.flags | ItemFlags::INPLACE_MODIFIER)]);
+            let forward = Chain {
+                source: framing_bytes(&u),
+                transforms: transforms.iter().map(|(i, o)| (in_place(i), in_place(o))).collect(),
+                sink: framing_bytes(&d),
+            };
+            let backward = Chain {
+                source: forward.source.clone(),
+                transforms: forward.transforms.iter().rev().cloned().collect(),
+                sink: forward.sink.clone(),
+            };
+            match (plan_chain(&forward.filters()), plan_chain(&backward.filters())) {
+                (Ok(a), Ok(b)) => {
+                    let (a, b) = (a.pipes().next().unwrap(), b.pipes().next().unwrap());
+                    prop_assert_eq!(a.plan.framing, b.plan.framing);
+                    prop_assert_eq!(a.plan.memory_type, b.plan.memory_type);
+                    let ends = |p: &ks_allocator::negotiate::Pipe<'_>| {
+                        let items: Vec<usize> = p.pins().map(|(_, item)| item).collect();
+                        (items[0], items[items.len() - 1])
+                    };
+                    prop_assert_eq!(ends(a), ends(b));
+                }
+                (Err(_), Err(_)) => {}
+                (a, b) => prop_assert!(false, "{:?} / {:?}", a, b),
+            }
+        }
+
+        /// Through a copying transform and then one with the inverse ratio, a frame comes back
+        /// to its size, rounded up by at most what the two ceilings and margins add:
+        /// `s <= s'' <= s + (1 + m1) * d / n + 1 + m2`, each step exactly
+        /// `ceil(size * numerator / denominator) + margin`.
+        #[test]
+        fn compression_then_its_inverse_gives_the_size_back_within_the_margins(
+            size in 1u32..(1 << 22),
+            (n, d) in (1u32..16, 1u32..16),
+            (m1, m2) in (0u32..64, 0u32..64),
+        ) {
+            let any = FramingRange::new(1, u32::MAX);
+            let copy_in = framing_bytes(&[item(MemoryType::KERNEL_NONPAGED).with_optimal_range(any)]);
+            let out = |c| bytes(&one(item(MemoryType::KERNEL_NONPAGED)
+                .with_flags(ItemFlags::MUST_ALLOCATE | ItemFlags::INSIST_ON_FRAMESIZE_RATIO)
+                .with_optimal_range(any)).with_compression(c));
+            let chain = Chain {
+                source: capture(size),
+                transforms: vec![
+                    (copy_in.clone(), out(Compression::new(n, d, m1))),
+                    (copy_in, out(Compression::new(d, n, m2))),
+                ],
+                sink: bytes(&sink()),
+            };
+            let plan = plan_chain(&chain.filters()).unwrap();
+            let sizes: Vec<u64> = plan.pipes().map(|p| u64::from(p.plan.framing.frame_size)).collect();
+            let step = |s: u64, n: u32, d: u32, m: u32| (s * u64::from(n)).div_ceil(u64::from(d)) + u64::from(m);
+            let s = u64::from(size);
+            prop_assert_eq!(sizes.len(), 3);
+            prop_assert_eq!(sizes[0], s);
+            prop_assert_eq!(sizes[1], step(s, n, d, m1));
+            prop_assert_eq!(sizes[2], step(sizes[1], d, n, m2));
+            prop_assert!(sizes[2] >= s);
+            prop_assert!(sizes[2] <= s + (1 + u64::from(m1)) * u64::from(d) / u64::from(n) + 1 + u64::from(m2), "{:?}", sizes);
+        }
+
         /// Every chain plan is consistent: the pipes cover the connections in order, each pipe's
         /// chosen items are items of its pins, every pin's chosen item accepts the pipe's memory
         /// type, its frames are at least each pin's request, and its create request is valid.
