@@ -25,6 +25,11 @@ pub enum FrameProblem {
         /// The cell.
         cell: u32,
     },
+    /// A cell of the overlay's stamp is neither black nor white.
+    Stamp {
+        /// The cell.
+        cell: u32,
+    },
     /// A pixel has the wrong colour.
     Pixel {
         /// Column.
@@ -41,6 +46,9 @@ impl fmt::Display for FrameProblem {
         match *self {
             Self::Short { len, needed } => write!(f, "{len} bytes, a frame has {needed}"),
             Self::Barcode { cell } => write!(f, "barcode cell {cell} is neither black nor white"),
+            Self::Stamp { cell } => {
+                write!(f, "overlay stamp cell {cell} is neither black nor white")
+            }
             Self::Pixel { x, y, expected } => write!(
                 f,
                 "pixel ({x}, {y}) is not rgb({}, {}, {})",
@@ -94,16 +102,42 @@ fn shows(pixel: Stored, expected: Rgb, check_chroma: bool) -> bool {
 ///
 /// The first problem found.
 pub fn read_frame(format: &ImageFormat, data: &[u8]) -> Result<u32, FrameProblem> {
-    let needed = format.image_size();
+    read_frame_as(format, format, data)
+}
+
+/// A point of a picture drawn at `drawn`'s size, where a frame of `shown` (the same size, or
+/// scaled) shows it.
+fn place(drawn: &ImageFormat, shown: &ImageFormat, x: u32, y: u32) -> (u32, u32) {
+    let scale = |v: u32, to: u32, from: u32| {
+        #[expect(clippy::cast_possible_truncation, reason = "below `to`")]
+        let placed = (u64::from(v) * u64::from(to) / u64::from(from.max(1))) as u32;
+        placed
+    };
+    (scale(x, shown.width, drawn.width), scale(y, shown.height, drawn.height))
+}
+
+/// As [`read_frame`], for a picture drawn at `drawn`'s size and shown in a frame of `shown`
+/// (scaled by the scaling transform): every point is looked for where the scaling put it.
+///
+/// # Errors
+///
+/// The first problem found.
+pub fn read_frame_as(
+    drawn: &ImageFormat,
+    shown: &ImageFormat,
+    data: &[u8],
+) -> Result<u32, FrameProblem> {
+    let needed = shown.image_size();
     if data.len() < needed {
         return Err(FrameProblem::Short { len: data.len(), needed });
     }
-    let cell_width = (format.width / BARCODE_CELLS).max(1);
+    let at = |x: u32, y: u32| place(drawn, shown, x, y);
+    let cell_width = (drawn.width / BARCODE_CELLS).max(1);
     let mut number = 0u32;
     for cell in 0..BARCODE_CELLS {
-        let (x, y) = (cell * cell_width + cell_width / 2, BARCODE_ROWS / 2);
+        let (x, y) = at(cell * cell_width + cell_width / 2, BARCODE_ROWS / 2);
         let pixel =
-            stored(format, data, x, y).ok_or(FrameProblem::Short { len: data.len(), needed })?;
+            stored(shown, data, x, y).ok_or(FrameProblem::Short { len: data.len(), needed })?;
         let bit = if shows(pixel, WHITE, false) {
             1
         } else if shows(pixel, scene::BLACK, false) {
@@ -113,17 +147,59 @@ pub fn read_frame(format: &ImageFormat, data: &[u8]) -> Result<u32, FrameProblem
         };
         number = number << 1 | bit;
     }
-    let bar_width = format.width / 8;
-    let y = BARCODE_ROWS + 2;
+    let bar_width = drawn.width / 8;
     for (index, expected) in (0u32..).zip(BARS) {
         // The centre of a pixel pair, so that YUY2 chroma belongs to this bar.
-        let x = (index * bar_width + bar_width / 2) & !1;
-        check_pixel(format, data, x, y, expected)?;
+        let (x, y) = at(index * bar_width + bar_width / 2, BARCODE_ROWS + 2);
+        check_pixel(shown, data, x & !1, y, expected)?;
     }
-    let (left, top) = (scene::block_left(format.width, number), scene::block_top(format.height));
-    let centre = (left + BLOCK_SIZE / 2) & !1;
-    check_pixel(format, data, centre, top + BLOCK_SIZE / 2, WHITE)?;
+    let (left, top) = (scene::block_left(drawn.width, number), scene::block_top(drawn.height));
+    let (x, y) = at(left + BLOCK_SIZE / 2, top + BLOCK_SIZE / 2);
+    check_pixel(shown, data, x & !1, y, WHITE)?;
     Ok(number)
+}
+
+/// The time the overlay stamped on a frame (see [`scene`]), after checking its border, for a
+/// picture the overlay marked at `drawn`'s size and shown in a frame of `shown`.
+///
+/// # Errors
+///
+/// The first problem found: a border pixel not in [`scene::MARK_COLOR`], a stamp cell neither
+/// black nor white.
+pub fn read_mark(
+    drawn: &ImageFormat,
+    shown: &ImageFormat,
+    data: &[u8],
+) -> Result<u32, FrameProblem> {
+    let needed = shown.image_size();
+    if data.len() < needed {
+        return Err(FrameProblem::Short { len: data.len(), needed });
+    }
+    let at = |x: u32, y: u32| place(drawn, shown, x, y);
+    let (width, height) = (drawn.width, drawn.height);
+    for (x, y) in
+        [(width / 2, 0), (width / 2, height - 1), (0, height / 2), (width - 1, height / 2)]
+    {
+        let (x, y) = at(x, y);
+        check_pixel(shown, data, x, y, scene::MARK_COLOR)?;
+    }
+    let cell_width = (width / BARCODE_CELLS).max(1);
+    let row = scene::stamp_top(height) + scene::STAMP_ROWS / 2;
+    let mut seen = 0u32;
+    for cell in 0..BARCODE_CELLS {
+        let (x, y) = at(cell * cell_width + cell_width / 2, row);
+        let pixel =
+            stored(shown, data, x, y).ok_or(FrameProblem::Short { len: data.len(), needed })?;
+        let bit = if shows(pixel, WHITE, false) {
+            1
+        } else if shows(pixel, scene::BLACK, false) {
+            0
+        } else {
+            return Err(FrameProblem::Stamp { cell });
+        };
+        seen = seen << 1 | bit;
+    }
+    Ok(seen)
 }
 
 fn check_pixel(

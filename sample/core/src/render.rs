@@ -280,3 +280,139 @@ fn draw_row(
         }
     }
 }
+
+/// Fills `region` (clipped to the picture; widened to whole pixel pairs in YUY2) with `color`;
+/// `None`, with `out` untouched, if `out` is shorter than a frame.
+///
+/// # IRQL
+///
+/// Any (pure computation on `out`, which must be resident).
+pub fn fill(format: &ImageFormat, out: &mut [u8], region: Region, color: Rgb) -> Option<()> {
+    let image = out.get_mut(..format.image_size())?;
+    let (left, right) = match format.subtype {
+        Subtype::Rgb24 => (region.left, region.right.min(format.width)),
+        Subtype::Yuy2 => {
+            (region.left & !1, (region.right.saturating_add(1) & !1).min(format.width & !1))
+        }
+    };
+    let bytes_per_pixel = match format.subtype {
+        Subtype::Rgb24 => 3,
+        Subtype::Yuy2 => 2,
+    };
+    let stride = format.stride();
+    for y in region.top..region.bottom.min(format.height) {
+        let memory_row = match format.subtype {
+            Subtype::Yuy2 => y,
+            Subtype::Rgb24 => format.height - 1 - y,
+        };
+        let start = memory_row as usize * stride + left as usize * bytes_per_pixel;
+        let len = right.saturating_sub(left) as usize * bytes_per_pixel;
+        let Some(span) = image.get_mut(start..start + len) else { continue };
+        draw_row(format, span, y, left, right, |_, _| color);
+    }
+    Some(())
+}
+
+/// The overlay's mark (see [`scene`]): a border in [`scene::MARK_COLOR`] and a stamp of `seen`
+/// (the time the overlay saw the frame) above the bottom border, drawn over the picture in
+/// `out`; `None`, with `out` untouched, if `out` is shorter than a frame.
+///
+/// # IRQL
+///
+/// Any (pure computation on `out`, which must be resident).
+pub fn mark(format: &ImageFormat, out: &mut [u8], seen: u32) -> Option<()> {
+    if out.len() < format.image_size() {
+        return None;
+    }
+    let (width, height) = (format.width, format.height);
+    let cell_width = (width / BARCODE_CELLS).max(1);
+    let top = scene::stamp_top(height);
+    for cell in 0..BARCODE_CELLS {
+        let bit = BARCODE_CELLS - 1 - cell;
+        let color = if seen >> bit & 1 == 1 { WHITE } else { BLACK };
+        let right = if cell == BARCODE_CELLS - 1 { width } else { (cell + 1) * cell_width };
+        let region =
+            Region { left: cell * cell_width, top, right, bottom: top + scene::STAMP_ROWS };
+        fill(format, out, region, color)?;
+    }
+    let (rows, columns) = (scene::MARK_BORDER_ROWS, scene::MARK_BORDER_COLUMNS);
+    for region in [
+        Region { left: 0, top: 0, right: width, bottom: rows },
+        Region { left: 0, top: height.saturating_sub(rows), right: width, bottom: height },
+        Region { left: 0, top: 0, right: columns, bottom: height },
+        Region { left: width.saturating_sub(columns), top: 0, right: width, bottom: height },
+    ] {
+        fill(format, out, region, scene::MARK_COLOR)?;
+    }
+    Some(())
+}
+
+/// Halves a picture in both directions: each pixel of `output` (in `out_format`) the rounded
+/// average of the 2x2 pixels of `input` (in `in_format`) it replaces; YUY2 chroma the average of
+/// the four pixel pairs' chroma under an output pair. Returns the bytes written (the output's
+/// image size), or `None`, with `output` untouched, if the formats are not one subtype at
+/// exactly half the size, or a buffer is shorter than its frame.
+///
+/// Both storage orders work alike: RGB24 is bottom-up, so the output's memory row `r` holds the
+/// input's memory rows `2r` and `2r + 1` as YUY2's does.
+///
+/// # IRQL
+///
+/// Any (pure computation on both buffers, which must be resident).
+#[must_use]
+pub fn scale_half(
+    in_format: &ImageFormat,
+    input: &[u8],
+    out_format: &ImageFormat,
+    output: &mut [u8],
+) -> Option<usize> {
+    let halved = in_format.subtype as u8 == out_format.subtype as u8
+        && in_format.width == 2 * out_format.width
+        && in_format.height == 2 * out_format.height;
+    let input = input.get(..in_format.image_size()).filter(|_| halved)?;
+    let size = out_format.image_size();
+    let output = output.get_mut(..size)?;
+    let (in_stride, out_stride) = (in_format.stride(), out_format.stride());
+    let avg = |a: u8, b: u8, c: u8, d: u8| {
+        let sum = u16::from(a) + u16::from(b) + u16::from(c) + u16::from(d) + 2;
+        #[expect(clippy::cast_possible_truncation, reason = "the average of four bytes")]
+        let mean = (sum / 4) as u8;
+        mean
+    };
+    // Bytes per output unit and the input bytes it is made of: an RGB24 pixel from two
+    // pixels of each of two rows; a YUY2 pair (Y0 U Y1 V) from two pairs of each of two rows.
+    let unit = match out_format.subtype {
+        Subtype::Rgb24 => 3,
+        Subtype::Yuy2 => 4,
+    };
+    let units = match out_format.subtype {
+        Subtype::Rgb24 => out_format.width as usize,
+        Subtype::Yuy2 => out_format.width as usize / 2,
+    };
+    for r in 0..out_format.height as usize {
+        let upper = input.get(2 * r * in_stride..)?;
+        let lower = input.get((2 * r + 1) * in_stride..)?;
+        let out_row = output.get_mut(r * out_stride..r * out_stride + units * unit)?;
+        for (u, out) in out_row.chunks_exact_mut(unit).enumerate() {
+            let (a, b) = (upper.get(2 * u * unit..)?, lower.get(2 * u * unit..)?);
+            let (a, b) = (a.get(..2 * unit)?, b.get(..2 * unit)?);
+            // Both are `2 * unit` bytes long: every index below is in bounds.
+            let at = |s: &[u8], i: usize| s.get(i).copied().unwrap_or(0);
+            let four = |i: usize, j: usize| avg(at(a, i), at(a, j), at(b, i), at(b, j));
+            match out_format.subtype {
+                Subtype::Rgb24 => {
+                    for (c, byte) in out.iter_mut().enumerate() {
+                        *byte = four(c, c + 3);
+                    }
+                }
+                Subtype::Yuy2 => {
+                    // a = [Y0 U Y1 V Y2 U' Y3 V'] of the upper row, b of the lower.
+                    for (byte, (i, j)) in out.iter_mut().zip([(0, 2), (1, 5), (4, 6), (3, 7)]) {
+                        *byte = four(i, j);
+                    }
+                }
+            }
+        }
+    }
+    Some(size)
+}

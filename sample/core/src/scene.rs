@@ -11,6 +11,18 @@
 //! - the frame number in decimal **digits**, [`DIGIT_SCALE`] times a 5x7 font, white on a black
 //!   box, at the bottom left corner ([`DIGITS_MARGIN`] pixels in).
 //!
+//! The overlay transform marks each frame it passes, over the picture:
+//!
+//! - a **border** around the picture in [`MARK_COLOR`], [`MARK_BORDER_COLUMNS`] pixels wide at
+//!   the sides and [`MARK_BORDER_ROWS`] rows at the top and bottom;
+//! - a **stamp** of [`STAMP_ROWS`] rows ending at the bottom border: a barcode
+//!   like the top one (cells `width / BARCODE_CELLS` wide) of the time the overlay saw the frame,
+//!   in milliseconds of interrupt time (the low 32 bits).
+//!
+//! The scaling transform halves the picture in both directions, each pixel the average of the
+//! 2x2 pixels it replaces, so that every element stays where [`crate::check`] looks for it, at
+//! half the coordinates.
+//!
 //! Colours are 8-bit RGB; YUY2 frames carry them converted with the BT.601 studio-range
 //! formulas of [`to_yuv`], the chroma of each pixel pair taken from its left pixel.
 
@@ -63,6 +75,23 @@ pub const BLOCK_STEP: u32 = 4;
 pub const DIGIT_SCALE: u32 = 2;
 /// Distance of the digit box from the left and bottom edges.
 pub const DIGITS_MARGIN: u32 = 8;
+
+/// The overlay's border and its width in pixels.
+pub const MARK_COLOR: Rgb = Rgb::new(255, 0, 255);
+/// Width of the overlay's left and right borders, in pixels: a multiple of 4, so that they are
+/// whole YUY2 pixel pairs at their size and at half of it.
+pub const MARK_BORDER_COLUMNS: u32 = 4;
+/// Height of the overlay's top and bottom borders, in rows: 2, so that the top one leaves the
+/// middle row of a halved barcode (4 rows) alone, and a halved border is a whole row.
+pub const MARK_BORDER_ROWS: u32 = 2;
+/// Rows of the overlay's stamp (even, so that a 2:1 scaling keeps whole rows of it).
+pub const STAMP_ROWS: u32 = 4;
+
+/// The first row of the overlay's stamp in a picture `height` pixels high.
+#[must_use]
+pub const fn stamp_top(height: u32) -> u32 {
+    height.saturating_sub(MARK_BORDER_ROWS + STAMP_ROWS)
+}
 
 /// `(Y, U, V)` of an RGB colour: BT.601, studio range (Y 16..=235), integer arithmetic.
 #[must_use]

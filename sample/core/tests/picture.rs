@@ -2,9 +2,9 @@
 //! catches a wrong picture: a wrong bar, a missing block, the wrong row order.
 
 use ks_sample_core::{
-    check::{FrameProblem, read_frame},
+    check::{FrameProblem, read_frame, read_frame_as, read_mark},
     format::{FORMATS, ImageFormat, Subtype},
-    render::render,
+    render::{mark, render, scale_half},
     scene::{self, BARCODE_ROWS},
 };
 
@@ -127,4 +127,115 @@ fn the_static_picture_and_the_moving_spans_make_the_whole_frame() {
             assert!(data == expected, "{format} (stride {}) frame {number}", format.stride());
         }
     }
+}
+
+/// The formats the scaler takes, each with the one it makes.
+fn halvings() -> Vec<(ImageFormat, ImageFormat)> {
+    FORMATS
+        .iter()
+        .filter_map(|big| {
+            let small = FORMATS.iter().find(|small| {
+                small.subtype == big.subtype
+                    && 2 * small.width == big.width
+                    && 2 * small.height == big.height
+            })?;
+            Some((*big, *small))
+        })
+        .collect()
+}
+
+fn scaled(big: &ImageFormat, small: &ImageFormat, data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x11u8; small.image_size()];
+    assert_eq!(scale_half(big, data, small, &mut out), Some(small.image_size()));
+    out
+}
+
+#[test]
+fn the_overlay_s_mark_reads_back_and_keeps_the_picture_readable() {
+    for format in FORMATS {
+        for (number, seen) in [(0, 0), (7, 1), (1234, 0x8000_0001), (u32::MAX, u32::MAX)] {
+            let mut data = frame(&format, number);
+            assert_eq!(
+                read_mark(&format, &format, &data).map(|_| ()),
+                Err(FrameProblem::Pixel { x: format.width / 2, y: 0, expected: scene::MARK_COLOR }),
+                "{format}: an unmarked frame has no border"
+            );
+            assert_eq!(mark(&format, &mut data, seen), Some(()));
+            assert_eq!(read_mark(&format, &format, &data), Ok(seen), "{format} seen {seen}");
+            assert_eq!(read_frame(&format, &data), Ok(number), "{format} frame {number}");
+        }
+        let mut short = vec![3u8; format.image_size() - 1];
+        assert_eq!(mark(&format, &mut short, 1), None);
+        assert!(short.iter().all(|b| *b == 3));
+    }
+}
+
+#[test]
+fn a_halved_frame_still_reads_back_where_the_scaling_put_it() {
+    let pairs = halvings();
+    assert_eq!(pairs.len(), 2, "YUY2 and RGB24 each at 640x480 and 320x240");
+    for (big, small) in pairs {
+        for number in [0, 1, 99, 4096, 1 << 20, u32::MAX - 1] {
+            let small_frame = scaled(&big, &small, &frame(&big, number));
+            assert_eq!(read_frame_as(&big, &small, &small_frame), Ok(number), "{big} -> {small}");
+        }
+    }
+}
+
+#[test]
+fn marks_survive_scaling_in_either_order() {
+    for (big, small) in halvings() {
+        // Overlay, then scale: the mark drawn at the large size, read at half of it.
+        let mut data = frame(&big, 321);
+        mark(&big, &mut data, 0xA5A5_0F0F).unwrap();
+        let out = scaled(&big, &small, &data);
+        assert_eq!(read_mark(&big, &small, &out), Ok(0xA5A5_0F0F), "{big} marked, then scaled");
+        assert_eq!(read_frame_as(&big, &small, &out), Ok(321));
+        // Scale, then overlay: the mark drawn at the small size.
+        let mut out = scaled(&big, &small, &frame(&big, 322));
+        mark(&small, &mut out, 42).unwrap();
+        assert_eq!(read_mark(&small, &small, &out), Ok(42), "{big} scaled, then marked");
+        assert_eq!(read_frame_as(&big, &small, &out), Ok(322));
+    }
+}
+
+#[test]
+fn the_scaler_averages_each_2x2_block() {
+    // RGB24: one input pixel per 2x2 block differs; the output pixel is the rounded mean.
+    let big = ImageFormat::new(Subtype::Rgb24, 640, 480);
+    let small = ImageFormat::new(Subtype::Rgb24, 320, 240);
+    let mut data = vec![100u8; big.image_size()];
+    data[0] = 103; // the blue of the first pixel of memory row 0
+    let out = scaled(&big, &small, &data);
+    assert_eq!(out[0], 101, "(103 + 100 + 100 + 100 + 2) / 4");
+    assert!(out[1..small.image_size()].iter().all(|b| *b == 100));
+    // YUY2: luma of each output pixel from its own two columns, chroma from both input pairs.
+    let big = ImageFormat::new(Subtype::Yuy2, 640, 480);
+    let small = ImageFormat::new(Subtype::Yuy2, 320, 240);
+    let mut data = vec![0u8; big.image_size()];
+    // Row 0: pairs [Y0 U Y1 V] = [10 20 30 40], [50 60 70 80]; row 1 the same plus 4.
+    for (row, add) in [(0, 0u8), (1, 4)] {
+        let at = row * big.stride();
+        data[at..at + 8].copy_from_slice(&[10, 20, 30, 40, 50, 60, 70, 80].map(|b| b + add));
+    }
+    let out = scaled(&big, &small, &data);
+    assert_eq!(
+        &out[..4],
+        &[22, 42, 62, 62],
+        "Y (10,30), U (20,60), Y (50,70), V (40,80) with row 1"
+    );
+}
+
+#[test]
+fn the_scaler_refuses_what_is_not_a_halving() {
+    let big = ImageFormat::new(Subtype::Rgb24, 640, 480);
+    let small = ImageFormat::new(Subtype::Rgb24, 320, 240);
+    let input = frame(&big, 5);
+    let mut out = vec![9u8; small.image_size()];
+    let other = ImageFormat::new(Subtype::Yuy2, 320, 240);
+    assert_eq!(scale_half(&big, &input, &other, &mut out), None, "another subtype");
+    assert_eq!(scale_half(&small, &input, &small, &mut out), None, "not half the size");
+    assert_eq!(scale_half(&big, &input[1..], &small, &mut out), None, "a short input");
+    assert_eq!(scale_half(&big, &input, &small, &mut out[1..]), None, "a short output");
+    assert!(out.iter().all(|b| *b == 9), "the output is untouched");
 }
