@@ -54,6 +54,8 @@ ks_guids! {
     KSCATEGORY_CAPTURE = 0x65E8773D_8F56_11D0_A3B9_00A0C9223196;
     /// Filter category: video.
     KSCATEGORY_VIDEO = 0x6994AD05_93EF_11D0_A3CC_00A0C9223196;
+    /// Filter category: data transform (a filter that converts or modifies the data it is given).
+    KSCATEGORY_DATATRANSFORM = 0x2EB07EA0_7E70_11D0_A5D6_28DB04C10000;
     /// Filter category: video camera.
     KSCATEGORY_VIDEO_CAMERA = 0xE5323777_F976_4F5B_9B55_B94699C46E44;
     /// The standard streaming interface set.

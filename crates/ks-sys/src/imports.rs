@@ -100,6 +100,9 @@ ks_imports! {
     pub fn KsReleaseControl(Object: PVOID);
     /// The filter that owns a pin.
     pub fn KsPinGetParentFilter(Pin: PKSPIN) -> PKSFILTER;
+    /// The first pin a filter has of pin factory `PinId`, or NULL. With the filter's control
+    /// mutex held.
+    pub fn KsFilterGetFirstChildPin(Filter: PKSFILTER, PinId: ULONG) -> PKSPIN;
     /// Asks AVStream to call the pin's process callback. IRQL <= DISPATCH_LEVEL.
     pub fn KsPinAttemptProcessing(Pin: PKSPIN, Asynchronous: BOOLEAN);
     /// Takes the pin's processing mutex: no process callback of the pin runs until it is

@@ -1,12 +1,13 @@
 //! The device: its context, and the PnP callbacks AVStream makes (add, start, stop), as avshws
-//! has them: the filter factory is created at start; the simulated hardware is made at the first
+//! has them: the filter factories (the capture filter, and the overlay and scaling transforms)
+//! are created at start; the simulated hardware is made at the first
 //! start and kept until removal (as avshws keeps its hardware simulation); the DMA resources
 //! ([`dma`](crate::dma)) are taken at every start and given up at every stop and at removal,
 //! as PnP stop requires.
 
 use core::{
     ptr::{self, NonNull},
-    sync::atomic::{AtomicBool, AtomicPtr, Ordering},
+    sync::atomic::{AtomicPtr, AtomicUsize, Ordering},
 };
 
 use ks_allocator::{Error, PoolBox, from_result, to_result};
@@ -21,9 +22,10 @@ pub(crate) struct DeviceContext {
     /// The DMA resources, from each PnP start to the next stop (or removal); NULL otherwise.
     /// Changed and read with the device mutex held.
     dma: AtomicPtr<DeviceDma>,
-    /// The filter factory was created (at the first start: it stays across PnP stops, while
+    /// How many of the filter factories ([`descriptors::FILTERS`]) were created (at the first
+    /// start, or the next ones after a failure: they stay across PnP stops, while
     /// `KSDEVICE.Started` is cleared by each stop).
-    factory: AtomicBool,
+    factories: AtomicUsize,
 }
 
 impl DeviceContext {
@@ -106,7 +108,7 @@ pub(crate) unsafe extern "C" fn add(device: *mut KSDEVICE) -> NTSTATUS {
     let context = DeviceContext {
         hardware: AtomicPtr::new(ptr::null_mut()),
         dma: AtomicPtr::new(ptr::null_mut()),
-        factory: AtomicBool::new(false),
+        factories: AtomicUsize::new(0),
     };
     let Ok(context) = PoolBox::new(context, POOL_TAG) else {
         return Error::INSUFFICIENT_RESOURCES.to_status();
@@ -146,7 +148,7 @@ pub(crate) unsafe fn context<'a>(device: *const KSDEVICE) -> Option<&'a DeviceCo
     unsafe { context.as_ref() }
 }
 
-/// `AVStrMiniDeviceStart`: creates the filter factory (at the first start) and the simulated
+/// `AVStrMiniDeviceStart`: creates the filter factories (at the first start) and the simulated
 /// hardware (likewise), and takes the DMA resources. The sample has no hardware resources to
 /// translate. PASSIVE_LEVEL.
 ///
@@ -165,13 +167,15 @@ pub(crate) unsafe extern "C" fn start(
     };
     // A restart after a stop keeps its factory (AVStream clears `Started` at every stop, so the
     // context remembers).
-    if !context.factory.load(Ordering::Acquire) {
-        // SAFETY: as above; the factory is created with the device mutex held, as avshws does.
-        let status = unsafe { descriptors::create_filter_factory(device) };
+    let created = context.factories.load(Ordering::Acquire);
+    if created < descriptors::FILTERS.len() {
+        // SAFETY: as above; the factories are created with the device mutex held, as avshws
+        // does.
+        let (count, status) = unsafe { descriptors::create_filter_factories(device, created) };
+        context.factories.store(count, Ordering::Release);
         if let Err(error) = to_result(status) {
             return error.to_status();
         }
-        context.factory.store(true, Ordering::Release);
     }
     // SAFETY: as above.
     from_result(unsafe { context.start(device) })

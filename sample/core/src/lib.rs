@@ -43,15 +43,18 @@
 mod allocator;
 mod bus;
 pub mod check;
-mod descriptors;
+pub mod descriptors;
 mod device;
 mod dma;
 pub mod format;
 mod hardware;
 mod ks;
+pub mod overlay;
 pub mod pin;
 pub mod render;
+pub mod scale;
 pub mod scene;
+pub mod transform;
 
 pub use allocator::CaptureAllocator;
 pub use descriptors::{CAPTURE_FRAMING, CaptureBudget, DEVICE_DESCRIPTOR, FILTER_DESCRIPTOR};

@@ -96,7 +96,9 @@ impl PinContext {
 ///
 /// `pin` is a live pin whose `ConnectionFormat` is NULL or a format of `FormatSize` bytes (AVStream
 /// checked the size against the create request).
-unsafe fn connection_format(pin: *const KSPIN) -> Result<ImageFormat, format::FormatError> {
+pub(crate) unsafe fn connection_format(
+    pin: *const KSPIN,
+) -> Result<ImageFormat, format::FormatError> {
     // SAFETY: the caller's contract.
     let format = unsafe { ks::connection_format(pin) };
     if format.is_null() {
@@ -301,7 +303,7 @@ pub(crate) unsafe extern "C" fn set_data_format(
 /// # Safety
 ///
 /// `range` is NULL or points at a `KS_DATARANGE_VIDEO` of the pin's descriptor.
-unsafe fn descriptor_range(range: *const KSDATARANGE) -> Option<ImageFormat> {
+pub(crate) unsafe fn descriptor_range(range: *const KSDATARANGE) -> Option<ImageFormat> {
     if range.is_null() {
         return None;
     }

@@ -111,8 +111,12 @@ fn every_format_streams_checked_frames_and_unloads_clean() {
     let driver =
         unsafe { Driver::load(ks_sample_core::DriverEntry) }.expect("DriverEntry succeeds");
     let device = driver.add_device().expect("the device starts");
-    assert_eq!(device.factories(), 1);
+    // The capture filter, the overlay and the scaler, each with the reference string the INF
+    // registers.
+    assert_eq!(device.factories(), 3);
     assert_eq!(device.factory_reference(0).as_deref(), Some("GLOBAL"));
+    assert_eq!(device.factory_reference(1).as_deref(), Some("Overlay"));
+    assert_eq!(device.factory_reference(2).as_deref(), Some("Scale"));
     {
         let filter = device.open_filter(0).expect("the filter opens");
         // Device memory first (one contiguous block, one mapping, per frame), then system
@@ -506,7 +510,7 @@ fn a_pnp_stop_waits_for_the_stream_and_a_pin_open_across_it_streams_again() {
             assert_eq!(device.open_filter(0).err(), Some(ks_sys::STATUS_DEVICE_NOT_READY));
             assert_eq!(ks_host::dma::stats().adapters, 0, "the stop gave the adapter back");
             device.pnp_start().unwrap();
-            assert_eq!(device.factories(), 1, "a restart keeps the one factory");
+            assert_eq!(device.factories(), 3, "a restart keeps the factories it has");
             while received.try_recv().is_ok() {}
             pin.set_state(ks_sys::KSSTATE_RUN).unwrap();
             next("frames after the restart");

@@ -485,7 +485,7 @@ impl Device {
         let state = FilterState {
             bag: Bag::default(),
             mutex: ControlMutex::new("filter control mutex"),
-            instances: Mutex::new(vec![0; descriptor.PinDescriptorsCount as usize]),
+            instances: Mutex::new(vec![Vec::new(); descriptor.PinDescriptorsCount as usize]),
         };
         // SAFETY: KSFILTER is plain data: NULL pointers are valid.
         let public: KSFILTER = unsafe { std::mem::zeroed() };
@@ -667,11 +667,11 @@ pub unsafe extern "system" fn KsCreateFilterFactory(
     STATUS_SUCCESS
 }
 
-struct FilterState {
+pub(crate) struct FilterState {
     bag: Bag,
     mutex: ControlMutex,
-    /// Pins open, by pin factory.
-    instances: Mutex<Vec<u32>>,
+    /// The pins open, by pin factory: their public structures' addresses, oldest first.
+    instances: Mutex<Vec<Vec<usize>>>,
 }
 
 impl HasBag for FilterState {
@@ -1034,14 +1034,17 @@ impl Filter<'_> {
         }
         let held = Held::new(&self.object.state().mutex);
         {
-            let mut instances = crate::lock(&self.object.state().instances);
-            let open = instances.get_mut(id as usize).ok_or(STATUS_INVALID_PARAMETER)?;
-            if *open >= descriptor.InstancesPossible {
+            let instances = crate::lock(&self.object.state().instances);
+            let open = instances.get(id as usize).ok_or(STATUS_INVALID_PARAMETER)?;
+            if open.len() >= descriptor.InstancesPossible as usize {
                 return Err(ks_sys::STATUS_INSUFFICIENT_RESOURCES);
             }
-            *open += 1;
         }
         let mut pin = Pin::new(self, id, descriptor, format);
+        // A child of the filter from here (KsFilterGetFirstChildPin) until it is dropped.
+        if let Some(open) = crate::lock(&self.object.state().instances).get_mut(id as usize) {
+            open.push(pin.as_ptr().addr());
+        }
         let status = pin.create(descriptor, format);
         // The mutex goes before a pin that failed is closed (which takes it again).
         drop(held);
@@ -1256,6 +1259,34 @@ impl PinState {
             }
         }
     }
+}
+
+/// `KsFilterGetFirstChildPin`: the oldest pin of pin factory `PinId` open on the filter, or
+/// NULL. The caller must hold the filter's control mutex (a violation otherwise).
+/// PASSIVE_LEVEL.
+///
+/// # Safety
+///
+/// `Filter` is a live filter the host made.
+// SAFETY: no other symbol of a host process is named `KsFilterGetFirstChildPin`; ks-sys declares
+// it with exactly this signature.
+#[unsafe(no_mangle)]
+pub unsafe extern "system" fn KsFilterGetFirstChildPin(
+    Filter: ks_sys::PKSFILTER,
+    PinId: ULONG,
+) -> ks_sys::PKSPIN {
+    const ROUTINE: &str = "KsFilterGetFirstChildPin";
+    crate::verifier::require_irql_at_most(ROUTINE, PASSIVE_LEVEL);
+    // SAFETY: the caller's contract.
+    let Some(state) = (unsafe { object::filter_object(Filter) }) else {
+        crate::verifier::report(ROUTINE, format!("{Filter:p} is not a filter"));
+        return std::ptr::null_mut();
+    };
+    state.mutex.require_held(ROUTINE, "walking the filter's pins");
+    crate::lock(&state.instances)
+        .get(PinId as usize)
+        .and_then(|open| open.first().copied())
+        .map_or(std::ptr::null_mut(), std::ptr::with_exposed_provenance_mut)
 }
 
 struct DetachedState {
@@ -1883,7 +1914,7 @@ impl Drop for Pin<'_> {
         if let Some(open) =
             crate::lock(&self.filter.object.state().instances).get_mut(self.id as usize)
         {
-            *open = open.saturating_sub(1);
+            open.retain(|address| *address != pin.addr());
         }
     }
 }

@@ -136,6 +136,22 @@ pub(crate) unsafe fn pin_object<'a>(pin: PKSPIN) -> Option<&'a super::PinState> 
     Some(unsafe { &(*object).state })
 }
 
+/// The host's state of a filter, from its public structure.
+///
+/// # Safety
+///
+/// `filter` is NULL or a `KSFILTER` the host made (live while the result is used).
+pub(crate) unsafe fn filter_object<'a>(filter: PKSFILTER) -> Option<&'a super::FilterState> {
+    // SAFETY: the caller's contract.
+    let header = unsafe { header(filter.cast()) }?;
+    if header.kind != Kind::Filter {
+        return None;
+    }
+    let object = std::ptr::from_ref(header).cast::<Object<ks_sys::KSFILTER, super::FilterState>>();
+    // SAFETY: a filter header is the start of an `Object<KSFILTER, FilterState>`.
+    Some(unsafe { &(*object).state })
+}
+
 /// The host's state of a device, from its public structure.
 ///
 /// # Safety

@@ -1,0 +1,241 @@
+//! The sample's two transform filters as a graph builder meets them: their factories and the
+//! INF that registers them, the pipes the library plans for the sample's chains, and the
+//! formats their two pins agree on (intersection and creation in the host).
+
+extern crate ks_host;
+
+use ks_allocator::{
+    framing::{FramingEx, FramingExView, ItemFlags, MemoryType},
+    negotiate::{ChainFilter, ChainPin, plan_chain},
+};
+use ks_host::{
+    Session,
+    avstream::{Driver, Filter},
+};
+use ks_sample_core::{
+    CAPTURE_FRAMING,
+    descriptors::{FILTERS, OVERLAY_FILTER_DESCRIPTOR, SCALE_FILTER_DESCRIPTOR},
+    format::{self, FORMATS, ImageFormat, Subtype},
+    overlay, pin, scale,
+    transform::{INPUT, OUTPUT},
+};
+
+/// The typical sink: any memory, system memory preferred, no count or size, preferences only.
+fn sink() -> FramingEx<1> {
+    FramingEx::simple(
+        MemoryType::DONT_CARE,
+        ItemFlags::SYSTEM_MEMORY | ItemFlags::PREFERENCES_ONLY,
+        0,
+        0,
+        0,
+        u32::MAX,
+    )
+}
+
+fn guid_text(guid: &ks_sys::GUID) -> String {
+    format!(
+        "{{{:08X}-{:04X}-{:04X}-{:02X}{:02X}-{:02X}{:02X}{:02X}{:02X}{:02X}{:02X}}}",
+        guid.Data1,
+        guid.Data2,
+        guid.Data3,
+        guid.Data4[0],
+        guid.Data4[1],
+        guid.Data4[2],
+        guid.Data4[3],
+        guid.Data4[4],
+        guid.Data4[5],
+        guid.Data4[6],
+        guid.Data4[7]
+    )
+}
+
+/// Every filter factory the device creates is registered by the INF under its reference
+/// string in exactly the categories its descriptor declares.
+#[test]
+fn the_inf_registers_every_factory_in_the_categories_it_declares() {
+    let inf = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../driver/ks_sample.inx"),
+    )
+    .unwrap();
+    // The `[Strings]` values of the category names.
+    let value_of = |name: &str| -> String {
+        let line = inf
+            .lines()
+            .find(|line| line.split('=').next().is_some_and(|key| key.trim() == name))
+            .unwrap_or_else(|| panic!("[Strings] has no {name}"));
+        line.split('=').nth(1).unwrap().trim().trim_matches('"').to_owned()
+    };
+    let references = ["GLOBAL", "Overlay", "Scale"];
+    assert_eq!(FILTERS.len(), references.len());
+    for (filter, reference) in FILTERS.iter().zip(references) {
+        // SAFETY: the sample's filter descriptor, a static.
+        let descriptor = unsafe { &*filter.as_ptr() };
+        // SAFETY: its categories, `CategoriesCount` statics.
+        let declared: Vec<String> = unsafe {
+            std::slice::from_raw_parts(descriptor.Categories, descriptor.CategoriesCount as usize)
+        }
+        .iter()
+        .map(guid_text)
+        .collect();
+        let mut registered: Vec<String> = inf
+            .lines()
+            .filter(|line| line.starts_with("AddInterface"))
+            .filter(|line| line.contains(&format!("\"{reference}\"")))
+            .map(|line| {
+                let name = line.split('=').nth(1).unwrap().split(',').next().unwrap().trim();
+                value_of(name.trim_matches('%'))
+            })
+            .collect();
+        registered.sort();
+        let mut declared = declared;
+        declared.sort();
+        assert_eq!(registered, declared, "the factory with reference string {reference}");
+    }
+}
+
+fn view<const N: usize>(framing: &FramingEx<N>) -> FramingExView<'_> {
+    framing.view()
+}
+
+/// The capture pin's framing for `format`, as its create dispatch resizes it.
+fn capture(format: &ImageFormat) -> FramingEx<2> {
+    FramingEx::new(pin::framing_items(u32::try_from(format.image_size()).unwrap()))
+}
+
+/// The library plans the sample's chains as the transforms' framings intend: the overlay
+/// joins the capture pipe and adds the frame it holds; the scaler starts a pipe of a quarter of
+/// the size from its own allocator.
+#[test]
+fn the_sample_chains_plan_one_pipe_through_the_overlay_and_a_new_one_after_the_scaler() {
+    let big = ImageFormat::new(Subtype::Rgb24, 640, 480);
+    let cap = capture(&big);
+    let sink = sink();
+    let pin = |name, framing| ChainPin { name, framing };
+    let source = ChainFilter::Source { output: pin("cap.out", view(&cap)) };
+    let overlay = ChainFilter::Transform {
+        input: pin("ovl.in", view(&overlay::FRAMING)),
+        output: pin("ovl.out", view(&overlay::FRAMING)),
+    };
+    let scaler = ChainFilter::Transform {
+        input: pin("scale.in", view(&scale::INPUT_FRAMING)),
+        output: pin("scale.out", view(&scale::OUTPUT_FRAMING)),
+    };
+    let end = ChainFilter::Sink { input: pin("sink.in", view(&sink)) };
+
+    let plan = plan_chain(&[source, overlay, scaler, end]).unwrap();
+    let pipes: Vec<_> = plan.pipes().collect();
+    assert_eq!(pipes.len(), 2);
+    let names: Vec<&str> = pipes[0].pins().map(|(name, _)| name).collect();
+    assert_eq!(names, ["cap.out", "ovl.in", "ovl.out", "scale.in"]);
+    // System memory (the capture pin's item 1): the overlay writes with the processor.
+    assert_eq!(pipes[0].pins().next(), Some(("cap.out", 1)));
+    assert_eq!(pipes[0].plan.framing.frame_size, 921_600);
+    assert_eq!(pipes[0].plan.framing.frames, pin::FRAMES + overlay::FRAMES);
+    assert_eq!(pipes[1].owner, "scale.out");
+    assert_eq!(pipes[1].plan.framing.frame_size, 230_400);
+    assert_eq!(pipes[1].plan.framing.frames, scale::FRAMES);
+
+    // The overlay alone: one pipe; the scaler alone: two.
+    let plan = plan_chain(&[source, overlay, end]).unwrap();
+    assert_eq!(plan.pipes().count(), 1);
+    let plan = plan_chain(&[source, scaler, end]).unwrap();
+    let sizes: Vec<u32> = plan.pipes().map(|p| p.plan.framing.frame_size).collect();
+    assert_eq!(sizes, [921_600, 230_400]);
+    // YUY2 at 640x480: 614400 bytes, then 153600.
+    let yuy2 = capture(&ImageFormat::new(Subtype::Yuy2, 640, 480));
+    let source = ChainFilter::Source { output: pin("cap.out", view(&yuy2)) };
+    let plan = plan_chain(&[source, overlay, scaler, end]).unwrap();
+    let sizes: Vec<u32> = plan.pipes().map(|p| p.plan.framing.frame_size).collect();
+    assert_eq!(sizes, [614_400, 153_600]);
+    // The declared framing is the default format's.
+    assert_eq!(CAPTURE_FRAMING.view().item(1).unwrap().frames, pin::FRAMES);
+}
+
+/// The ranges of a pin factory of `filter` whose format is one of `formats`.
+fn range_of(filter: &Filter<'_>, id: u32, format: ImageFormat) -> Option<Vec<u8>> {
+    filter
+        .data_ranges(id)
+        .into_iter()
+        .find(|bytes| format::parse_range(bytes).is_ok_and(|r| r.same_picture(&format)))
+        .map(<[u8]>::to_vec)
+}
+
+/// The format a pin factory's intersection gives for `format`, if it offers it.
+fn intersect(filter: &Filter<'_>, id: u32, format: ImageFormat) -> Result<ImageFormat, i32> {
+    let range = range_of(filter, id, format).ok_or(ks_sys::STATUS_NO_MATCH)?;
+    let bytes = filter.intersect(id, &range)?;
+    Ok(format::parse_format(&bytes).unwrap())
+}
+
+fn with_filters(body: impl FnOnce(&Filter<'_>, &Filter<'_>)) {
+    let _session = Session::begin();
+    // SAFETY: the sample's entry point; its descriptors are statics.
+    let driver = unsafe { Driver::load(ks_sample_core::DriverEntry) }.unwrap();
+    let device = driver.add_device().unwrap();
+    let overlay = device.open_filter(1).unwrap();
+    let scale = device.open_filter(2).unwrap();
+    for (filter, descriptor) in
+        [(&overlay, OVERLAY_FILTER_DESCRIPTOR.as_ptr()), (&scale, SCALE_FILTER_DESCRIPTOR.as_ptr())]
+    {
+        // SAFETY: the filter is live; its descriptor is the one its factory was given.
+        assert!(std::ptr::eq(unsafe { (*filter.as_ptr()).Descriptor }, descriptor));
+    }
+    body(&overlay, &scale);
+}
+
+/// The overlay's pins offer every format until one exists; then the other offers only the same
+/// picture, and a pin in another picture is refused.
+#[test]
+fn the_overlay_s_pins_agree_on_one_picture() {
+    with_filters(|overlay, _| {
+        for format in FORMATS {
+            assert_eq!(
+                intersect(overlay, INPUT, format).map(|f| f.same_picture(&format)),
+                Ok(true)
+            );
+            assert_eq!(
+                intersect(overlay, OUTPUT, format).map(|f| f.same_picture(&format)),
+                Ok(true)
+            );
+        }
+        let chosen = FORMATS[3];
+        let bytes = overlay.intersect(INPUT, &range_of(overlay, INPUT, chosen).unwrap()).unwrap();
+        let input = overlay.create_pin(INPUT, &bytes).unwrap();
+        for format in FORMATS {
+            let offered = intersect(overlay, OUTPUT, format);
+            if format.same_picture(&chosen) {
+                assert_eq!(offered.map(|f| f.same_picture(&chosen)), Ok(true));
+            } else {
+                assert_eq!(offered, Err(ks_sys::STATUS_NO_MATCH), "{format} besides {chosen}");
+                let other = format.to_raw();
+                // SAFETY: a plain-data structure, all bytes initialised.
+                let other = unsafe {
+                    std::slice::from_raw_parts((&raw const other).cast::<u8>(), size_of_val(&other))
+                };
+                assert_eq!(overlay.create_pin(OUTPUT, other).err(), Some(ks_sys::STATUS_NO_MATCH));
+            }
+        }
+        let output = overlay.create_pin(OUTPUT, &bytes).unwrap();
+        drop((output, input));
+    });
+}
+
+/// The scaler's output offers half the input's picture in the same subtype, and its input twice
+/// the output's.
+#[test]
+fn the_scaler_s_pins_agree_on_half_the_picture() {
+    with_filters(|_, scale| {
+        let big = |f: &ImageFormat| f.width == 640;
+        for format in FORMATS {
+            assert_eq!(intersect(scale, INPUT, format).is_ok(), big(&format), "{format} in");
+            assert_eq!(intersect(scale, OUTPUT, format).is_ok(), !big(&format), "{format} out");
+        }
+        let small = ImageFormat::new(Subtype::Yuy2, 320, 240);
+        let bytes = scale.intersect(OUTPUT, &range_of(scale, OUTPUT, small).unwrap()).unwrap();
+        let output = scale.create_pin(OUTPUT, &bytes).unwrap();
+        assert!(intersect(scale, INPUT, ImageFormat::new(Subtype::Rgb24, 640, 480)).is_err());
+        let input = intersect(scale, INPUT, ImageFormat::new(Subtype::Yuy2, 640, 480)).unwrap();
+        assert!(input.same_picture(&ImageFormat::new(Subtype::Yuy2, 640, 480)));
+        drop(output);
+    });
+}
