@@ -8,12 +8,17 @@ use ks_allocator::{
     framing::{FramingEx, FramingExView, ItemFlags, MemoryType},
     negotiate::{ChainFilter, ChainPin, plan_chain},
 };
+use std::{sync::mpsc, time::Duration};
+
 use ks_host::{
     Session,
-    avstream::{Driver, Filter},
+    avstream::{
+        Completed, Driver, Filter,
+        graph::{Graph, PipeSummary, Stage},
+    },
 };
 use ks_sample_core::{
-    CAPTURE_FRAMING,
+    CAPTURE_FRAMING, check,
     descriptors::{FILTERS, OVERLAY_FILTER_DESCRIPTOR, SCALE_FILTER_DESCRIPTOR},
     format::{self, FORMATS, ImageFormat, Subtype},
     overlay, pin, scale,
@@ -238,4 +243,131 @@ fn the_scaler_s_pins_agree_on_half_the_picture() {
         assert!(input.same_picture(&ImageFormat::new(Subtype::Yuy2, 640, 480)));
         drop(output);
     });
+}
+
+/// What the sink saw of each frame: the number it reads, the overlay's stamp, its size.
+#[derive(Debug)]
+struct Seen {
+    number: Result<u32, check::FrameProblem>,
+    stamp: Option<Result<u32, check::FrameProblem>>,
+    used: u32,
+}
+
+/// Streams the capture pin in `format` through `through` (filter indexes of the device: 1 the
+/// overlay, 2 the scaler) to a checking sink; returns the graph's pipes and what the sink saw.
+fn stream(format: ImageFormat, through: &[usize], frames: usize) -> (Vec<PipeSummary>, Vec<Seen>) {
+    let session = Session::begin();
+    ks_host::ke::set_time_scale(20.0);
+    // SAFETY: the sample's entry point; its descriptors are statics.
+    let driver = unsafe { Driver::load(ks_sample_core::DriverEntry) }.unwrap();
+    let device = driver.add_device().unwrap();
+    let capture = device.open_filter(0).unwrap();
+    let filters: Vec<Filter<'_>> =
+        through.iter().map(|&i| device.open_filter(i).unwrap()).collect();
+    let range = range_of(&capture, 0, format).unwrap();
+    let source_format = capture.intersect(0, &range).unwrap();
+    let mut stages =
+        vec![Stage { name: "cap".to_owned(), filter: &capture, input: None, output: 0 }];
+    for (filter, &index) in filters.iter().zip(through) {
+        let name = if index == 1 { "ovl" } else { "scale" };
+        stages.push(Stage { name: name.to_owned(), filter, input: Some(INPUT), output: OUTPUT });
+    }
+    // What the sink shows: the picture drawn at the capture's size, marked at the overlay's.
+    let mut shown = format;
+    let mut marked_at = None;
+    for &index in through {
+        if index == 1 {
+            marked_at = Some(shown);
+        } else {
+            shown = ImageFormat::new(shown.subtype, shown.width / 2, shown.height / 2);
+        }
+    }
+    let (sender, received) = mpsc::channel();
+    let consumer = Box::new(move |frame: &Completed| {
+        let data = frame.data();
+        let seen = Seen {
+            number: check::read_frame_as(&format, &shown, data),
+            stamp: marked_at.map(|at| check::read_mark(&at, &shown, data)),
+            used: frame.header.DataUsed,
+        };
+        let _ = sender.send(seen);
+    });
+    let sink = sink();
+    let graph = Graph::build(&stages, &source_format, &sink.view(), consumer).unwrap();
+    let pipes = graph.pipes().to_vec();
+    graph.set_state(ks_sys::KSSTATE_RUN).unwrap();
+    assert_eq!(ks_allocator::live_allocators() as usize, pipes.len(), "an allocator per pipe");
+    let mut seen = Vec::new();
+    while seen.len() < frames {
+        seen.push(received.recv_timeout(Duration::from_secs(20)).expect("frames reach the sink"));
+    }
+    graph.set_state(ks_sys::KSSTATE_STOP).unwrap();
+    assert_eq!(ks_allocator::live_allocators(), 0, "STOP deletes every allocator");
+    drop(graph);
+    drop(filters);
+    drop(capture);
+    drop(device);
+    drop(driver);
+    assert!(session.take_violations().is_empty());
+    ks_host::ke::set_time_scale(1.0);
+    (pipes, seen)
+}
+
+fn pins_of(pipe: &PipeSummary) -> Vec<&str> {
+    pipe.pins.iter().map(String::as_str).collect()
+}
+
+#[test]
+fn through_the_overlay_one_pipe_carries_marked_frames() {
+    let format = ImageFormat::new(Subtype::Rgb24, 640, 480);
+    let (pipes, seen) = stream(format, &[1], 12);
+    assert_eq!(pipes.len(), 1);
+    assert_eq!(pins_of(&pipes[0]), ["cap.out", "ovl.in", "ovl.out", "sink.in"]);
+    assert_eq!(pipes[0].plan.framing.frame_size, 921_600);
+    let mut last = None;
+    for frame in &seen {
+        assert_eq!(frame.used, 921_600);
+        let number = frame.number.expect("the picture reads back");
+        assert!(last.is_none_or(|last| number > last), "in order: {number} after {last:?}");
+        last = Some(number);
+        frame.stamp.expect("marked").expect("the overlay's mark reads back");
+    }
+}
+
+#[test]
+fn through_the_scaler_two_pipes_carry_frames_of_a_quarter_of_the_size() {
+    for format in
+        [ImageFormat::new(Subtype::Yuy2, 640, 480), ImageFormat::new(Subtype::Rgb24, 640, 480)]
+    {
+        let (pipes, seen) = stream(format, &[2], 8);
+        assert_eq!(pipes.len(), 2, "{format}");
+        assert_eq!(pins_of(&pipes[0]), ["cap.out", "scale.in"]);
+        assert_eq!(pins_of(&pipes[1]), ["scale.out", "sink.in"]);
+        assert_eq!(pipes[1].owner, "scale.out");
+        let quarter = u32::try_from(format.image_size() / 4).unwrap();
+        assert_eq!(pipes[1].plan.framing.frame_size, quarter);
+        for frame in &seen {
+            assert_eq!(frame.used, quarter);
+            frame.number.expect("the halved picture reads back");
+        }
+    }
+}
+
+#[test]
+fn through_the_overlay_and_the_scaler() {
+    let format = ImageFormat::new(Subtype::Rgb24, 640, 480);
+    let (pipes, seen) = stream(format, &[1, 2], 10);
+    assert_eq!(pipes.len(), 2);
+    assert_eq!(pins_of(&pipes[0]), ["cap.out", "ovl.in", "ovl.out", "scale.in"]);
+    assert_eq!(
+        (pipes[0].plan.framing.frame_size, pipes[1].plan.framing.frame_size),
+        (921_600, 230_400)
+    );
+    let mut last_stamp = 0;
+    for frame in &seen {
+        frame.number.expect("the picture reads back");
+        let stamp = frame.stamp.expect("marked").expect("the mark survives the scaling");
+        assert!(stamp >= last_stamp, "the overlay saw frames in order: {stamp} after {last_stamp}");
+        last_stamp = stamp;
+    }
 }

@@ -20,9 +20,16 @@
 //! `KSPIN_FLAG_DISPATCH_LEVEL_PROCESSING`, PASSIVE_LEVEL otherwise, with the pin's processing
 //! mutex held. The mutexes are not recursive, as AVStream's are not (see `object`).
 //!
-//! Frames reaching the queue do not initiate processing: a pin processes when it calls
-//! `KsPinAttemptProcessing` (as pins with `KSPIN_FLAG_DO_NOT_INITIATE_PROCESSING`, like the
-//! sample's, do from their hardware's DPC).
+//! Frames reaching a pin-centric pin's queue do not initiate processing: a pin processes when
+//! it calls `KsPinAttemptProcessing` (as pins with `KSPIN_FLAG_DO_NOT_INITIATE_PROCESSING`, like
+//! the sample's capture pin, do from their hardware's DPC). A filter-centric filter
+//! (`KSFILTER_DISPATCH.Process`) processes when a frame reaches any of its pins and every pin
+//! has one (`centric`).
+//!
+//! Filters of loaded drivers chain into a [`graph::Graph`]: output pins connected to input pins
+//! in the formats their handlers agree on, one allocator per pipe as the library plans them,
+//! frames delivered from pin to pin (input pins' queues, in-place transforms' output pins) and
+//! back to their allocators.
 //!
 //! Besides a pin's own automation table, the host answers the allocator properties AVStream
 //! answers for every pin (`class`), and a minidriver's own entries override them as they do on
@@ -32,11 +39,13 @@
 //!
 //! What the host does not model: PnP and create IRPs beyond an empty one (the IRP passed to
 //! `Start`, `Stop` and `Remove` is NULL), surprise removal and removal with pins open (a device
-//! is removed when it is dropped, after its filters), clocks, events, methods, topology,
-//! filter-centric processing, input pins' data, the trailing edge, frame cancellation, and power.
-//! The routines behind those are absent.
+//! is removed when it is dropped, after its filters), clocks, events, methods, topology, graphs
+//! other than chains (splitters, mixers), gates (`KsPinAttachAndGate`), the trailing edge,
+//! frame cancellation, and power. The routines behind those are absent.
 
+mod centric;
 mod class;
+pub mod graph;
 mod object;
 mod stream;
 
@@ -224,6 +233,12 @@ impl<P, S> Owned<P, S> {
         // SAFETY: the object is live until drop, and the host only reads its state through
         // shared references (interior mutability for what changes).
         unsafe { &(*self.0.as_ptr()).state }
+    }
+
+    /// The state, for the host to complete before any driver or thread has the object.
+    fn state_mut(&mut self) -> &mut S {
+        // SAFETY: as `public_mut`: `&mut self` while the host is still making the object.
+        unsafe { &mut (*self.0.as_ptr()).state }
     }
 }
 
@@ -486,6 +501,7 @@ impl Device {
             bag: Bag::default(),
             mutex: ControlMutex::new("filter control mutex"),
             instances: Mutex::new(vec![Vec::new(); descriptor.PinDescriptorsCount as usize]),
+            processing: None,
         };
         // SAFETY: KSFILTER is plain data: NULL pointers are valid.
         let public: KSFILTER = unsafe { std::mem::zeroed() };
@@ -498,6 +514,18 @@ impl Device {
         public.Bag = bag;
         public.Context = context;
         let filter = object.public();
+        // SAFETY: the driver's static dispatch table, or NULL.
+        if unsafe { descriptor.Dispatch.as_ref() }.is_some_and(|d| d.Process.is_some()) {
+            if descriptor.Flags & ks_sys::KSFILTER_FLAG_DISPATCH_LEVEL_PROCESSING != 0 {
+                crate::verifier::report(
+                    "KSFILTER_DESCRIPTOR",
+                    "KSFILTER_FLAG_DISPATCH_LEVEL_PROCESSING: the host processes filters at \
+                     PASSIVE_LEVEL only"
+                        .to_owned(),
+                );
+            }
+            object.state_mut().processing = Some(centric::FilterProcessing::new(filter));
+        }
         let mut this =
             Filter { object, descriptor, created: false, _device: std::marker::PhantomData };
         // SAFETY: the driver's static dispatch table, or NULL.
@@ -672,6 +700,8 @@ pub(crate) struct FilterState {
     mutex: ControlMutex,
     /// The pins open, by pin factory: their public structures' addresses, oldest first.
     instances: Mutex<Vec<Vec<usize>>>,
+    /// Its processing, if it is filter-centric (`KSFILTER_DISPATCH.Process`).
+    processing: Option<Arc<centric::FilterProcessing>>,
 }
 
 impl HasBag for FilterState {
@@ -1069,6 +1099,9 @@ impl Drop for Filter<'_> {
             // SAFETY: the driver's Close callback on its live filter.
             let _ = unsafe { close(self.as_ptr(), irp.as_irp()) };
         }
+        if let Some(processing) = &self.object.state().processing {
+            processing.end();
+        }
         self.object.state().bag.free_all();
     }
 }
@@ -1077,10 +1110,13 @@ impl Drop for Filter<'_> {
 /// Who the pin is connected to.
 enum Link {
     /// A kernel-mode pin: the negotiated plan and the allocator table the pipe uses (the pin's
-    /// own, or the library's default allocator standing for the downstream side's).
-    Pin { plan: Box<AllocatorPlan>, table: &'static KSALLOCATOR_DISPATCH },
+    /// own, or the library's default allocator standing for the downstream side's), and the pin
+    /// the allocator is created for (its owner: this pin when `None`).
+    Pin { plan: Box<AllocatorPlan>, table: &'static KSALLOCATOR_DISPATCH, owner: Option<usize> },
     /// A user-mode client reading with its own buffers.
     Client { plan: Box<ClientPlan> },
+    /// A pin of a graph whose frames are delivered by the pin before it ([`graph`]).
+    Delivered,
 }
 
 struct Connection {
@@ -1097,6 +1133,9 @@ pub enum FrameSource {
     SinkAllocator,
     /// A user-mode client's buffers: no allocator.
     ClientBuffers,
+    /// The frames of the pin before it in a graph: an input pin's, or an in-place transform's
+    /// output pin's.
+    Upstream,
 }
 
 pub(crate) struct PinState {
@@ -1121,6 +1160,11 @@ pub(crate) struct PinState {
     assigned: ks_allocator::property::AssignedAllocator,
     /// The worker that processes a PASSIVE_LEVEL pin when asked from DISPATCH_LEVEL.
     worker: Mutex<Option<(mpsc::Sender<()>, JoinHandle<()>)>>,
+    /// The other pin of an in-place transform whose two connections a graph runs as one pipe
+    /// (its `KSPIN`'s address): its process pin is this one's `InPlaceCounterpart`.
+    in_place: Mutex<Option<usize>>,
+    /// The processing of the pin's filter, if it is filter-centric.
+    filter_processing: Option<Arc<centric::FilterProcessing>>,
 }
 
 impl HasBag for PinState {
@@ -1447,6 +1491,8 @@ impl<'f> Pin<'f> {
             connection: Mutex::new(None),
             assigned: ks_allocator::property::AssignedAllocator::new(),
             worker: Mutex::new(None),
+            in_place: Mutex::new(None),
+            filter_processing: filter.object.state().processing.clone(),
         };
         // SAFETY: KSPIN is plain data: NULL pointers and zero numbers are valid.
         let public: KSPIN = unsafe { std::mem::zeroed() };
@@ -1491,6 +1537,10 @@ impl<'f> Pin<'f> {
                 })
                 .expect("the host starts the pin's worker thread");
             *crate::lock(&state.worker) = Some((sender, worker));
+        }
+        // A filter-centric filter processes when a frame reaches any of its pins.
+        if let Some(processing) = state.filter_processing.clone() {
+            state.shared.set_arrival(Some(Arc::new(move || processing.request())));
         }
         Self { object, filter, id, created: false }
     }
@@ -1651,8 +1701,12 @@ impl<'f> Pin<'f> {
             _ => dispatch_table::<DefaultAllocator>(),
         };
         let frames = if plan.framing.frames == 0 { 2 } else { plan.framing.frames };
-        let pipe = stream::Pipe::new(Arc::clone(&self.object.state().shared), frames, consumer);
-        let link = Link::Pin { plan: Box::new(plan), table };
+        let pipe = stream::Pipe::new(
+            Arc::clone(&self.object.state().shared),
+            frames,
+            stream::Downstream::Consumer(consumer),
+        );
+        let link = Link::Pin { plan: Box::new(plan), table, owner: None };
         *crate::lock(&self.object.state().connection) = Some(Connection { link, pipe });
         Ok(plan)
     }
@@ -1681,8 +1735,11 @@ impl<'f> Pin<'f> {
             .ok_or(ConnectError::NoFraming)?;
         let plan = ks_allocator::negotiate::plan_for_user_client(&framing)
             .map_err(|error| ConnectError::Client(Box::new(error)))?;
-        let pipe =
-            stream::Pipe::new(Arc::clone(&self.object.state().shared), plan.frames, consumer);
+        let pipe = stream::Pipe::new(
+            Arc::clone(&self.object.state().shared),
+            plan.frames,
+            stream::Downstream::Consumer(consumer),
+        );
         let link = Link::Client { plan: Box::new(plan) };
         *crate::lock(&self.object.state().connection) = Some(Connection { link, pipe });
         Ok(plan)
@@ -1698,6 +1755,7 @@ impl<'f> Pin<'f> {
             Link::Pin { table, .. } if std::ptr::eq(table, own) => FrameSource::OwnAllocator,
             Link::Pin { .. } => FrameSource::SinkAllocator,
             Link::Client { .. } => FrameSource::ClientBuffers,
+            Link::Delivered => FrameSource::Upstream,
         })
     }
 
@@ -1786,13 +1844,17 @@ impl<'f> Pin<'f> {
             let connection = crate::lock(&state.connection);
             let connection = connection.as_ref().ok_or(STATUS_INVALID_DEVICE_STATE)?;
             let (source, frame_size) = match &connection.link {
-                Link::Pin { plan, table } => {
+                Link::Pin { plan, table, owner } => {
                     let framing = plan.framing.to_raw();
-                    // SAFETY: the pin is live until the allocator is deleted (at STOP or close).
-                    let allocator =
-                        unsafe { crate::ks::DispatchAllocator::initialize(table, pin, &framing) }?;
+                    let owner = owner.map_or(pin, std::ptr::with_exposed_provenance_mut);
+                    // SAFETY: the owner is live until the allocator is deleted (at STOP or
+                    // close: a graph stops its pins before it closes any).
+                    let allocator = unsafe {
+                        crate::ks::DispatchAllocator::initialize(table, owner, &framing)
+                    }?;
                     (stream::Source::Allocator(allocator), plan.framing.frame_size)
                 }
+                Link::Delivered => (stream::Source::Delivered, 0),
                 Link::Client { plan } => {
                     let alignment = (plan.file_alignment as usize + 1).next_power_of_two();
                     let buffers =
@@ -1828,6 +1890,9 @@ impl<'f> Pin<'f> {
         // SAFETY: as above.
         unsafe { (*pin).ClientState = to };
         state.state.store(to, Ordering::Release);
+        if let Some(processing) = &state.filter_processing {
+            processing.request();
+        }
         if to == ks_sys::KSSTATE_STOP {
             // As ks.sys does, frames are taken back only once no processing runs: a process
             // callback that started before the state changed finishes first (none starts after:
@@ -1906,6 +1971,7 @@ impl Drop for Pin<'_> {
             }
         }
         drop(crate::lock(&state.connection).take());
+        state.shared.set_arrival(None);
         if let Some((sender, worker)) = crate::lock(&state.worker).take() {
             drop(sender);
             let _ = worker.join();

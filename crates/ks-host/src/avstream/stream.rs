@@ -88,23 +88,28 @@ impl FrameMappings {
 }
 
 /// One frame in a pin's queue.
-struct Queued {
+pub(super) struct Queued {
     /// Its header (`KSSTREAM_HEADER`, then the extended header the pin asked for with
     /// `KSPIN.StreamHeaderSize`): a leaked box of 8-byte words, so that the pointer the driver
     /// writes through (the stream pointer's `StreamHeader`) is not derived from a Rust
     /// reference and stays put while the frame is queued. Freed by `Drop`. For an output pin,
     /// `DataUsed` is how far the driver has written.
-    header: NonNull<[u64]>,
-    frame: NonNull<u8>,
+    pub(super) header: NonNull<[u64]>,
+    pub(super) frame: NonNull<u8>,
     /// Its number in the pipe, from 0.
-    id: u64,
+    pub(super) id: u64,
     mappings: Option<FrameMappings>,
     /// Mappings the leading edge has advanced over.
     mappings_used: u32,
     /// The leading edge has left it.
-    passed: bool,
+    pub(super) passed: bool,
     /// Clones that refer to it.
     clones: u32,
+    /// For a frame delivered from upstream (an input pin's, or an in-place output pin's): its
+    /// way back to the pipe it came from.
+    release: Option<Release>,
+    /// For an input pin's frame: bytes the filter has consumed.
+    pub(super) consumed: u32,
 }
 
 // SAFETY: a frame and its header are plain memory with one owner at a time (the queue, then the
@@ -117,8 +122,17 @@ impl Queued {
         let size = (size as usize).max(size_of::<KSSTREAM_HEADER>());
         let words = vec![0u64; size.div_ceil(8)].into_boxed_slice();
         let header = NonNull::from(Box::leak(words));
-        let this =
-            Self { header, frame, id, mappings: None, mappings_used: 0, passed: false, clones: 0 };
+        let this = Self {
+            header,
+            frame,
+            id,
+            mappings: None,
+            mappings_used: 0,
+            passed: false,
+            clones: 0,
+            release: None,
+            consumed: 0,
+        };
         let stream_header = this.header_ptr();
         // SAFETY: the fresh buffer is 8-byte aligned, at least a `KSSTREAM_HEADER` long, and
         // nothing else has its address yet.
@@ -190,14 +204,14 @@ impl Queued {
     }
 
     /// The `KSSTREAM_HEADER` at the start of the header buffer.
-    fn header_ptr(&self) -> *mut KSSTREAM_HEADER {
+    pub(super) fn header_ptr(&self) -> *mut KSSTREAM_HEADER {
         self.header.as_ptr().cast()
     }
 
     /// A copy of the `KSSTREAM_HEADER`. With the queue's lock held (the driver writes the
     /// header only while the frame is at the locked leading edge, from the pin's processing, or
     /// through a clone).
-    fn header(&self) -> KSSTREAM_HEADER {
+    pub(super) fn header(&self) -> KSSTREAM_HEADER {
         // SAFETY: the buffer is live, aligned and holds a `KSSTREAM_HEADER` (`new`).
         unsafe { self.header_ptr().read() }
     }
@@ -253,6 +267,8 @@ pub struct Completed {
     frame: NonNull<u8>,
     /// When the driver completed it.
     pub completed: Instant,
+    /// A delivered frame's way back upstream.
+    release: Option<Release>,
 }
 
 // SAFETY: as for `Queued`.
@@ -281,6 +297,18 @@ impl Completed {
 
 /// What a consumer does with each completed frame, on the pipe's consumer thread.
 pub type Consumer = Box<dyn FnMut(&Completed) + Send>;
+
+/// What passes a completed frame on to the next pin of a graph, with its way back upstream
+/// (dropped when that pin is done with it). On the pipe's consumer thread.
+pub(crate) type Forward = Box<dyn FnMut(Completed, Release) + Send>;
+
+/// Where a pin's completed frames go.
+pub(crate) enum Downstream {
+    /// To a consumer, which looks at each and hands it back.
+    Consumer(Consumer),
+    /// To the next pin of a graph.
+    Forward(Forward),
+}
 
 /// A clone of a stream pointer (`KsStreamPointerClone`): the `KSSTREAM_POINTER` the driver
 /// gets, then its context bytes, in a leaked box of 8-byte words freed by
@@ -367,6 +395,9 @@ pub(crate) enum Source {
     Allocator(DispatchAllocator),
     /// A user-mode client's buffers.
     Client(ClientBuffers),
+    /// Frames delivered from upstream ([`Shared::deliver`]): an input pin's, or the output pin
+    /// of an in-place transform, which passes its input's frames on. None of its own.
+    Delivered,
 }
 
 impl Source {
@@ -375,6 +406,7 @@ impl Source {
         match self {
             Self::Allocator(allocator) => allocator.allocate(),
             Self::Client(client) => crate::lock(&client.idle).pop(),
+            Self::Delivered => None,
         }
     }
 
@@ -383,6 +415,7 @@ impl Source {
         match self {
             Self::Allocator(allocator) => allocator.free(frame),
             Self::Client(client) => crate::lock(&client.idle).push(frame),
+            Self::Delivered => {}
         }
     }
 
@@ -390,7 +423,7 @@ impl Source {
     fn context(&self) -> Option<ks_sys::PVOID> {
         match self {
             Self::Allocator(allocator) => Some(allocator.context()),
-            Self::Client(_) => None,
+            Self::Client(_) | Self::Delivered => None,
         }
     }
 }
@@ -398,7 +431,7 @@ impl Source {
 /// The queue and the pipe of one pin, shared with the consumer's thread.
 #[derive(Default)]
 pub(crate) struct Shared {
-    queue: Mutex<VecDeque<Queued>>,
+    pub(super) queue: Mutex<VecDeque<Queued>>,
     /// The pin's clones, oldest first. Locked after the queue when both are.
     clones: Mutex<Vec<Clone>>,
     /// Frames may be queued (the pin is out of STOP).
@@ -418,6 +451,38 @@ pub(crate) struct Shared {
     /// Frames with the consumer, not yet given back.
     in_flight: Mutex<usize>,
     returned: Condvar,
+    /// Called after a frame is queued, outside the queue's lock: a filter-centric filter's
+    /// pins ask their filter to process.
+    arrival: Mutex<Option<Arrival>>,
+}
+
+/// What a pin does when a frame reaches its queue.
+pub(crate) type Arrival = Arc<dyn Fn() + Send + Sync>;
+
+/// A frame's way home: when the last clone is dropped (the last pin downstream that holds the
+/// frame is done with it), the frame goes back to the pipe it came from, at DISPATCH_LEVEL,
+/// which gives it back to its source and queues another.
+#[derive(Clone)]
+pub(crate) struct Release(
+    #[expect(dead_code, reason = "held only for its drop, which sends the frame home")]
+    Arc<ReleaseInner>,
+);
+
+struct ReleaseInner {
+    shared: Arc<Shared>,
+    frame: NonNull<u8>,
+}
+
+// SAFETY: the frame pointer is only handed back to its pipe, which owns the frame's memory.
+unsafe impl Send for ReleaseInner {}
+// SAFETY: as above; nothing reads through it.
+unsafe impl Sync for ReleaseInner {}
+
+impl Drop for ReleaseInner {
+    fn drop(&mut self) {
+        let (shared, frame) = (&self.shared, self.frame);
+        crate::irql::at_dispatch(|| shared.give_back(frame));
+    }
 }
 
 impl Shared {
@@ -478,7 +543,70 @@ impl Shared {
             return false;
         }
         queue.push_back(queued);
+        drop(queue);
+        self.arrived();
         true
+    }
+
+    /// Sets what the pin does when a frame reaches its queue.
+    pub(crate) fn set_arrival(&self, arrival: Option<Arrival>) {
+        *crate::lock(&self.arrival) = arrival;
+    }
+
+    fn arrived(&self) {
+        let arrival = crate::lock(&self.arrival).clone();
+        if let Some(arrival) = arrival {
+            arrival();
+        }
+    }
+
+    /// Queues a frame another pin completed (its header and extended header as `completed`
+    /// has them), if the pin is active: it goes back upstream when `release` and every clone of
+    /// it are dropped. An output pin's copy (an in-place transform's) starts empty: its
+    /// `DataUsed` is what the filter writes. Returns `false`, dropping `release`, when the pin is
+    /// not active. IRQL <= DISPATCH_LEVEL.
+    pub(crate) fn deliver(&self, completed: &Completed, release: Release, output: bool) -> bool {
+        if !self.active.load(Ordering::Acquire) {
+            return false;
+        }
+        let header_size = *crate::lock(&self.header_size);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let source = completed.header;
+        let mut queued = Queued::new(completed.frame, header_size, source.FrameExtent, id);
+        let header = queued.header_ptr();
+        // SAFETY: the fresh header buffer holds a KSSTREAM_HEADER; nothing else has its
+        // address yet.
+        let size = unsafe { (*header).Size };
+        // SAFETY: as above.
+        unsafe {
+            header.write(KSSTREAM_HEADER {
+                Size: size,
+                DataUsed: if output { 0 } else { source.DataUsed },
+                ..source
+            });
+        }
+        let room = (queued.header.len() * 8).saturating_sub(size_of::<KSSTREAM_HEADER>());
+        let extended = completed.extended.get(..completed.extended.len().min(room)).unwrap_or(&[]);
+        let after = header.wrapping_add(1).cast::<u8>();
+        // SAFETY: `room` bytes follow the KSSTREAM_HEADER in the buffer; `extended` fits.
+        unsafe { after.copy_from_nonoverlapping(extended.as_ptr(), extended.len()) };
+        queued.release = Some(release);
+        {
+            let mut queue = crate::lock(&self.queue);
+            if !self.active.load(Ordering::Acquire) {
+                return false; // `queued` and its release drop: the frame goes back
+            }
+            queue.push_back(queued);
+        }
+        self.arrived();
+        true
+    }
+
+    /// A delivered frame has left this pin's consumer stage (passed on downstream).
+    fn forwarded(&self) {
+        let mut in_flight = crate::lock(&self.in_flight);
+        *in_flight = in_flight.saturating_sub(1);
+        self.returned.notify_all();
     }
 
     /// A frame the consumer is done with: given back to its source, and a fresh one queued
@@ -513,6 +641,7 @@ impl Shared {
                 extended: queued.extended(),
                 frame: queued.frame,
                 completed: Instant::now(),
+                release: queued.release.take(),
             };
             drop(queued);
             *crate::lock(&self.in_flight) += 1;
@@ -522,13 +651,22 @@ impl Shared {
                 None => Some(completed),
             };
             if let Some(completed) = unsent {
-                self.give_back(completed.frame);
+                // No pipe to take it: a delivered frame goes back upstream (its release drops),
+                // a frame of this pipe's source back to the source.
+                let frame = completed.frame;
+                let delivered = completed.release.is_some();
+                drop(completed);
+                if delivered {
+                    self.forwarded();
+                } else {
+                    self.give_back(frame);
+                }
             }
         }
     }
 
     /// The edge leaves the frame it is at: it completes when no clone holds it.
-    fn leave(&self, id: u64) {
+    pub(super) fn leave(&self, id: u64) {
         if let Some(frame) = crate::lock(&self.queue).iter_mut().find(|f| f.id == id) {
             frame.passed = true;
         }
@@ -547,22 +685,42 @@ pub(crate) struct Pipe {
 }
 
 impl Pipe {
-    pub(crate) fn new(shared: Arc<Shared>, frames: u32, mut consumer: Consumer) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, frames: u32, downstream: Downstream) -> Self {
         let (sender, receiver) = mpsc::channel::<Completed>();
         *crate::lock(&shared.sender) = Some(sender);
         let back = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("ks-host consumer".to_owned())
             .spawn(move || {
+                let mut downstream = downstream;
                 let mut alive = true;
-                for completed in receiver {
-                    // A consumer that panics (a failed assertion in a test) gets no more frames,
-                    // but every frame is still given back, so STOP does not wait forever.
-                    if alive {
-                        let run = std::panic::AssertUnwindSafe(|| consumer(&completed));
-                        alive = std::panic::catch_unwind(run).is_ok();
+                for mut completed in receiver {
+                    // A frame delivered from upstream goes on with its way back; a frame of this
+                    // pipe's source gets one, to this pipe.
+                    let delivered = completed.release.take();
+                    let forwarded = delivered.is_some();
+                    let release = delivered.unwrap_or_else(|| {
+                        Release(Arc::new(ReleaseInner {
+                            shared: Arc::clone(&back),
+                            frame: completed.frame,
+                        }))
+                    });
+                    match &mut downstream {
+                        // A consumer that panics (a failed assertion in a test) gets no more
+                        // frames, but every frame is still given back, so STOP does not wait
+                        // forever.
+                        Downstream::Consumer(consumer) => {
+                            if alive {
+                                let run = std::panic::AssertUnwindSafe(|| consumer(&completed));
+                                alive = std::panic::catch_unwind(run).is_ok();
+                            }
+                            drop(release);
+                        }
+                        Downstream::Forward(forward) => forward(completed, release),
                     }
-                    crate::irql::at_dispatch(|| back.give_back(completed.frame));
+                    if forwarded {
+                        back.forwarded();
+                    }
                 }
             })
             .expect("the host starts the consumer thread");
@@ -677,8 +835,13 @@ impl Edge {
         }
     }
 
+    /// The stream pointer, as the driver gets it.
+    pub(super) fn pointer_mut(&mut self) -> PKSSTREAM_POINTER {
+        &raw mut self.pointer
+    }
+
     /// Puts the edge at `frame` (locked or not), or empties it.
-    fn place(&mut self, frame: Option<&Queued>, locked: bool, output: bool) {
+    pub(super) fn place(&mut self, frame: Option<&Queued>, locked: bool, output: bool) {
         let Some(frame) = frame else {
             self.locked = false;
             self.frame = None;
