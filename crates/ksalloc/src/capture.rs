@@ -26,10 +26,14 @@ use ks_allocator::{
     framing::{FramingEx, FramingItem, FramingRange, MemoryType},
     negotiate::{AllocatorPlan, ClientPlan},
 };
-use ks_host::avstream::{Completed, Consumer, Driver, Filter, FrameSource, Pin};
+use ks_host::avstream::{
+    Completed, Consumer, Device, Driver, Filter, FrameSource, Pin,
+    graph::{Graph, GraphError, PipeSummary, Stage},
+};
 use ks_sample_core::{
     CaptureAllocator, check,
     format::{FORMATS, ImageFormat, Subtype},
+    scale::ScaleBudget,
 };
 use serde_json::json;
 
@@ -87,15 +91,124 @@ pub struct CaptureArgs {
     #[arg(long, value_name = "X", default_value_t = 1.0, value_parser = parse_speed, allow_negative_numbers = true)]
     speed: f64,
     /// The downstream side: `user`, a user-mode client reading with its own buffers (as every
-    /// camera application does; the default); `kernel`, a kernel-mode pin that takes any
-    /// memory (so the capture pin's device memory); or the path of a kernel-mode pin's framing,
-    /// in any form `framing negotiate` reads.
-    #[arg(long, value_name = "KIND", default_value = "user", value_parser = parse_sink)]
-    sink: SinkKind,
+    /// camera application does; the default without --through); `kernel`, a kernel-mode pin
+    /// that takes any memory (so the capture pin's device memory; the default with --through);
+    /// or the path of a kernel-mode pin's framing, in any form `framing negotiate` reads.
+    #[arg(long, value_name = "KIND", value_parser = parse_sink)]
+    sink: Option<SinkKind>,
+    /// Stream through the sample's transform filters on the way to the sink, in this order:
+    /// `overlay` (marks each frame in place), `scale` (halves 640x480 to 320x240), or both
+    /// separated by a comma. The pipes of the chain and each allocator's statistics are
+    /// reported.
+    #[arg(long, value_name = "LIST", value_parser = parse_through)]
+    through: Option<Through>,
+}
+
+impl CaptureArgs {
+    /// The sink: the one named, else a user-mode client, or a kernel-mode pin that takes any
+    /// memory for a chain of filters.
+    fn sink(&self) -> SinkKind {
+        match (&self.sink, &self.through) {
+            (Some(sink), _) => sink.clone(),
+            (None, Some(_)) => SinkKind::Kernel,
+            (None, None) => SinkKind::User,
+        }
+    }
+
+    fn transforms(&self) -> &[Transform] {
+        self.through.as_ref().map_or(&[], |through| &through.0)
+    }
+}
+
+/// One of the sample's transform filters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transform {
+    /// The in-place overlay (filter factory 1).
+    Overlay,
+    /// The 2:1 scaler (filter factory 2).
+    Scale,
+}
+
+impl Transform {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Overlay => "overlay",
+            Self::Scale => "scale",
+        }
+    }
+
+    /// Its filter factory on the sample device, and its short name in pin names.
+    fn factory(self) -> (usize, &'static str) {
+        match self {
+            Self::Overlay => (1, "ovl"),
+            Self::Scale => (2, "scale"),
+        }
+    }
+}
+
+/// `--through`: the transforms, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Through(Vec<Transform>);
+
+/// `--through`: `overlay`, `scale`, or a comma-separated list of them.
+fn parse_through(text: &str) -> Result<Through, String> {
+    let mut transforms = Vec::new();
+    for name in text.split(',') {
+        transforms.push(match name.trim() {
+            "overlay" => Transform::Overlay,
+            "scale" => Transform::Scale,
+            other => {
+                return Err(format!(
+                    "unknown transform {other:?}: the sample has overlay and scale (a list \
+                     such as overlay,scale)"
+                ));
+            }
+        });
+    }
+    if transforms.len() > ks_allocator::negotiate::MAX_CHAIN - 2 {
+        return Err(format!("at most {} transforms", ks_allocator::negotiate::MAX_CHAIN - 2));
+    }
+    Ok(Through(transforms))
+}
+
+/// What the sink shows after `through`: the picture as the capture pin draws it in `format`,
+/// at the size the scalers leave, marked where the overlay saw it; or why the chain cannot be
+/// built (a scaler given frames it does not take).
+fn shown_after(format: ImageFormat, through: &[Transform]) -> Result<Check, String> {
+    let mut check = Check { drawn: format, shown: format, marked_at: None };
+    for transform in through {
+        match transform {
+            Transform::Overlay => check.marked_at = Some(check.shown),
+            Transform::Scale => {
+                let half = FORMATS.iter().find(|f| {
+                    f.subtype == check.shown.subtype
+                        && 2 * f.width == check.shown.width
+                        && 2 * f.height == check.shown.height
+                });
+                check.shown = *half.ok_or_else(|| {
+                    format!(
+                        "scale takes 640x480 frames and makes 320x240 ones; the frames reaching \
+                         it are {}",
+                        check.shown
+                    )
+                })?;
+            }
+        }
+    }
+    Ok(check)
+}
+
+/// How the sink checks a frame: the picture drawn at `drawn`'s size, shown in frames of
+/// `shown`, and the overlay's mark made at `marked_at`'s size, if an overlay marked it.
+#[derive(Clone, Copy, Debug)]
+struct Check {
+    drawn: ImageFormat,
+    shown: ImageFormat,
+    marked_at: Option<ImageFormat>,
 }
 
 /// The downstream side of the connection (`--sink`).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SinkKind {
     /// A user-mode client reading with its own buffers.
     User,
@@ -208,10 +321,11 @@ struct Sink {
 }
 
 impl Sink {
-    fn take(&mut self, format: &ImageFormat, keep_every: u32, frame: &Completed) {
+    fn take(&mut self, check: &Check, keep_every: u32, frame: &Completed) {
         self.latencies.push(frame.completed.elapsed());
         self.delivered += 1;
         let data = frame.data();
+        let format = &check.shown;
         if data.len() != format.image_size() {
             self.wrong_size += 1;
             self.note(format!(
@@ -221,8 +335,14 @@ impl Sink {
                 format.image_size()
             ));
         }
-        match check::read_frame(format, data) {
+        let marked = check.marked_at.map(|at| check::read_mark(&at, format, data));
+        match check::read_frame_as(&check.drawn, format, data) {
             Ok(number) => {
+                if let Some(Err(problem)) = marked {
+                    self.bad_content += 1;
+                    self.note(format!("frame {}: the overlay's mark: {problem}", self.delivered));
+                    return;
+                }
                 if self.highest.is_some_and(|highest| number <= highest) {
                     self.out_of_order += 1;
                     self.note(format!("frame number {number} after {}", self.highest.unwrap_or(0)));
@@ -280,6 +400,10 @@ enum Backend {
     SinkAllocator,
     /// A user-mode client's buffers, no allocator.
     ClientBuffers,
+    /// The scaler's output allocator (the library's pool).
+    ScalerPool,
+    /// In a chain, the library's default allocator, for an owner pin without one of its own.
+    DefaultAllocator,
 }
 
 impl Backend {
@@ -289,6 +413,8 @@ impl Backend {
             Self::PinPool => "pin_pool",
             Self::SinkAllocator => "sink_allocator",
             Self::ClientBuffers => "client_buffers",
+            Self::ScalerPool => "scaler_pool",
+            Self::DefaultAllocator => "default_allocator",
         }
     }
 
@@ -307,6 +433,14 @@ impl Backend {
                  allocator)"
             }
             Self::ClientBuffers => "the client's own buffers, locked and mapped: no allocator",
+            Self::ScalerPool => {
+                "system memory from the scaler's output allocator (the library's pool, \
+                 KSPIN_DISPATCH.Allocator)"
+            }
+            Self::DefaultAllocator => {
+                "system memory from the library's default allocator, standing for ks.sys's: the \
+                 owner pin has no allocator of its own"
+            }
         }
     }
 }
@@ -329,6 +463,8 @@ struct Run {
     why: Option<String>,
     timed_out: bool,
     elapsed: Duration,
+    /// The pipes of a chain (`--through`).
+    pipes: Vec<PipeReport>,
 }
 
 fn status_error(step: &'static str) -> impl FnOnce(i32) -> (&'static str, i32) {
@@ -387,27 +523,18 @@ fn connect(
     Ok(())
 }
 
-/// Streams on an open filter; fills `run` as it goes.
-fn stream(
-    filter: &Filter<'_>,
-    format: ImageFormat,
-    args: &CaptureArgs,
-    downstream: &Downstream,
+/// The sink's consumer: checks each frame until `target` are delivered, then says so on
+/// `done`.
+fn consumer(
     sink: &Arc<Mutex<Sink>>,
-    run: &mut Run,
-) -> Result<(), (&'static str, i32)> {
-    let range = filter
-        .data_ranges(0)
-        .into_iter()
-        .find(|bytes| ks_sample_core::format::parse_range(bytes).is_ok_and(|r| r == format))
-        .ok_or(("data ranges", ks_sys::STATUS_NO_MATCH))?;
-    let chosen = filter.intersect(0, range).map_err(status_error("data intersection"))?;
-    let pin: Pin<'_> = filter.create_pin(0, &chosen).map_err(status_error("pin create"))?;
+    check: Check,
+    args: &CaptureArgs,
+    done: std::sync::mpsc::Sender<()>,
+) -> Consumer {
     let keep_every = (args.frames / u32::try_from(SHEET_FRAMES).unwrap_or(1)).max(1);
     let target = args.frames;
-    let (done, finished) = std::sync::mpsc::channel::<()>();
     let consumer_sink = Arc::clone(sink);
-    let consumer = Box::new(move |frame: &Completed| {
+    Box::new(move |frame: &Completed| {
         if frame.header.DataUsed == 0 {
             return; // given back empty as the pin stops: not a picture
         }
@@ -415,15 +542,23 @@ fn stream(
         if sink.delivered >= target {
             return; // past the run's count: given back unread
         }
-        sink.take(&format, keep_every, frame);
+        sink.take(&check, keep_every, frame);
         if sink.delivered == target {
             let _ = done.send(());
         }
-    });
-    connect(&pin, downstream, consumer, run)?;
+    })
+}
+
+/// Waits until the sink has its frames or the time budget is spent (three times the frames'
+/// time at the run's speed, and a margin), with a progress bar on a terminal.
+fn wait_for_frames(
+    format: &ImageFormat,
+    args: &CaptureArgs,
+    sink: &Arc<Mutex<Sink>>,
+    finished: &std::sync::mpsc::Receiver<()>,
+    run: &mut Run,
+) {
     let started = Instant::now();
-    pin.set_state(ks_sys::KSSTATE_RUN).map_err(status_error("state change to RUN"))?;
-    // Enough time for every frame at the frame rate, three times over, and a margin.
     #[expect(clippy::cast_precision_loss, reason = "a time budget")]
     let budget = Duration::from_secs_f64(
         f64::from(args.frames) * format.frame_interval as f64 * 1e-7 * 3.0 / args.speed + 5.0,
@@ -454,25 +589,82 @@ fn stream(
     }
     progress.finish_and_clear();
     run.elapsed = started.elapsed();
-    // PAUSE stops the frame interrupt; the allocator lives until STOP.
-    let paused = pin.set_state(ks_sys::KSSTATE_PAUSE);
-    let context = pin.allocator_context();
-    (run.backend, run.stats) = match (pin.frame_source(), context) {
-        (Some(FrameSource::OwnAllocator), Some(context)) => {
-            // SAFETY: the pin's own allocator is the sample's `CaptureAllocator`; its context
-            // lives until STOP.
+}
+
+/// The statistics of an allocator the sample or the host made, from its context and what it
+/// is: the capture pin's, the scaler's, or the library's default allocator (ks-host's stand-in
+/// for a sink's).
+fn allocator_of(owner: Owner, context: ks_sys::PVOID) -> (Backend, Option<PoolStats>) {
+    match owner {
+        Owner::Capture => {
+            // SAFETY: the capture pin's allocator is the sample's `CaptureAllocator`; its
+            // context lives until STOP.
             let allocator = unsafe { context.cast::<CaptureAllocator>().as_ref() };
             let backend = if allocator.is_some_and(CaptureAllocator::in_device_memory) {
                 Backend::CommonBuffer
             } else {
                 Backend::PinPool
             };
-            (Some(backend), allocator.map(CaptureAllocator::stats))
+            (backend, allocator.map(CaptureAllocator::stats))
+        }
+        // SAFETY: the scaler's output allocator is `DefaultAllocator<ScaleBudget>`; its context
+        // lives until STOP.
+        Owner::Scaler => (Backend::ScalerPool, unsafe { pool_stats::<ScaleBudget>(context) }),
+        // SAFETY: ks-host's stand-in is `DefaultAllocator<DefaultBudget>`; its context lives
+        // until STOP.
+        Owner::Sink => (Backend::SinkAllocator, unsafe { pool_stats::<DefaultBudget>(context) }),
+        Owner::Default => {
+            // SAFETY: the host's default allocator is `DefaultAllocator<DefaultBudget>`; its
+            // context lives until STOP.
+            let stats = unsafe { pool_stats::<DefaultBudget>(context) };
+            (Backend::DefaultAllocator, stats)
+        }
+    }
+}
+
+/// Whose allocator serves a pipe.
+#[derive(Clone, Copy)]
+enum Owner {
+    Capture,
+    Scaler,
+    /// The kernel-mode sink's (the host's stand-in for it).
+    Sink,
+    /// The default allocator, for a driver pin without an allocator.
+    Default,
+}
+
+/// Streams on an open filter; fills `run` as it goes.
+fn stream(
+    filter: &Filter<'_>,
+    format: ImageFormat,
+    args: &CaptureArgs,
+    downstream: &Downstream,
+    sink: &Arc<Mutex<Sink>>,
+    run: &mut Run,
+) -> Result<(), (&'static str, i32)> {
+    let range = filter
+        .data_ranges(0)
+        .into_iter()
+        .find(|bytes| ks_sample_core::format::parse_range(bytes).is_ok_and(|r| r == format))
+        .ok_or(("data ranges", ks_sys::STATUS_NO_MATCH))?;
+    let chosen = filter.intersect(0, range).map_err(status_error("data intersection"))?;
+    let pin: Pin<'_> = filter.create_pin(0, &chosen).map_err(status_error("pin create"))?;
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let check = Check { drawn: format, shown: format, marked_at: None };
+    connect(&pin, downstream, consumer(sink, check, args, done), run)?;
+    pin.set_state(ks_sys::KSSTATE_RUN).map_err(status_error("state change to RUN"))?;
+    wait_for_frames(&format, args, sink, &finished, run);
+    // PAUSE stops the frame interrupt; the allocator lives until STOP.
+    let paused = pin.set_state(ks_sys::KSSTATE_PAUSE);
+    let context = pin.allocator_context();
+    (run.backend, run.stats) = match (pin.frame_source(), context) {
+        (Some(FrameSource::OwnAllocator), Some(context)) => {
+            let (backend, stats) = allocator_of(Owner::Capture, context);
+            (Some(backend), stats)
         }
         (Some(FrameSource::SinkAllocator), Some(context)) => {
-            // SAFETY: ks-host's downstream allocator is the library's
-            // `DefaultAllocator<DefaultBudget>`; its context lives until STOP.
-            (Some(Backend::SinkAllocator), unsafe { pool_stats::<DefaultBudget>(context) })
+            let (backend, stats) = allocator_of(Owner::Sink, context);
+            (Some(backend), stats)
         }
         (Some(FrameSource::ClientBuffers), _) => (Some(Backend::ClientBuffers), None),
         _ => (None, None),
@@ -483,9 +675,87 @@ fn stream(
     Ok(())
 }
 
+/// One pipe of a chain, as the report shows it: the plan and its allocator's statistics.
+struct PipeReport {
+    summary: PipeSummary,
+    backend: Backend,
+    stats: Option<PoolStats>,
+}
+
+/// Streams through the transforms `through` on the device's filters; fills `run` as it goes.
+fn stream_graph(
+    device: &Device,
+    format: ImageFormat,
+    check: Check,
+    args: &CaptureArgs,
+    downstream: &Downstream,
+    sink: &Arc<Mutex<Sink>>,
+    run: &mut Run,
+) -> Result<(), (&'static str, i32)> {
+    let capture = device.open_filter(0).map_err(status_error("filter create"))?;
+    let mut filters = Vec::new();
+    for transform in args.transforms() {
+        let (factory, _) = transform.factory();
+        filters.push(device.open_filter(factory).map_err(status_error("filter create"))?);
+    }
+    let range = capture
+        .data_ranges(0)
+        .into_iter()
+        .find(|bytes| ks_sample_core::format::parse_range(bytes).is_ok_and(|r| r == format))
+        .ok_or(("data ranges", ks_sys::STATUS_NO_MATCH))?;
+    let chosen = capture.intersect(0, range).map_err(status_error("data intersection"))?;
+    let mut stages =
+        vec![Stage { name: "cap".to_owned(), filter: &capture, input: None, output: 0 }];
+    for (filter, transform) in filters.iter().zip(args.transforms()) {
+        let (_, name) = transform.factory();
+        stages.push(Stage {
+            name: name.to_owned(),
+            filter,
+            input: Some(ks_sample_core::transform::INPUT),
+            output: ks_sample_core::transform::OUTPUT,
+        });
+    }
+    let Downstream::Kernel(framing) = downstream else {
+        return Err(("graph", ks_sys::STATUS_INVALID_PARAMETER));
+    };
+    let view = framing.view().ok_or(("graph", ks_sys::STATUS_INVALID_PARAMETER))?;
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let graph = match Graph::build(&stages, &chosen, &view, consumer(sink, check, args, done)) {
+        Ok(graph) => graph,
+        Err(error) => {
+            let status = match &error {
+                GraphError::Pin { status, .. } => *status,
+                _ => ks_sys::STATUS_NO_MATCH,
+            };
+            run.why = Some(error.to_string());
+            return Err(("graph", status));
+        }
+    };
+    graph.set_state(ks_sys::KSSTATE_RUN).map_err(status_error("state change to RUN"))?;
+    wait_for_frames(&format, args, sink, &finished, run);
+    let paused = graph.set_state(ks_sys::KSSTATE_PAUSE);
+    for (index, summary) in graph.pipes().iter().enumerate() {
+        let owner = match summary.owner.as_str() {
+            "cap.out" => Owner::Capture,
+            "scale.out" => Owner::Scaler,
+            "sink.in" => Owner::Sink,
+            _ => Owner::Default,
+        };
+        let (backend, stats) = graph
+            .allocator_context(index)
+            .map_or((Backend::SinkAllocator, None), |context| allocator_of(owner, context));
+        run.pipes.push(PipeReport { summary: summary.clone(), backend, stats });
+    }
+    let stopped = graph.set_state(ks_sys::KSSTATE_STOP);
+    paused.and(stopped).map_err(status_error("state change to STOP"))?;
+    drop(graph);
+    Ok(())
+}
+
 /// Loads the driver, streams, and unloads it.
 fn capture_run(
     format: ImageFormat,
+    check: Check,
     args: &CaptureArgs,
     downstream: &Downstream,
     sink: &Arc<Mutex<Sink>>,
@@ -501,9 +771,12 @@ fn capture_run(
     };
     let result =
         driver.add_device().map_err(status_error("device add and start")).and_then(|device| {
-            let filter = device.open_filter(0).map_err(status_error("filter create"))?;
-            let result = stream(&filter, format, args, downstream, sink, &mut run);
-            drop(filter);
+            let result = if args.transforms().is_empty() {
+                let filter = device.open_filter(0).map_err(status_error("filter create"))?;
+                stream(&filter, format, args, downstream, sink, &mut run)
+            } else {
+                stream_graph(&device, format, check, args, downstream, sink, &mut run)
+            };
             drop(device);
             result
         });
@@ -535,6 +808,8 @@ struct Outcome {
     dpc_max: u64,
     dpc_p99: u64,
     sink_kind: SinkKind,
+    /// What the sink checked.
+    check: Check,
 }
 
 /// `STATUS_INSUFFICIENT_RESOURCES (0xC000009A)`: a status by name when it has one.
@@ -595,6 +870,14 @@ impl Outcome {
         if let Some(backend) = run.backend {
             let _ = writeln!(text, "frames: {}", backend.describe());
         }
+        if !args.transforms().is_empty() {
+            let names: Vec<&str> = args.transforms().iter().map(|t| t.name()).collect();
+            let _ =
+                writeln!(text, "through: {} ({} at the sink)", names.join(", "), self.check.shown);
+        }
+        for (number, pipe) in run.pipes.iter().enumerate() {
+            render_pipe(number + 1, pipe, &mut text);
+        }
         if let Some(failure) = self.failure().filter(|_| run.not_started.is_some()) {
             let _ = writeln!(text, "{failure}");
         }
@@ -637,15 +920,7 @@ impl Outcome {
             self.dpc_max, self.dpc_p99
         );
         if let Some(stats) = &run.stats {
-            let _ = writeln!(
-                text,
-                "allocator: {} frames, high water {}, {} allocations, {} failed, {} bad frees",
-                stats.frames_total,
-                stats.high_water,
-                stats.allocations,
-                stats.failed_allocations,
-                stats.bad_frees.total()
-            );
+            let _ = writeln!(text, "allocator: {}", stats_text(stats));
         }
         if let Some(k) = args.fail_every {
             let _ = writeln!(
@@ -669,17 +944,9 @@ impl Outcome {
 
     fn json(&self, args: &CaptureArgs) -> serde_json::Value {
         let (run, sink) = (&self.run, &self.sink);
-        let allocator = run.backend.map(|backend| {
-            let mut allocator = json!({ "backend": backend.name() });
-            if let Some(s) = run.stats {
-                allocator["frames"] = json!(s.frames_total);
-                allocator["high_water"] = json!(s.high_water);
-                allocator["allocations"] = json!(s.allocations);
-                allocator["failed_allocations"] = json!(s.failed_allocations);
-                allocator["bad_frees"] = json!(s.bad_frees.total());
-            }
-            allocator
-        });
+        let allocator = run.backend.map(|backend| allocator_json(backend, run.stats.as_ref()));
+        let through: Vec<&str> = args.transforms().iter().map(|t| t.name()).collect();
+        let pipes: Vec<serde_json::Value> = run.pipes.iter().map(pipe_json).collect();
         let plan = match &run.plan {
             Some(Plan::Pin(plan)) => Some(negotiate::plan_json(plan)),
             Some(Plan::Client(plan)) => Some(client_json(plan)),
@@ -710,6 +977,9 @@ impl Outcome {
             "elapsed_s": run.elapsed.as_secs_f64(),
             "latency_us": { "p50": self.p50, "p99": self.p99 },
             "sink": self.sink_kind.name(),
+            "through": through,
+            "sink_format": self.check.shown.to_string(),
+            "pipes": pipes,
             "plan": plan,
             "own_allocator": matches!(run.backend, Some(Backend::CommonBuffer | Backend::PinPool)),
             "allocator": allocator,
@@ -729,6 +999,73 @@ impl Outcome {
             "png_error": png_error,
         })
     }
+}
+
+/// An allocator's statistics in words.
+fn stats_text(stats: &PoolStats) -> String {
+    format!(
+        "{} frames, high water {}, {} allocations, {} failed, {} bad frees",
+        stats.frames_total,
+        stats.high_water,
+        stats.allocations,
+        stats.failed_allocations,
+        stats.bad_frees.total()
+    )
+}
+
+/// An allocator's kind and statistics, for `--json`.
+fn allocator_json(backend: Backend, stats: Option<&PoolStats>) -> serde_json::Value {
+    let mut allocator = json!({ "backend": backend.name() });
+    if let Some(s) = stats {
+        allocator["frames"] = json!(s.frames_total);
+        allocator["high_water"] = json!(s.high_water);
+        allocator["allocations"] = json!(s.allocations);
+        allocator["failed_allocations"] = json!(s.failed_allocations);
+        allocator["bad_frees"] = json!(s.bad_frees.total());
+    }
+    allocator
+}
+
+/// A pipe of a chain, for the text report.
+fn render_pipe(number: usize, pipe: &PipeReport, out: &mut String) {
+    let (summary, f) = (&pipe.summary, pipe.summary.plan.framing);
+    let _ = writeln!(out, "pipe {number}: {}", summary.pins.join(" -> "));
+    let mut field = |name: &str, value: String| {
+        let _ = writeln!(out, "  {name:<16} {value}");
+    };
+    field("owner", summary.owner.clone());
+    field("Frames", f.frames.to_string());
+    field("FrameSize", f.frame_size.to_string());
+    field("FileAlignment", crate::decode::alignment(f.file_alignment));
+    field("memory type", summary.plan.memory_type.to_string());
+    field("frames from", pipe.backend.describe().to_owned());
+    if let Some(stats) = &pipe.stats {
+        field("allocator", stats_text(stats));
+    }
+    let _ = writeln!(out, "  reasons:");
+    for reason in &summary.reasons {
+        let _ = writeln!(out, "    - {reason}");
+    }
+}
+
+/// A pipe of a chain, for `--json`: as `framing pipes --json` has it, with its allocator.
+fn pipe_json(pipe: &PipeReport) -> serde_json::Value {
+    let (summary, f) = (&pipe.summary, pipe.summary.plan.framing);
+    let options: Vec<&str> = f.options().iter_names().map(|(name, _)| name).collect();
+    json!({
+        "pins": summary.pins,
+        "owner": summary.owner,
+        "frames": f.frames,
+        "frame_size": f.frame_size,
+        "file_alignment": f.file_alignment,
+        "memory_type": summary.plan.memory_type.to_string(),
+        "pool_type": f.pool_type.0,
+        "pool_type_name": f.pool_type.to_string(),
+        "options_flags": f.flags,
+        "options": options,
+        "reasons": summary.reasons,
+        "allocator": allocator_json(pipe.backend, pipe.stats.as_ref()),
+    })
 }
 
 /// The downstream side `--sink` names; a framing file is read and checked before the run.
@@ -831,7 +1168,19 @@ pub struct Report {
 /// A bad `--png` path, before anything runs.
 pub fn run(args: &CaptureArgs) -> Result<Report, Failure> {
     let format = args.format;
-    let downstream = read_sink(&args.sink)?;
+    let sink_kind = args.sink();
+    let bad =
+        |message: String| Failure { status: EXIT_BAD_ARGUMENT, kind: "bad_argument", message };
+    if !args.transforms().is_empty() && sink_kind == SinkKind::User {
+        return Err(bad(
+            "--through: a chain of filters ends in a kernel-mode sink; --sink user connects a \
+             user-mode client to the capture pin alone (use --sink kernel or a framing file)"
+                .to_owned(),
+        ));
+    }
+    let check = shown_after(format, args.transforms())
+        .map_err(|reason| bad(format!("--through: {reason}")))?;
+    let downstream = read_sink(&sink_kind)?;
     let sheet_file = args.png.as_deref().map(open_sheet).transpose()?;
     ks_host::ke::set_time_scale(args.speed);
     // Setting a schedule restarts the host's call count: one for every run, failing or not.
@@ -843,7 +1192,7 @@ pub fn run(args: &CaptureArgs) -> Result<Report, Failure> {
     let dma_before = ks_host::dma::stats();
     let _ = ks_host::ke::take_dpc_durations();
     let sink = Arc::new(Mutex::new(Sink::default()));
-    let run = capture_run(format, args, &downstream, &sink);
+    let run = capture_run(format, check, args, &downstream, &sink);
     let dma = ks_host::dma::stats();
     let mut dpcs = ks_host::ke::take_dpc_durations();
     dpcs.sort_unstable();
@@ -854,7 +1203,7 @@ pub fn run(args: &CaptureArgs) -> Result<Report, Failure> {
     sink.latencies.sort_unstable();
     let sheet = match (args.png.as_ref(), sheet_file) {
         (Some(path), Some(file)) if !sink.kept.is_empty() => {
-            Some(write_sheet(file, path, &format, &sink.kept).map(|()| path.clone()))
+            Some(write_sheet(file, path, &check.shown, &sink.kept).map(|()| path.clone()))
         }
         (Some(path), _) => {
             // Nothing to draw: the file made when the path was checked goes again.
@@ -876,7 +1225,8 @@ pub fn run(args: &CaptureArgs) -> Result<Report, Failure> {
         },
         dpc_max: dpcs.last().map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
         dpc_p99: percentile(&dpcs, 0.99),
-        sink_kind: args.sink.clone(),
+        sink_kind,
+        check,
         sink,
         pool_calls,
         failed_by_host: ks_host::pool::failed_allocations() - failed_before,

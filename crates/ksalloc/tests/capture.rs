@@ -259,3 +259,107 @@ fn a_contact_sheet_that_cannot_be_written_is_an_error() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("the contact sheet could not be written"), "{stderr}");
 }
+
+/// `ksalloc capture --through LIST --json` at ten times real time: the summary.
+fn through(list: &str, format: &str, frames: &str) -> (Output, serde_json::Value) {
+    let args = ["capture", "--format", format, "--through", list, "--frames", frames];
+    let output = ksalloc(&[&args[..], &["--json", "--speed", "10"]].concat());
+    let json = summary(&output);
+    (output, json)
+}
+
+fn pipe_pins(pipe: &serde_json::Value) -> Vec<&str> {
+    pipe["pins"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect()
+}
+
+/// The run: the overlay and the scaler on 640x480 RGB24, two pipes, every frame checked
+/// at the sink (picture and mark at half size), nothing leaked.
+#[test]
+fn through_the_overlay_and_the_scaler_two_pipes_and_every_frame_checked() {
+    let (output, json) = through("overlay,scale", "rgb24:640x480", "90");
+    assert_eq!(output.status.code(), Some(0), "{json}");
+    assert_eq!(json["through"], serde_json::json!(["overlay", "scale"]));
+    assert_eq!(json["sink_format"], "rgb24:320x240");
+    let pipes = json["pipes"].as_array().unwrap();
+    assert_eq!(pipes.len(), 2, "{json}");
+    assert_eq!(pipe_pins(&pipes[0]), ["cap.out", "ovl.in", "ovl.out", "scale.in"]);
+    assert_eq!(pipes[0]["frame_size"], 921_600);
+    assert_eq!(pipe_pins(&pipes[1]), ["scale.out", "sink.in"]);
+    assert_eq!(pipes[1]["frame_size"], 230_400);
+    assert_eq!(pipes[1]["owner"], "scale.out");
+    assert_eq!(pipes[1]["allocator"]["backend"], "scaler_pool");
+    for pipe in pipes {
+        assert_eq!(pipe["allocator"]["bad_frees"], 0, "{json}");
+        assert_eq!(pipe["allocator"]["failed_allocations"], 0, "{json}");
+        assert!(pipe["allocator"]["allocations"].as_u64().unwrap() >= 90, "{json}");
+    }
+    assert_eq!(json["frames_delivered"], 90, "{json}");
+    assert_eq!(json["bad_content"], 0, "{json}");
+    assert_eq!(json["frames_out_of_order"], 0, "{json}");
+    assert_eq!(json["leaked_bytes"], 0, "{json}");
+    assert_eq!(json["violations"].as_array().map(Vec::len), Some(0), "{json}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("pipe 2: scale.out -> sink.in"), "{stdout}");
+    assert!(stdout.contains("through: overlay, scale (rgb24:320x240 at the sink)"), "{stdout}");
+}
+
+#[test]
+fn through_one_transform_one_pipe_or_two() {
+    let (output, json) = through("overlay", "yuy2:320x240", "20");
+    assert_eq!(output.status.code(), Some(0), "{json}");
+    assert_eq!(json["pipes"].as_array().map(Vec::len), Some(1), "{json}");
+    assert_eq!(json["bad_content"], 0, "{json}");
+    let (output, json) = through("scale", "yuy2:640x480", "20");
+    assert_eq!(output.status.code(), Some(0), "{json}");
+    assert_eq!(json["pipes"].as_array().map(Vec::len), Some(2), "{json}");
+    assert_eq!(json["sink_format"], "yuy2:320x240", "{json}");
+    assert_eq!(json["bad_content"], 0, "{json}");
+}
+
+#[test]
+fn through_what_cannot_be_built_is_named() {
+    // The scaler takes 640x480 frames only.
+    let (output, json) = through("scale", "yuy2:320x240", "5");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(json["error"].as_str().unwrap().contains("scale takes 640x480 frames"), "{json}");
+    let (output, json) = through("scale,scale", "yuy2:640x480", "5");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(json["error"].as_str().unwrap().contains("reaching it are yuy2:320x240"), "{json}");
+    // A chain ends in a kernel-mode pin.
+    let output = ksalloc(&["capture", "--through", "overlay", "--sink", "user", "--json"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(summary(&output)["error"].as_str().unwrap().contains("--sink user"));
+    // An unknown transform is a bad value.
+    let output = ksalloc(&["capture", "--through", "overlay,blur"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unknown transform \"blur\""));
+}
+
+/// Every pool allocation of a chain's run (the driver's and the allocators', through the start
+/// of the stream) failing in turn: each run streams or does not start, naming the step, and
+/// nothing leaks.
+#[test]
+fn through_a_chain_every_allocation_failing_in_turn_leaks_nothing() {
+    let mut k = 1;
+    loop {
+        let args = ["capture", "--format", "yuy2:640x480", "--through", "overlay,scale"];
+        let k_text = k.to_string();
+        let more = ["--frames", "3", "--speed", "20", "--json", "--fail-every", k_text.as_str()];
+        let output = ksalloc(&[&args[..], &more[..]].concat());
+        let json = summary(&output);
+        assert_eq!(json["leaked_bytes"], 0, "K={k}: {json}");
+        assert_eq!(json["violations"].as_array().map(Vec::len), Some(0), "K={k}: {json}");
+        match output.status.code() {
+            Some(0) => {
+                if json["host_failed_allocations"] == 0 {
+                    break; // K is beyond the run's allocations
+                }
+            }
+            Some(1) => assert!(json["not_started"]["step"].is_string(), "K={k}: {json}"),
+            other => panic!("K={k}: exit {other:?}: {json}"),
+        }
+        k += 1;
+        assert!(k < 200, "the run makes fewer than 200 allocations");
+    }
+    assert!(k > 10, "a chain's run makes more than ten allocations (K reached {k})");
+}

@@ -68,7 +68,8 @@ pub struct PipeSummary {
 pub enum GraphError {
     /// A source, up to six transforms: the stages do not make a chain.
     Shape,
-    /// A pin could not be created in the format the chain reached it with.
+    /// A pin could not be created in the format the chain reached it with (its `SetDataFormat`
+    /// or `Create` failed, or the host ran out of memory).
     Pin {
         /// "filter.in" or "filter.out".
         pin: String,
@@ -93,7 +94,9 @@ impl std::fmt::Display for GraphError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Shape => f.write_str("a graph is a source and up to six transforms"),
-            Self::Pin { pin, status } => write!(f, "{pin} refused its format: {status:#010x}"),
+            Self::Pin { pin, status } => {
+                write!(f, "{pin} could not be created: NTSTATUS {:#010X}", status.cast_unsigned())
+            }
             Self::NoFormat { pin } => write!(f, "{pin} offers no format for its input's"),
             Self::NoFraming { pin } => write!(f, "{pin} declares no allocator framing"),
             Self::Plan(message) => write!(f, "cannot plan the pipes: {message}"),
