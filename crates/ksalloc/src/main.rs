@@ -8,9 +8,10 @@
 //! - `ksalloc framing pipes [--json] GRAPH` prints the pipes of a chain of filters: each
 //!   pipe's pins, the owner of its allocator, its frames and sizes, and the reasons.
 //! - `ksalloc capture [--format F] [--frames N] [--png FILE] [--json] [--fail-every K]
-//!   [--speed X]` loads the sample capture driver in the user-mode host, streams it to a sink
-//!   that checks every frame, and reports the plan, deliveries, drops, latency, allocator
-//!   statistics and leaks.
+//!   [--speed X] [--sink KIND] [--through LIST]` loads the sample capture driver in the
+//!   user-mode host, streams it (through the sample's transforms, with `--through`) to a sink
+//!   that checks every frame, and reports the plan or the pipes, deliveries, drops, latency,
+//!   allocator statistics and leaks.
 //!
 //! Exit status: 0 valid / a plan / it streamed; 1 the framing has errors / the framings cannot be
 //! reconciled (the conflict is named) / the stream could not start (the step and its status are
@@ -60,8 +61,9 @@ enum Command {
     /// Decode, validate and negotiate allocator framings.
     #[command(subcommand)]
     Framing(FramingCommand),
-    /// Load the sample capture driver in the user-mode host and stream it to a checking sink:
-    /// the negotiated plan, frames delivered and dropped, latency, allocator statistics, leaks.
+    /// Load the sample capture driver in the user-mode host and stream it (through the sample's
+    /// transforms with --through) to a checking sink: the negotiated plan or the pipes, frames
+    /// delivered and dropped, latency, allocator statistics, leaks.
     #[command(long_about = None, after_help = capture::EXIT_STATUS_HELP)]
     Capture(capture::CaptureArgs),
 }
