@@ -1,12 +1,23 @@
 //! A sample AVStream capture minidriver in Rust, built on ks-allocator: the Rust counterpart of
-//! the WDK's avshws ("AVStream simulated hardware") sample.
+//! the WDK's avshws ("AVStream simulated hardware") sample, with two transform filters.
 //!
-//! One device, one filter (categories video, capture and video camera) with one capture pin
-//! that produces YUY2 or RGB24 frames at 320x240 or 640x480, at 29.97 frames per second (any
-//! rate from 30.000 down to one frame in 64 s on request), from simulated hardware: a
+//! One device with three filter factories. The capture filter (categories video, capture and
+//! video camera) has one capture pin that produces YUY2 or RGB24 frames at 320x240 or 640x480,
+//! at 29.97 frames per second (any rate from 30.000 down to one frame in 64 s on request), from
+//! simulated hardware: a
 //! scatter/gather DMA capture engine whose frame interrupt (a kernel timer's DPC) writes the next
 //! programmed frame by DMA, only through the frame's mappings, and completes it, or counts a
 //! drop when nothing is programmed.
+//!
+//! The two transforms (categories video and data transform) take those frames: the
+//! [`overlay`] marks each frame in place (its pins share one pipe with the pins around it), the
+//! [`scale`]r halves 640x480 to 320x240 into frames of its own pool (a pipe of its own). They
+//! are filter factories of the same device rather than a second minidriver: they work on this
+//! driver's formats and pictures (one [`format`] parser, one [`scene`], one [`check`]), one
+//! package installs all three on a test machine, and nothing about a graph depends on which
+//! driver a filter comes from (ks-host chains filters by their pins, as ks.sys does). The cost,
+//! said plainly: the transforms exist only while the capture device is started, where a
+//! software-only driver would have a root-enumerated device of its own.
 //!
 //! What it shows a driver author:
 //!
@@ -29,6 +40,8 @@
 //! - each frame stamped with its presentation time and duration, with a `KS_FRAME_INFO`, on a
 //!   frame interrupt that keeps the format's rate exactly;
 //! - the surface format a renderer may send just before RUN taken and drawn at its pitch;
+//! - filter-centric transforms, one in place and one copying with an output compression, whose
+//!   two pins agree on their pictures ([`transform`]);
 //! - untrusted formats and data ranges parsed from bytes, never cast ([`format`]);
 //! - every callback's IRQL in its documentation, and no panic on any of them.
 //!
