@@ -6,7 +6,10 @@
 //! - (b) the capture pattern: a producer thread allocates and hands frames through a small ring
 //!   to a consumer thread that frees them (time per frame);
 //! - (c) two threads both doing pairs on one pool (time per pair, both threads together);
-//! - (d) create a pool, take and touch every frame, free them, destroy the pool.
+//! - (d) create a pool, take and touch every frame, free them, destroy the pool;
+//! - (e) our pool as it grows: with 2, 64, 256 and 1024 frames, the pair on an idle pool, the
+//!   pair with one frame left free (the last: the worst place for a search), and a failed
+//!   allocation on an exhausted pool, each as a ratio to the idle pair of the same size.
 //!
 //! Contenders: our `FramePool` called directly and through the `KSALLOCATOR_DISPATCH` function
 //! pointers; `crossbeam_queue::ArrayQueue` as a free list; the `heapless` object pool (a Treiber
@@ -520,6 +523,48 @@ fn lifecycle(c: &mut Criterion) {
     group.finish();
 }
 
+/// Pool sizes of the growth rows.
+const GROWTH: [u32; 4] = [2, 64, 256, 1024];
+
+/// Our pool of `frames` 4 KiB frames, within a budget that allows them.
+fn ours_of(frames: u32) -> FramePool {
+    let framing =
+        Framing::request(OptionFlags::SYSTEM_MEMORY, PoolType::NON_PAGED, frames, 4096, 0xFFF);
+    let config = PoolConfig::DEFAULT.with_max_frames(frames).with_max_bytes(frames as usize * 4096);
+    let request = AllocatorRequest::new(&framing, &PinConstraints::NONE, &config).unwrap();
+    FramePool::new(&request, SystemMemory::NON_PAGED).unwrap()
+}
+
+fn growth(c: &mut Criterion) {
+    let mut group = c.benchmark_group("e-growth");
+    for frames in GROWTH {
+        let pool = ours_of(frames);
+        group.bench_function(format!("idle-pair-{frames}"), |b| {
+            b.iter(|| {
+                let frame = pool.allocate().unwrap();
+                pool.free(black_box(frame)).unwrap();
+            });
+        });
+        // Every frame but the last out: each allocation has to find the last one.
+        let held: Vec<NonNull<u8>> = (1..frames).map(|_| pool.allocate().unwrap()).collect();
+        group.bench_function(format!("one-left-pair-{frames}"), |b| {
+            b.iter(|| {
+                let frame = pool.allocate().unwrap();
+                pool.free(black_box(frame)).unwrap();
+            });
+        });
+        let last = pool.allocate().unwrap();
+        group.bench_function(format!("exhausted-{frames}"), |b| {
+            b.iter(|| black_box(pool.allocate()));
+        });
+        pool.free(last).unwrap();
+        for frame in held {
+            pool.free(frame).unwrap();
+        }
+    }
+    group.finish();
+}
+
 /// Reads criterion's mean estimate (ns) for `group/name`.
 fn estimate(group: &str, name: &str) -> Option<f64> {
     let dir =
@@ -605,7 +650,27 @@ fn report() {
         )
         .unwrap();
     }
+    growth_report(&mut out);
     println!("{out}");
+}
+
+/// The growth rows: each size's one-left pair and failed allocation against its idle pair.
+fn growth_report(out: &mut String) {
+    writeln!(
+        out,
+        "
+{:<10} {:>14} {:>18} {:>16}",
+        "frames", "idle pair ns", "one left x idle", "exhausted x idle"
+    )
+    .unwrap();
+    for frames in GROWTH {
+        let idle = estimate("e-growth", &format!("idle-pair-{frames}"));
+        let one = estimate("e-growth", &format!("one-left-pair-{frames}"));
+        let none = estimate("e-growth", &format!("exhausted-{frames}"));
+        let (Some(idle), Some(one), Some(none)) = (idle, one, none) else { continue };
+        writeln!(out, "{frames:<10} {idle:>14.2} {:>18.2} {:>16.2}", one / idle, none / idle)
+            .unwrap();
+    }
 }
 
 fn main() {
@@ -620,6 +685,7 @@ fn main() {
     two_threads(&mut criterion);
     check_cores_idle("after");
     lifecycle(&mut criterion);
+    growth(&mut criterion);
     criterion.final_summary();
     report();
 }

@@ -432,3 +432,112 @@ fn memory_that_breaks_its_alignment_promise_costs_one_retry_not_a_failure() {
     }
     drop(pool);
 }
+
+/// A pool of `frames` 64-byte frames within a budget that allows them.
+fn big_pool(frames: u32) -> FramePool {
+    let framing = Framing::request(OptionFlags::SYSTEM_MEMORY, PoolType::NON_PAGED, frames, 64, 0);
+    let config = PoolConfig::DEFAULT.with_max_frames(frames).with_max_bytes(frames as usize * 64);
+    let request = AllocatorRequest::new(&framing, &PinConstraints::NONE, &config).unwrap();
+    FramePool::new(&request, SystemMemory::NON_PAGED).unwrap()
+}
+
+mod search {
+    use std::collections::BTreeSet;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// What a test does to a pool: allocate, or free the nth frame it holds.
+    #[derive(Clone, Debug)]
+    enum Op {
+        Allocate,
+        Free(usize),
+    }
+
+    fn ops() -> impl Strategy<Value = Vec<Op>> {
+        prop::collection::vec(
+            prop_oneof![3 => Just(Op::Allocate), 2 => (0usize..10_000).prop_map(Op::Free)],
+            1..400,
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// On one thread the pool always hands out the lowest free frame, says `None` exactly
+        /// when every frame is out, and its counters agree with a model, whatever the number of
+        /// words of its free map (one, a few, many with the summary's groups).
+        #[test]
+        fn the_lowest_free_frame_first_at_every_size(
+            frames in prop_oneof![Just(1u32), Just(64), Just(65), Just(130), Just(1000), Just(4097), Just(5000)],
+            ops in ops(),
+        ) {
+            let _host = Session::begin();
+            let pool = big_pool(frames);
+            let base = {
+                let first = pool.allocate().unwrap();
+                pool.free(first).unwrap();
+                first.as_ptr() as usize
+            };
+            let index = |frame: NonNull<u8>| (frame.as_ptr() as usize - base) / 64;
+            let mut free: BTreeSet<usize> = (0..frames as usize).collect();
+            let mut held: Vec<NonNull<u8>> = Vec::new();
+            for op in ops {
+                match op {
+                    Op::Allocate => {
+                        let got = pool.allocate();
+                        prop_assert_eq!(got.map(index), free.first().copied());
+                        if let Some(frame) = got {
+                            free.remove(&index(frame));
+                            held.push(frame);
+                        }
+                    }
+                    Op::Free(n) if !held.is_empty() => {
+                        let frame = held.swap_remove(n % held.len());
+                        prop_assert!(pool.free(frame).is_ok());
+                        free.insert(index(frame));
+                    }
+                    Op::Free(_) => {}
+                }
+            }
+            let stats = pool.stats();
+            prop_assert_eq!(stats.frames_free as usize, free.len());
+            for frame in held {
+                pool.free(frame).unwrap();
+            }
+        }
+    }
+
+    /// A pool of more than 4096 frames (each summary bit stands for several words): every frame
+    /// once, then `None`, then the freed ones lowest first.
+    #[test]
+    fn a_pool_of_many_words_finds_its_last_free_frames() {
+        let _host = Session::begin();
+        let pool = big_pool(9000);
+        let frames = take_all(&pool);
+        assert_eq!(frames.len(), 9000);
+        assert_eq!(frames.iter().collect::<HashSet<_>>().len(), 9000);
+        assert_eq!(pool.allocate(), None);
+        for &i in &[8999, 4500, 70] {
+            pool.free(frames[i]).unwrap();
+        }
+        assert_eq!(pool.allocate(), Some(frames[70]));
+        assert_eq!(pool.allocate(), Some(frames[4500]));
+        assert_eq!(pool.allocate(), Some(frames[8999]));
+        assert_eq!(pool.allocate(), None);
+        // The None that ended `take_all`, and the two since.
+        assert_eq!(pool.stats().failed_allocations, 3);
+        for frame in frames {
+            pool.free(frame).unwrap();
+        }
+        assert_eq!(pool.stats().frames_free, 9000);
+        // Every frame taken back at once (a retired allocator's release) is found again.
+        let frames = take_all(&pool);
+        // SAFETY: the frames are not used after this.
+        unsafe { pool.reclaim_outstanding() };
+        assert_eq!(take_all(&pool).len(), frames.len());
+        // SAFETY: as above.
+        unsafe { pool.reclaim_outstanding() };
+    }
+}

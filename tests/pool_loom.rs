@@ -18,6 +18,15 @@ fn pool(frames: u32) -> Arc<FramePool> {
     Arc::new(system_pool(frames, 64, 0xF))
 }
 
+/// A model whose set-up takes every frame of a two-word pool: each of its atomic operations is
+/// a branch point to loom, so the bound on branches is raised (the preemption bound, which
+/// limits the interleavings explored, is unchanged).
+fn many_branches() -> loom::model::Builder {
+    let mut builder = loom::model::Builder::new();
+    builder.max_branches = 100_000;
+    builder
+}
+
 /// Two threads each take a frame of a two-frame pool, write it, free it; both always succeed,
 /// never share a frame, and the counters balance.
 #[test]
@@ -106,5 +115,54 @@ fn free_and_allocate_race() {
             pool.free(third).unwrap();
         }
         assert_eq!(pool.stats().frames_free, 2);
+    });
+}
+
+/// A pool of two free-map words, every frame out: one thread frees the last frame into its
+/// emptied word while another's allocation finds every word empty and clears the summary. The
+/// frame is never hidden: the allocation gets it, or a later one does. (The summary's rule, in
+/// the pool's module documentation.)
+#[test]
+fn a_free_racing_a_search_is_never_hidden() {
+    many_branches().check(|| {
+        let pool = pool(65);
+        let frames: Vec<Frame> = (0..65).map(|_| Frame(pool.allocate().unwrap())).collect();
+        let last = frames[64];
+        let other = Arc::clone(&pool);
+        let handle = thread::spawn(move || other.free(last.get()).unwrap());
+        let mine = pool.allocate();
+        handle.join().unwrap();
+        let found = mine.or_else(|| pool.allocate());
+        assert_eq!(found, Some(last.get()), "the freed frame is found");
+        for frame in &frames {
+            pool.free(frame.get()).unwrap();
+        }
+        assert_eq!(pool.stats().frames_free, 65);
+    });
+}
+
+/// Two frees into two emptied words race a search: both frames are found afterwards.
+#[test]
+fn two_frees_racing_a_search_are_both_found() {
+    many_branches().check(|| {
+        let pool = pool(65);
+        let frames: Vec<Frame> = (0..65).map(|_| Frame(pool.allocate().unwrap())).collect();
+        let (low, high) = (frames[3], frames[64]);
+        let other = Arc::clone(&pool);
+        let handle = thread::spawn(move || {
+            other.free(high.get()).unwrap();
+            other.free(low.get()).unwrap();
+        });
+        let mine = pool.allocate();
+        handle.join().unwrap();
+        let mut found: Vec<_> = mine.into_iter().collect();
+        found.extend(std::iter::from_fn(|| pool.allocate()));
+        found.sort();
+        let mut expected = vec![low.get(), high.get()];
+        expected.sort();
+        assert_eq!(found, expected);
+        for frame in &frames {
+            pool.free(frame.get()).unwrap();
+        }
     });
 }

@@ -1,5 +1,5 @@
-//! A pool's bookkeeping: one non-paged block holding the header, the free map (one bit per
-//! frame) and the per-frame use counters.
+//! A pool's bookkeeping: one non-paged block holding the header (with the free map's summary),
+//! the free map (one bit per frame) and the per-frame use counters.
 //!
 //! ```text
 //! | Header<M> | free map: words x AtomicU64 | use counters: frames x AtomicU64 |
@@ -34,6 +34,11 @@ pub(super) struct Header<M> {
     pub(super) divider: ExactDivider,
     /// Words of the free map.
     pub(super) words: usize,
+    /// Words of the free map each bit of `summary` stands for (pools of more than one word).
+    pub(super) group: usize,
+    /// For a free map of more than one word: bit `g` is set when a word of group `g` (words
+    /// `g * group ..`) may have a free frame (see the pool's module documentation).
+    pub(super) summary: AtomicU64,
     /// Byte offset of the free map from the header.
     pub(super) bitmap_offset: usize,
     /// Byte offset of the use counters from the header.

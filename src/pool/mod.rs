@@ -12,9 +12,24 @@
 //! Which frames are free is one bit each in a *free map* of 64-bit words.
 //!
 //! - **Allocate** loads a word, picks its lowest set bit and clears it with one atomic
-//!   `fetch_and`; if another CPU took that bit first, it retries with a fresh load. Lowest-first
-//!   keeps frames cache-warm (the recycled frame is the one just freed when the pool is mostly
-//!   idle) and makes the high-water mark cheap to keep.
+//!   `fetch_and`; if another CPU took that bit first, it looks again, at most 64 times per word
+//!   (so no loop is unbounded; an allocation that loses 64 races running on one word moves on,
+//!   and may fail although a frame was freed meanwhile). Lowest-first keeps frames cache-warm
+//!   (the recycled frame is the one just freed when the pool is mostly idle) and makes the
+//!   high-water mark cheap to keep.
+//! - **A pool of more than 64 frames** keeps a *summary*: one bit per group of free-map words
+//!   (a word per bit up to 4096 frames), set when the group may have a free frame. Allocate
+//!   visits only the groups the summary names, lowest first, so a pool with one frame free, or
+//!   none, costs the same to search at 1024 frames as at 65. The summary is a hint kept with two
+//!   rules: a free that makes a word non-empty (its `fetch_or`, acquire-release) then sets its
+//!   group's bit if it is clear; an allocation that finds a group empty clears the bit, then
+//!   reads the group's words again with a read-modify-write (acquire-release) and sets the bit
+//!   back if a free refilled one. Either that read sees the free's bit, or the free's
+//!   `fetch_or` reads from it and then sees the cleared bit: a free frame never goes unnamed
+//!   (checked with loom, which models acquire-release exactly). Bits are not cleared when an
+//!   allocation empties a word, only when a search finds the group empty, so the common pair
+//!   costs no summary write. An allocation racing the free of the only free frame may miss it,
+//!   as it may in any pool.
 //! - **Free** maps the address to its frame index with one range check and an exact division
 //!   (no divide instruction, see `divide.rs`), then sets the bit with one atomic `fetch_or`. The
 //!   bit's previous value says whether the frame was already free: a double free is detected
@@ -184,12 +199,15 @@ impl<M: FrameMemory> FramePool<M> {
         let (block, block_bytes, base) =
             frame_block(&memory, span, align_mask).ok_or(Error::INSUFFICIENT_RESOURCES)?;
         let frames = request.frames();
+        let words = (frames as usize).div_ceil(64);
         let header = Header {
             base,
             span,
             stride: request.stride(),
             divider: request.divider(),
-            words: (frames as usize).div_ceil(64),
+            words,
+            group: words.div_ceil(64),
+            summary: AtomicU64::new(summary_bits(words)),
             bitmap_offset: 0,
             uses_offset: 0,
             frames,
@@ -226,22 +244,41 @@ impl<M: FrameMemory> FramePool<M> {
     /// Takes the lowest free frame, or `None`.
     #[inline]
     fn take(&self) -> Option<u32> {
-        for (word_index, word) in self.bookkeeping.free_map().iter().enumerate() {
-            // ORDERING: Relaxed is enough to choose a candidate; the `fetch_and` decides.
-            let mut current = word.load(Ordering::Relaxed);
-            while current != 0 {
-                let bit = current.trailing_zeros();
-                let mask = 1u64 << bit;
-                // Only the one bit of the result is looked at, so this is a single `lock btr`
-                // on x86-64 rather than a compare-exchange loop.
-                // ORDERING: Acquire pairs with the Release `fetch_or` of the free, so the
-                // previous owner's writes happen before our use of the frame.
-                if word.fetch_and(!mask, Ordering::Acquire) & mask != 0 {
-                    #[expect(clippy::cast_possible_truncation, reason = "word_index < 2^26")]
-                    return Some(word_index as u32 * 64 + bit);
+        let map = self.bookkeeping.free_map();
+        match map {
+            [word] => take_from(word),
+            _ => self.take_searching(map),
+        }
+    }
+
+    /// [`take`](Self::take) for a free map of more than one word: the summary names the groups
+    /// of words that may have a free frame, lowest first. A group found empty has its summary
+    /// bit cleared, then is looked at once more, and the bit set again if a free refilled it
+    /// meanwhile (module documentation). At most 64 groups are visited, each once or twice.
+    #[inline]
+    fn take_searching(&self, map: &[AtomicU64]) -> Option<u32> {
+        let header = self.header();
+        let group = header.group;
+        // ORDERING: Relaxed: a hint; each word's own `fetch_and` decides.
+        let mut candidates = header.summary.load(Ordering::Relaxed);
+        while candidates != 0 {
+            let bit = candidates.trailing_zeros();
+            candidates &= candidates - 1;
+            let first = bit as usize * group;
+            let words = map.get(first..(first + group).min(map.len())).unwrap_or_default();
+            if let Some(frame) = take_in(words, first) {
+                return Some(frame);
+            }
+            // ORDERING: AcqRel here and in the read-modify-write below that reads the group
+            // again, with the free's AcqRel `fetch_or` on the word: either that read sees the
+            // free's bit, or the free's `fetch_or` reads from it and so sees this clear when it
+            // then reads the summary (`mark_group`). A free frame never loses its summary bit.
+            header.summary.fetch_and(!(1u64 << bit), Ordering::AcqRel);
+            if words.iter().any(|word| word.fetch_or(0, Ordering::AcqRel) != 0) {
+                header.summary.fetch_or(1u64 << bit, Ordering::AcqRel);
+                if let Some(frame) = take_in(words, first) {
+                    return Some(frame);
                 }
-                // Another CPU took it; look again.
-                current = word.load(Ordering::Relaxed);
             }
         }
         None
@@ -315,14 +352,35 @@ impl<M: FrameMemory> FramePool<M> {
                 .get(word)
                 .ok_or(BadFree::Foreign { address: frame.as_ptr() as usize })?;
             // ORDERING: Release pairs with the Acquire `fetch_and` of the next allocation, so
-            // the consumer's writes to the frame happen before its next owner's use.
-            let previous = word.fetch_or(mask, Ordering::Release);
-            if previous & mask != 0 { Err(BadFree::Double { frame: index }) } else { Ok(()) }
+            // the consumer's writes to the frame happen before its next owner's use; AcqRel
+            // (the same instruction on x86-64) when a summary is kept (`take_searching`).
+            let searching = self.header().words > 1;
+            let order = if searching { Ordering::AcqRel } else { Ordering::Release };
+            let previous = word.fetch_or(mask, order);
+            if previous & mask != 0 {
+                return Err(BadFree::Double { frame: index });
+            }
+            if searching && previous == 0 {
+                self.mark_group(index as usize / 64);
+            }
+            Ok(())
         });
         if let Err(bad) = result {
             self.bad_free(bad);
         }
         result
+    }
+
+    /// A free made word `word` non-empty: its group's summary bit is set, unless it is.
+    #[inline]
+    fn mark_group(&self, word: usize) {
+        let header = self.header();
+        let bit = 1u64 << (word / header.group);
+        // ORDERING: Relaxed is enough: a search that cleared the bit before the free's
+        // `fetch_or` read its word happens before this read (see `take_searching`).
+        if header.summary.load(Ordering::Relaxed) & bit == 0 {
+            header.summary.fetch_or(bit, Ordering::Release);
+        }
     }
 
     #[cold]
@@ -468,6 +526,8 @@ impl<M: FrameMemory> FramePool<M> {
             // ORDERING: Release, as a free: the frames' last writes happen before any reuse.
             word.store(bits, Ordering::Release);
         }
+        let header = self.header();
+        header.summary.store(summary_bits(header.words), Ordering::Release);
     }
 
     /// Bytes of bookkeeping: the fixed header plus the per-frame free bit and use counter.
@@ -479,6 +539,57 @@ impl<M: FrameMemory> FramePool<M> {
     pub fn bookkeeping_bytes(&self) -> usize {
         self.header().bookkeeping_bytes
     }
+}
+
+/// Times an allocation tries a word's bits before it gives up on the word: each failed
+/// `fetch_and` means another CPU took the bit it tried, so this bounds the work under
+/// contention (no unbounded retry loop) at the price of a rare spurious failure when other CPUs
+/// win 64 races running.
+const WORD_ATTEMPTS: u32 = 64;
+
+/// Takes the lowest free frame of one word of the free map: its bit, or `None`.
+#[inline]
+fn take_from(word: &AtomicU64) -> Option<u32> {
+    // ORDERING: Relaxed is enough to choose a candidate; the `fetch_and` decides.
+    let mut current = word.load(Ordering::Relaxed);
+    for _ in 0..WORD_ATTEMPTS {
+        if current == 0 {
+            return None;
+        }
+        let bit = current.trailing_zeros();
+        let mask = 1u64 << bit;
+        // Only the one bit of the result is looked at, so this is a single `lock btr` on x86-64
+        // rather than a compare-exchange loop.
+        // ORDERING: Acquire pairs with the Release (or SeqCst) `fetch_or` of the free, so the
+        // previous owner's writes happen before our use of the frame.
+        if word.fetch_and(!mask, Ordering::Acquire) & mask != 0 {
+            return Some(bit);
+        }
+        // Another CPU took it; look again.
+        current = word.load(Ordering::Relaxed);
+    }
+    None
+}
+
+/// Takes the lowest free frame of `words`, the first of which is word `first` of the map.
+#[inline]
+fn take_in(words: &[AtomicU64], first: usize) -> Option<u32> {
+    words.iter().enumerate().find_map(|(i, word)| {
+        let bit = take_from(word)?;
+        #[expect(clippy::cast_possible_truncation, reason = "a frame index, below 2^32")]
+        let frame = (first + i) as u32 * 64 + bit;
+        Some(frame)
+    })
+}
+
+/// The summary of a free map of `words` words with every frame free: a bit per group.
+const fn summary_bits(words: usize) -> u64 {
+    let group = words.div_ceil(64);
+    if group == 0 {
+        return 0;
+    }
+    let groups = words.div_ceil(group);
+    if groups >= 64 { u64::MAX } else { (1u64 << groups) - 1 }
 }
 
 impl<M: FrameMemory> Drop for FramePool<M> {
