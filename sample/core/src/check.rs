@@ -132,21 +132,8 @@ pub fn read_frame_as(
         return Err(FrameProblem::Short { len: data.len(), needed });
     }
     let at = |x: u32, y: u32| place(drawn, shown, x, y);
-    let cell_width = (drawn.width / BARCODE_CELLS).max(1);
-    let mut number = 0u32;
-    for cell in 0..BARCODE_CELLS {
-        let (x, y) = at(cell * cell_width + cell_width / 2, BARCODE_ROWS / 2);
-        let pixel =
-            stored(shown, data, x, y).ok_or(FrameProblem::Short { len: data.len(), needed })?;
-        let bit = if shows(pixel, WHITE, false) {
-            1
-        } else if shows(pixel, scene::BLACK, false) {
-            0
-        } else {
-            return Err(FrameProblem::Barcode { cell });
-        };
-        number = number << 1 | bit;
-    }
+    let number =
+        read_cells(drawn, shown, data, BARCODE_ROWS / 2, |cell| FrameProblem::Barcode { cell })?;
     let bar_width = drawn.width / 8;
     for (index, expected) in (0u32..).zip(BARS) {
         // The centre of a pixel pair, so that YUY2 chroma belongs to this bar.
@@ -183,23 +170,36 @@ pub fn read_mark(
         let (x, y) = at(x, y);
         check_pixel(shown, data, x, y, scene::MARK_COLOR)?;
     }
-    let cell_width = (width / BARCODE_CELLS).max(1);
     let row = scene::stamp_top(height) + scene::STAMP_ROWS / 2;
-    let mut seen = 0u32;
+    read_cells(drawn, shown, data, row, |cell| FrameProblem::Stamp { cell })
+}
+
+/// The number a row of [`BARCODE_CELLS`] black and white cells carries (most significant bit
+/// first), drawn at `drawn`'s size across row `row` and shown in a frame of `shown`; `bad` names
+/// a cell that is neither.
+fn read_cells(
+    drawn: &ImageFormat,
+    shown: &ImageFormat,
+    data: &[u8],
+    row: u32,
+    bad: impl Fn(u32) -> FrameProblem,
+) -> Result<u32, FrameProblem> {
+    let cell_width = (drawn.width / BARCODE_CELLS).max(1);
+    let mut number = 0u32;
     for cell in 0..BARCODE_CELLS {
-        let (x, y) = at(cell * cell_width + cell_width / 2, row);
-        let pixel =
-            stored(shown, data, x, y).ok_or(FrameProblem::Short { len: data.len(), needed })?;
+        let (x, y) = place(drawn, shown, cell * cell_width + cell_width / 2, row);
+        let short = FrameProblem::Short { len: data.len(), needed: shown.image_size() };
+        let pixel = stored(shown, data, x, y).ok_or(short)?;
         let bit = if shows(pixel, WHITE, false) {
             1
         } else if shows(pixel, scene::BLACK, false) {
             0
         } else {
-            return Err(FrameProblem::Stamp { cell });
+            return Err(bad(cell));
         };
-        seen = seen << 1 | bit;
+        number = number << 1 | bit;
     }
-    Ok(seen)
+    Ok(number)
 }
 
 fn check_pixel(

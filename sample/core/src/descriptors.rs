@@ -143,16 +143,22 @@ const fn transform_pin_dispatch(
 
 // SAFETY: function pointers only.
 static OVERLAY_PIN_DISPATCH: SyncStatic<KSPIN_DISPATCH> = unsafe {
-    SyncStatic::new(transform_pin_dispatch(Some(overlay::set_data_format), core::ptr::null()))
+    SyncStatic::new(transform_pin_dispatch(
+        Some(transform::set_data_format::<false>),
+        core::ptr::null(),
+    ))
 };
 // SAFETY: function pointers only.
 static SCALE_INPUT_DISPATCH: SyncStatic<KSPIN_DISPATCH> = unsafe {
-    SyncStatic::new(transform_pin_dispatch(Some(scale::set_data_format), core::ptr::null()))
+    SyncStatic::new(transform_pin_dispatch(
+        Some(transform::set_data_format::<true>),
+        core::ptr::null(),
+    ))
 };
 // SAFETY: function pointers and a pointer to the library's immutable allocator table.
 static SCALE_OUTPUT_DISPATCH: SyncStatic<KSPIN_DISPATCH> = unsafe {
     SyncStatic::new(transform_pin_dispatch(
-        Some(scale::set_data_format),
+        Some(transform::set_data_format::<true>),
         dispatch_table::<scale::ScaleAllocator>(),
     ))
 };
@@ -205,14 +211,14 @@ static OVERLAY_PINS: SyncStatic<[KSPIN_DESCRIPTOR_EX; 2]> = unsafe {
             ks_sys::KSPIN_DATAFLOW_IN,
             ranges,
             framing,
-            Some(overlay::intersect),
+            Some(transform::intersect::<false>),
         ),
         transform_pin(
             OVERLAY_PIN_DISPATCH.as_ptr(),
             ks_sys::KSPIN_DATAFLOW_OUT,
             ranges,
             framing,
-            Some(overlay::intersect),
+            Some(transform::intersect::<false>),
         ),
     ])
 };
@@ -226,14 +232,14 @@ static SCALE_PINS: SyncStatic<[KSPIN_DESCRIPTOR_EX; 2]> = unsafe {
             ks_sys::KSPIN_DATAFLOW_IN,
             (LARGE_RANGE_POINTERS.as_ptr().cast::<PKSDATARANGE>(), 2),
             scale::INPUT_FRAMING.as_raw(),
-            Some(scale::intersect),
+            Some(transform::intersect::<true>),
         ),
         transform_pin(
             SCALE_OUTPUT_DISPATCH.as_ptr(),
             ks_sys::KSPIN_DATAFLOW_OUT,
             (SMALL_RANGE_POINTERS.as_ptr().cast::<PKSDATARANGE>(), 2),
             scale::OUTPUT_FRAMING.as_raw(),
-            Some(scale::intersect),
+            Some(transform::intersect::<true>),
         ),
     ])
 };

@@ -182,3 +182,50 @@ pub(crate) unsafe fn add_to_bag(bag: KSOBJECT_BAG, item: PVOID, free: PFNKSFREE)
     // SAFETY: the caller's contract.
     unsafe { ks_sys::KsAddItemToObjectBag(bag, item, free) }
 }
+
+/// Frees a context a pin's create dispatch put in the pin's bag ([`give_pin_context`]), when
+/// AVStream empties the bag. PASSIVE_LEVEL.
+///
+/// # Safety
+///
+/// Only AVStream calls it, once, with the context `give_pin_context::<T>` put in the bag.
+unsafe extern "C" fn free_pin_context<T>(context: PVOID) {
+    if let Some(context) = core::ptr::NonNull::new(context.cast::<T>()) {
+        // SAFETY: the bag item is the PoolBox `give_pin_context` made with POOL_TAG; freed once.
+        drop(unsafe { ks_allocator::PoolBox::from_raw_with_tag(context, crate::POOL_TAG) });
+    }
+}
+
+/// Makes `context` the pin's context (`KSPIN.Context`): boxed in non-paged pool with
+/// [`POOL_TAG`](crate::POOL_TAG), put in the pin's bag (freed with it), and has every frame of the
+/// pin carry a `KS_FRAME_INFO` after its `KSSTREAM_HEADER` (picture number, drops). Returns the
+/// status of the first step that fails. PASSIVE_LEVEL, with the filter control mutex held.
+///
+/// # Safety
+///
+/// `pin` is a live pin in its create dispatch.
+pub(crate) unsafe fn give_pin_context<T>(pin: *mut KSPIN, context: T) -> NTSTATUS {
+    let Ok(context) = ks_allocator::PoolBox::new(context, crate::POOL_TAG) else {
+        return ks_allocator::Error::INSUFFICIENT_RESOURCES.to_status();
+    };
+    let raw = ks_allocator::PoolBox::into_raw(context);
+    // SAFETY: a live pin (this function's contract).
+    let bag = unsafe { pin_bag(pin) };
+    // SAFETY: the pin's bag takes the context, freed by `free_pin_context::<T>`.
+    let status = unsafe { add_to_bag(bag, raw.cast(), Some(free_pin_context::<T>)) };
+    if status != ks_sys::STATUS_SUCCESS {
+        if let Some(raw) = core::ptr::NonNull::new(raw) {
+            // SAFETY: `raw` came from `into_raw` just now and the bag did not take it.
+            drop(unsafe { ks_allocator::PoolBox::from_raw_with_tag(raw, crate::POOL_TAG) });
+        }
+        return status;
+    }
+    // SAFETY: a live pin in its create dispatch: nothing else uses its context yet.
+    unsafe { set_pin_context(pin, raw.cast()) };
+    #[expect(clippy::cast_possible_truncation, reason = "56 + 72 bytes")]
+    let header_size =
+        (size_of::<ks_sys::KSSTREAM_HEADER>() + size_of::<ks_sys::KS_FRAME_INFO>()) as u32;
+    // SAFETY: as above.
+    unsafe { set_stream_header_size(pin, header_size) };
+    ks_sys::STATUS_SUCCESS
+}

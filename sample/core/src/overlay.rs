@@ -11,15 +11,11 @@
 //! Its `Process` is filter-centric ([`crate::transform`]), at PASSIVE_LEVEL.
 
 use ks_allocator::framing::{FramingEx, FramingItem, FramingRange, ItemFlags, MemoryType};
-use ks_sys::{
-    KSATTRIBUTE_LIST, KSDATARANGE, KSFILTER, KSMULTIPLE_ITEM, KSP_PIN, KSPIN,
-    KSPROCESSPIN_INDEXENTRY, NTSTATUS, PIRP, PKSDATAFORMAT, PKSDATARANGE, PULONG, PVOID,
-    STATUS_SUCCESS,
-};
+use ks_sys::{KSFILTER, KSPROCESSPIN_INDEXENTRY, NTSTATUS, STATUS_SUCCESS};
 
 use crate::{
     render,
-    transform::{self, ProcessPins, Relation},
+    transform::{self, ProcessPins},
 };
 
 /// Frames the overlay holds: the one it marks.
@@ -86,53 +82,4 @@ pub(crate) unsafe extern "C" fn process(
     output.set_used(used);
     output.terminate();
     STATUS_SUCCESS
-}
-
-/// `AVStrMiniPinSetDataFormat` of both pins: the same picture on both ([`Relation::Same`]).
-/// PASSIVE_LEVEL, with the filter control mutex held.
-///
-/// # Safety
-///
-/// Only AVStream calls it, with a live overlay pin and one of its data ranges.
-pub(crate) unsafe extern "C" fn set_data_format(
-    pin: *mut KSPIN,
-    old_format: PKSDATAFORMAT,
-    _old_attributes: *mut KSMULTIPLE_ITEM,
-    range: *const KSDATARANGE,
-    _attribute_range: *const KSATTRIBUTE_LIST,
-) -> NTSTATUS {
-    // SAFETY: this function's contract.
-    unsafe { transform::set_data_format(pin, old_format, range, Relation::Same) }
-}
-
-/// The intersection handler of both pins: formats with the same picture as the other pin's.
-/// PASSIVE_LEVEL, with the filter control mutex held.
-///
-/// # Safety
-///
-/// Only AVStream calls it, with its arguments.
-pub(crate) unsafe extern "C" fn intersect(
-    context: PVOID,
-    irp: PIRP,
-    pin: *mut KSP_PIN,
-    caller: PKSDATARANGE,
-    descriptor: PKSDATARANGE,
-    buffer_size: u32,
-    data: PVOID,
-    data_size: PULONG,
-) -> NTSTATUS {
-    // SAFETY: this function's contract.
-    unsafe {
-        transform::intersect(
-            context,
-            irp,
-            pin,
-            caller,
-            descriptor,
-            buffer_size,
-            data,
-            data_size,
-            Relation::Same,
-        )
-    }
 }

@@ -6,10 +6,10 @@
 //! the minidriver's would override the class's (the library's property sets are for KS filters
 //! that are not AVStream minidrivers).
 
-use core::{cell::UnsafeCell, ptr::NonNull};
+use core::cell::UnsafeCell;
 
 use ks_allocator::{
-    Error, PoolBox,
+    Error,
     framing::{FramingEx, FramingItem, ItemFlags, MemoryType},
 };
 use ks_sys::{
@@ -172,19 +172,6 @@ unsafe fn edit_framing(pin: *mut KSPIN, format: &ImageFormat) -> ks_allocator::R
     Ok(())
 }
 
-/// Frees a pin context when AVStream empties the pin's object bag (after its close; the
-/// assigned allocator's reference goes with it). PASSIVE_LEVEL.
-///
-/// # Safety
-///
-/// Only AVStream calls it, once, with the context `create` put in the bag.
-unsafe extern "C" fn free_context(context: PVOID) {
-    if let Some(context) = NonNull::new(context.cast::<PinContext>()) {
-        // SAFETY: the bag item is the PoolBox `create` made with POOL_TAG; freed once.
-        drop(unsafe { PoolBox::from_raw_with_tag(context, POOL_TAG) });
-    }
-}
-
 /// `AVStrMiniPinCreate`: makes the pin's context and sizes its framing for its format.
 /// PASSIVE_LEVEL, with the filter control mutex held.
 ///
@@ -197,28 +184,11 @@ pub(crate) unsafe extern "C" fn create(pin: *mut KSPIN, _irp: PIRP) -> NTSTATUS 
         return Error::INVALID_PARAMETER.to_status();
     };
     let context = PinContext { format: UnsafeCell::new(format) };
-    let Ok(context) = PoolBox::new(context, POOL_TAG) else {
-        return Error::INSUFFICIENT_RESOURCES.to_status();
-    };
-    let raw = PoolBox::into_raw(context);
-    // SAFETY: a live pin (this function's contract).
-    let bag = unsafe { ks::pin_bag(pin) };
-    // SAFETY: the pin's bag takes the context, freed by `free_context`.
-    let status = unsafe { ks::add_to_bag(bag, raw.cast(), Some(free_context)) };
+    // SAFETY: a live pin in its create dispatch (this function's contract).
+    let status = unsafe { ks::give_pin_context(pin, context) };
     if status != STATUS_SUCCESS {
-        if let Some(raw) = NonNull::new(raw) {
-            // SAFETY: `raw` came from `into_raw` just now and the bag did not take it.
-            drop(unsafe { PoolBox::from_raw_with_tag(raw, POOL_TAG) });
-        }
         return status;
     }
-    // SAFETY: a live pin in its create dispatch: nothing else uses its context yet.
-    unsafe { ks::set_pin_context(pin, raw.cast()) };
-    // Every frame carries a KS_FRAME_INFO after its KSSTREAM_HEADER (picture number, drops).
-    #[expect(clippy::cast_possible_truncation, reason = "56 + 72 bytes")]
-    let header_size = (size_of::<ks_sys::KSSTREAM_HEADER>() + size_of::<KS_FRAME_INFO>()) as u32;
-    // SAFETY: as above.
-    unsafe { ks::set_stream_header_size(pin, header_size) };
     // SAFETY: as above.
     ks_allocator::from_result(unsafe { edit_framing(pin, &format) })
 }

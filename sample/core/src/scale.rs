@@ -15,16 +15,12 @@ use ks_allocator::{
     Budget, DefaultAllocator, PoolConfig,
     framing::{Compression, FramingEx, FramingItem, FramingRange, ItemFlags, MemoryType},
 };
-use ks_sys::{
-    KSATTRIBUTE_LIST, KSDATARANGE, KSFILTER, KSMULTIPLE_ITEM, KSP_PIN, KSPIN,
-    KSPROCESSPIN_INDEXENTRY, NTSTATUS, PIRP, PKSDATAFORMAT, PKSDATARANGE, PULONG, PVOID,
-    STATUS_SUCCESS,
-};
+use ks_sys::{KSFILTER, KSPROCESSPIN_INDEXENTRY, NTSTATUS, STATUS_SUCCESS};
 
 use crate::{
     format::{ImageFormat, Subtype},
     render,
-    transform::{self, ProcessPins, Relation},
+    transform::{self, ProcessPins},
 };
 
 /// Frames the output pin asks for: one being filled, one with the consumer, one spare.
@@ -108,53 +104,4 @@ pub(crate) unsafe extern "C" fn process(
         output.terminate();
     }
     STATUS_SUCCESS
-}
-
-/// `AVStrMiniPinSetDataFormat` of both pins: the output at half the input's size
-/// ([`Relation::Halved`]). PASSIVE_LEVEL, with the filter control mutex held.
-///
-/// # Safety
-///
-/// Only AVStream calls it, with a live scaler pin and one of its data ranges.
-pub(crate) unsafe extern "C" fn set_data_format(
-    pin: *mut KSPIN,
-    old_format: PKSDATAFORMAT,
-    _old_attributes: *mut KSMULTIPLE_ITEM,
-    range: *const KSDATARANGE,
-    _attribute_range: *const KSATTRIBUTE_LIST,
-) -> NTSTATUS {
-    // SAFETY: this function's contract.
-    unsafe { transform::set_data_format(pin, old_format, range, Relation::Halved) }
-}
-
-/// The intersection handler of both pins: formats at twice (input) or half (output) the other
-/// pin's size. PASSIVE_LEVEL, with the filter control mutex held.
-///
-/// # Safety
-///
-/// Only AVStream calls it, with its arguments.
-pub(crate) unsafe extern "C" fn intersect(
-    context: PVOID,
-    irp: PIRP,
-    pin: *mut KSP_PIN,
-    caller: PKSDATARANGE,
-    descriptor: PKSDATARANGE,
-    buffer_size: u32,
-    data: PVOID,
-    data_size: PULONG,
-) -> NTSTATUS {
-    // SAFETY: this function's contract.
-    unsafe {
-        transform::intersect(
-            context,
-            irp,
-            pin,
-            caller,
-            descriptor,
-            buffer_size,
-            data,
-            data_size,
-            Relation::Halved,
-        )
-    }
 }

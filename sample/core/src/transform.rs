@@ -16,13 +16,13 @@
 
 use core::{cell::UnsafeCell, ptr::NonNull};
 
-use ks_allocator::{Error, PoolBox};
+use ks_allocator::Error;
 use ks_sys::{
     KS_FRAME_INFO, KSDATARANGE, KSP_PIN, KSPIN, KSPROCESSPIN, KSPROCESSPIN_INDEXENTRY,
     KSSTREAM_HEADER, NTSTATUS, PIRP, PKSDATAFORMAT, PKSDATARANGE, PULONG, PVOID, STATUS_SUCCESS,
 };
 
-use crate::{POOL_TAG, format::ImageFormat, ks, pin};
+use crate::{format::ImageFormat, ks, pin};
 
 /// The input pin factory of a transform filter.
 pub const INPUT: u32 = 0;
@@ -39,6 +39,11 @@ pub enum Relation {
 }
 
 impl Relation {
+    /// The relation a handler's `HALVED` parameter names.
+    const fn of(halved: bool) -> Self {
+        if halved { Self::Halved } else { Self::Same }
+    }
+
     /// Whether `output` may follow from `input`.
     #[must_use]
     pub const fn holds(self, input: &ImageFormat, output: &ImageFormat) -> bool {
@@ -122,18 +127,6 @@ unsafe fn pin_id(pin: *const KSPIN) -> u32 {
     unsafe { field.read_volatile() }
 }
 
-/// Frees a transform pin's context when AVStream empties the pin's bag. PASSIVE_LEVEL.
-///
-/// # Safety
-///
-/// Only AVStream calls it, once, with the context `create` put in the bag.
-unsafe extern "C" fn free_context(context: PVOID) {
-    if let Some(context) = NonNull::new(context.cast::<TransformPin>()) {
-        // SAFETY: the bag item is the PoolBox `create` made with POOL_TAG; freed once.
-        drop(unsafe { PoolBox::from_raw_with_tag(context, POOL_TAG) });
-    }
-}
-
 /// `AVStrMiniPinCreate` of a transform pin: its context, holding its format, and stream
 /// headers with room for a `KS_FRAME_INFO` (video frames carry one through the chain).
 /// PASSIVE_LEVEL, with the filter control mutex held.
@@ -146,48 +139,29 @@ pub(crate) unsafe extern "C" fn create(pin: *mut KSPIN, _irp: PIRP) -> NTSTATUS 
     let Ok(format) = (unsafe { pin::connection_format(pin) }) else {
         return Error::INVALID_PARAMETER.to_status();
     };
-    let Ok(context) = PoolBox::new(TransformPin { format: UnsafeCell::new(format) }, POOL_TAG)
-    else {
-        return Error::INSUFFICIENT_RESOURCES.to_status();
-    };
-    let raw = PoolBox::into_raw(context);
-    // SAFETY: a live pin.
-    let bag = unsafe { ks::pin_bag(pin) };
-    // SAFETY: the pin's bag takes the context, freed by `free_context`.
-    let status = unsafe { ks::add_to_bag(bag, raw.cast(), Some(free_context)) };
-    if status != STATUS_SUCCESS {
-        if let Some(raw) = NonNull::new(raw) {
-            // SAFETY: from `into_raw` just now; the bag did not take it.
-            drop(unsafe { PoolBox::from_raw_with_tag(raw, POOL_TAG) });
-        }
-        return status;
-    }
-    // SAFETY: a live pin in its create dispatch: nothing else uses its context yet.
-    unsafe { ks::set_pin_context(pin, raw.cast()) };
-    #[expect(clippy::cast_possible_truncation, reason = "56 + 72 bytes")]
-    let header_size = (size_of::<KSSTREAM_HEADER>() + size_of::<KS_FRAME_INFO>()) as u32;
-    // SAFETY: as above.
-    unsafe { ks::set_stream_header_size(pin, header_size) };
-    STATUS_SUCCESS
+    // SAFETY: a live pin in its create dispatch (this function's contract).
+    unsafe { ks::give_pin_context(pin, TransformPin { format: UnsafeCell::new(format) }) }
 }
 
-/// `AVStrMiniPinSetDataFormat` of a transform pin: the format must match `range` (a range of
-/// the pin's own: anything else is `STATUS_NO_MATCH`, so AVStream tries the next), agree with
-/// the other pin's format by `relation` when that pin exists (`STATUS_NO_MATCH` otherwise),
-/// and, on a pin that exists, show the same picture as before and be changed only in STOP
-/// (`STATUS_INVALID_DEVICE_STATE` otherwise: a transform's frames are sized at connection).
-/// PASSIVE_LEVEL, with the filter control mutex held.
+/// `AVStrMiniPinSetDataFormat` of both pins of a transform whose output picture follows from
+/// its input's by [`Relation::of`]`(HALVED)` (the overlay's `Same`, the scaler's `Halved`): the
+/// format must match `range` (a range of the pin's own: anything else is `STATUS_NO_MATCH`, so
+/// AVStream tries the next), agree with the other pin's format when that pin exists
+/// (`STATUS_NO_MATCH` otherwise), and, on a pin that exists, show the same picture as before and
+/// be changed only in STOP (`STATUS_INVALID_DEVICE_STATE` otherwise: a transform's frames are
+/// sized at connection). PASSIVE_LEVEL, with the filter control mutex held.
 ///
 /// # Safety
 ///
-/// Only AVStream calls it (through a filter's own callback), with a live transform pin and one
-/// of its data ranges.
-pub(crate) unsafe fn set_data_format(
+/// Only AVStream calls it, with a live transform pin and one of its data ranges.
+pub(crate) unsafe extern "C" fn set_data_format<const HALVED: bool>(
     pin: *mut KSPIN,
     old_format: PKSDATAFORMAT,
+    _old_attributes: *mut ks_sys::KSMULTIPLE_ITEM,
     range: *const KSDATARANGE,
-    relation: Relation,
+    _attribute_range: *const ks_sys::KSATTRIBUTE_LIST,
 ) -> NTSTATUS {
+    let relation = Relation::of(HALVED);
     // SAFETY: a live pin (this function's contract).
     let Ok(format) = (unsafe { pin::connection_format(pin) }) else {
         return ks_sys::STATUS_NO_MATCH;
@@ -228,18 +202,15 @@ pub(crate) unsafe fn set_data_format(
     STATUS_SUCCESS
 }
 
-/// The intersection handler of a transform pin: as the capture pin's ([`pin::intersect`]),
-/// offering only formats that agree by `relation` with the filter's other pin when it exists.
-/// PASSIVE_LEVEL, with the filter control mutex held (the filter is `context`).
+/// The intersection handler of both pins of a transform ([`set_data_format`] says which
+/// relation `HALVED` names): as the capture pin's ([`pin::intersect`]), offering only formats
+/// that agree with the filter's other pin when it exists. PASSIVE_LEVEL, with the filter control
+/// mutex held (the filter is `context`).
 ///
 /// # Safety
 ///
-/// Only AVStream calls it (through a filter's own handler), with its arguments.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "PFNKSINTERSECTHANDLEREX's arguments and the relation"
-)]
-pub(crate) unsafe fn intersect(
+/// Only AVStream calls it, with its arguments.
+pub(crate) unsafe extern "C" fn intersect<const HALVED: bool>(
     context: PVOID,
     irp: PIRP,
     pin: *mut KSP_PIN,
@@ -248,8 +219,8 @@ pub(crate) unsafe fn intersect(
     buffer_size: u32,
     data: PVOID,
     data_size: PULONG,
-    relation: Relation,
 ) -> NTSTATUS {
+    let relation = Relation::of(HALVED);
     if !context.is_null() && !pin.is_null() {
         // SAFETY: AVStream passes the pin factory the request names.
         let id = unsafe { (*pin).PinId };
