@@ -30,7 +30,9 @@ use crate::{
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq, Debug)]
 #[serde(rename_all = "lowercase")]
 enum Flow {
+    #[serde(alias = "In", alias = "IN", alias = "input")]
     In,
+    #[serde(alias = "Out", alias = "OUT", alias = "output")]
     Out,
 }
 

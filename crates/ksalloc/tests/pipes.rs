@@ -250,3 +250,42 @@ fn the_book_and_the_readme_show_the_scaling_chain_as_it_plans() {
         rest = &rest[at + line.len()..];
     }
 }
+
+/// A graph of one connection plans as `framing negotiate` does for the same two framings.
+#[test]
+fn one_connection_plans_as_the_pair_negotiation() {
+    let scale = graph("scale.json");
+    let capture = scale["filters"][0]["pins"][0]["framing"].clone();
+    let sink = scale["filters"][3]["pins"][0]["framing"].clone();
+    let pair = serde_json::json!({
+        "filters": [
+            {"name": "cap", "pins": [{"name": "out", "flow": "Out", "framing": capture}]},
+            {"name": "sink", "pins": [{"name": "in", "flow": "input", "framing": sink}]}
+        ],
+        "connections": [["cap.out", "sink.in"]]
+    });
+    let (status, planned) = plan(&pair);
+    assert_eq!(status, Some(0), "{planned}");
+    let pipe = &planned["pipes"][0];
+    let dir = std::env::temp_dir().join(format!("ksalloc-pipes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (up, down) = (dir.join("up.json"), dir.join("down.json"));
+    std::fs::write(&up, capture.to_string()).unwrap();
+    std::fs::write(&down, sink.to_string()).unwrap();
+    let output = ksalloc(
+        &["framing", "negotiate", "--json", up.to_str().unwrap(), down.to_str().unwrap()],
+        None,
+    );
+    let negotiated: Value = serde_json::from_slice(&output.stdout).unwrap();
+    for key in
+        ["frames", "frame_size", "file_alignment", "memory_type", "pool_type", "framing_bytes"]
+    {
+        assert_eq!(pipe[key], negotiated[key], "{key}");
+    }
+    let owner = if negotiated["owner"] == "upstream" { "cap.out" } else { "sink.in" };
+    assert_eq!(pipe["owner"], owner);
+    assert_eq!(
+        pipe["items"],
+        serde_json::json!([negotiated["upstream_item"], negotiated["downstream_item"]])
+    );
+}
