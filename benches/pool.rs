@@ -11,8 +11,9 @@
 //!   pair with one frame left free (the last: the worst place for a search), and a failed
 //!   allocation on an exhausted pool, each as a ratio to the idle pair of the same size.
 //!
-//! Contenders: our `FramePool` called directly and through the `KSALLOCATOR_DISPATCH` function
-//! pointers; `crossbeam_queue::ArrayQueue` as a free list; the `heapless` object pool (a Treiber
+//! Contenders: our `FramePool` called directly, through the `KSALLOCATOR_DISPATCH` function
+//! pointers as KS calls them (`ours-table`), and through the host's model of AVStream calling
+//! them (`ours-dispatch`, with the host's IRQL checks); `crossbeam_queue::ArrayQueue` as a free list; the `heapless` object pool (a Treiber
 //! stack); a `Mutex<Vec>` free list; a Treiber stack on a 128-bit CAS (the model of the
 //! interlocked SLIST behind Windows lookaside lists); `std::alloc` of an aligned frame; and a
 //! bare CAS pair on one word, the floor.
@@ -100,6 +101,36 @@ impl FreeList for Ours {
     #[inline]
     fn give(&self, frame: NonNull<u8>) {
         let _ = self.0.free(frame);
+    }
+}
+
+/// The default allocator through its `KSALLOCATOR_DISPATCH` function pointers called directly,
+/// as KS calls them on Windows: the C table's own cost, without the host's checks.
+struct ViaTable {
+    allocator: DispatchAllocator,
+    allocate: unsafe extern "C" fn(ks_sys::PVOID) -> ks_sys::PVOID,
+    free: unsafe extern "C" fn(ks_sys::PVOID, ks_sys::PVOID),
+}
+impl ViaTable {
+    fn new(frame_size: usize) -> Self {
+        let ViaDispatch(allocator) = ViaDispatch::new(frame_size);
+        Self {
+            allocator,
+            allocate: DEFAULT_DISPATCH.Allocate.unwrap(),
+            free: DEFAULT_DISPATCH.Free.unwrap(),
+        }
+    }
+}
+impl FreeList for ViaTable {
+    #[inline]
+    fn take(&self) -> Option<NonNull<u8>> {
+        // SAFETY: the live context InitializeAllocator returned, not yet deleted.
+        NonNull::new(unsafe { (self.allocate)(self.allocator.context()) }.cast())
+    }
+    #[inline]
+    fn give(&self, frame: NonNull<u8>) {
+        // SAFETY: as above; a frame of this allocator.
+        unsafe { (self.free)(self.allocator.context(), frame.as_ptr().cast()) };
     }
 }
 
@@ -320,6 +351,7 @@ fn contenders(size: usize) -> Vec<(&'static str, Box<dyn FreeList>)> {
     vec![
         ("cas-pair", Box::new(CasPair(AtomicU64::new(0)))),
         ("ours", Box::new(ours(size))),
+        ("ours-table", Box::new(ViaTable::new(size))),
         ("ours-dispatch", Box::new(ViaDispatch::new(size))),
         ("array-queue", Box::new(Queue::new(size))),
         ("heapless", Box::new(Heapless::new(size))),
@@ -579,6 +611,7 @@ fn report() {
     let names = [
         "cas-pair",
         "ours",
+        "ours-table",
         "ours-dispatch",
         "array-queue",
         "heapless",
