@@ -64,7 +64,9 @@ pub(crate) unsafe extern "C" fn process(
             let _ = render::mark(&format, data, seen);
         }
         input.set_used(available);
+        // The frame goes on with the bytes it holds, even when it is larger than they are.
         output.set_used(available);
+        output.terminate();
         return STATUS_SUCCESS;
     }
     let mut used = 0;
