@@ -100,6 +100,10 @@ pub mod property;
 pub mod request;
 mod statics;
 mod sync;
+/// The processors of a loom model (only with `--cfg loom`).
+#[cfg(loom)]
+#[doc(hidden)]
+pub use sync::model as loom_processors;
 mod system;
 pub mod tags;
 

@@ -73,7 +73,8 @@ pub const MAX_POOL_BYTES: usize = u32::MAX as usize;
 /// The defaults fit capture pins up to 1080p (eight 4 MiB frames) and audio pins with many small
 /// frames; a driver should lower them to what its largest format needs, since every allocator
 /// create request is a non-paged allocation a user-mode client can ask for. Bookkeeping (8 bytes
-/// per frame and a header of under 1 KiB) comes on top of `max_bytes`. The most frame memory
+/// per frame, a header of under 1 KiB and up to 2 KiB for a pool spread over processors, see
+/// [`pool`](crate::pool#shards)) comes on top of `max_bytes`. The most frame memory
 /// the library's allocators can hold in a driver is `max_allocators * max_bytes` (64 times
 /// 64 MiB by default: lower it).
 ///

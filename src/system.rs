@@ -153,6 +153,27 @@ pub(crate) unsafe fn free(memory: NonNull<u8>, tag: u32) {
     LIVE_ALLOCATIONS.fetch_sub(1, Ordering::Relaxed);
 }
 
+/// The system-wide index of the processor the caller runs on (`KeGetCurrentProcessorNumberEx`).
+/// Any IRQL; below DISPATCH_LEVEL the thread may be on another processor by the time this
+/// returns, so callers use it as a hint their correctness does not depend on.
+#[cfg_attr(loom, expect(dead_code, reason = "loom models use their own processors"))]
+#[inline]
+pub(crate) fn current_processor() -> u32 {
+    // SAFETY: NULL asks for the index only.
+    unsafe { ks_sys::KeGetCurrentProcessorNumberEx(core::ptr::null_mut()) }
+}
+
+/// How many processors are active in all groups (`KeQueryActiveProcessorCountEx`), at least 1.
+/// Any IRQL. Processors added later make it grow; callers that size something by it must
+/// work with any processor index.
+#[cfg_attr(loom, expect(dead_code, reason = "loom models use their own processors"))]
+pub(crate) fn active_processors() -> u32 {
+    #[expect(clippy::cast_possible_truncation, reason = "0xFFFF, a USHORT by definition")]
+    let all = ks_sys::ALL_PROCESSOR_GROUPS as ks_sys::USHORT;
+    // SAFETY: a plain-value argument.
+    unsafe { ks_sys::KeQueryActiveProcessorCountEx(all) }.max(1)
+}
+
 /// A NUL-terminated message of at most `N - 1` bytes; longer text is cut.
 struct Message<const N: usize> {
     bytes: [u8; N],

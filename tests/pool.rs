@@ -541,3 +541,200 @@ mod search {
         unsafe { pool.reclaim_outstanding() };
     }
 }
+
+/// Pools spread over processors: each processor starts at its own shard and takes from the
+/// others when its own is empty, every frame once, bad frees caught in every shard.
+mod shards {
+    use std::collections::BTreeSet;
+
+    use ks_host::processor;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The documented spread: (shards, frames per shard) of a pool of `frames` frames on
+    /// `processors` processors; (1, 64) for one shared free map.
+    fn spread(frames: u32, processors: u32) -> (usize, usize) {
+        let frames = frames as usize;
+        let wanted = (processors as usize).min(ks_allocator::pool::MAX_SHARDS).min(frames);
+        if wanted < 2 {
+            return (1, 64);
+        }
+        let per = frames.div_ceil(wanted).next_power_of_two();
+        let shards = frames.div_ceil(per);
+        if per > 64 || shards < 2 { (1, 64) } else { (shards, per) }
+    }
+
+    /// The frame the model expects processor `on` to get: the lowest free frame of its home
+    /// shard, or of the next shard that has one, wrapping.
+    fn expected(free: &BTreeSet<usize>, (shards, per): (usize, usize), on: u32) -> Option<usize> {
+        let home = (on as usize % 64) % shards;
+        (0..shards)
+            .map(|k| (home + k) % shards)
+            .find_map(|shard| free.range(shard * per..(shard + 1) * per).next().copied())
+    }
+
+    #[test]
+    fn each_processor_starts_at_its_home_shard_then_takes_from_the_next() {
+        let _host = Session::begin();
+        processor::set_active(2);
+        let pool = big_pool(8);
+        assert_eq!(pool.shards(), 2);
+        let base = pool.allocate().unwrap();
+        pool.free(base).unwrap();
+        let index = |frame: NonNull<u8>| (frame.as_ptr() as usize - base.as_ptr() as usize) / 64;
+        let on_one = processor::bind(1);
+        let taken = take_all(&pool);
+        assert_eq!(taken.iter().map(|f| index(*f)).collect::<Vec<_>>(), [4, 5, 6, 7, 0, 1, 2, 3]);
+        drop(on_one);
+        for frame in &taken {
+            pool.free(*frame).unwrap();
+        }
+        // Processor 0 again: its home shard first, lowest first, as a one-processor pool.
+        assert_eq!(pool.allocate().map(index), Some(0));
+        let stats = pool.stats();
+        assert_eq!(
+            (stats.allocations, stats.frames_outstanding, stats.failed_allocations),
+            (10, 1, 1)
+        );
+        assert_eq!(stats.high_water, 8, "every frame was out at once");
+        pool.free(base).unwrap();
+    }
+
+    #[test]
+    fn high_water_is_exact_on_one_processor_and_a_bound_across_processors() {
+        let _host = Session::begin();
+        processor::set_active(4);
+        let pool = big_pool(16);
+        assert_eq!(pool.shards(), 4);
+        {
+            let _on = processor::bind(3);
+            // Four from the home shard, one more from shard 0: five out at once, at most.
+            let five: Vec<_> = (0..5).map(|_| pool.allocate().unwrap()).collect();
+            for frame in five {
+                pool.free(frame).unwrap();
+            }
+            let two: Vec<_> = (0..2).map(|_| pool.allocate().unwrap()).collect();
+            for frame in two {
+                pool.free(frame).unwrap();
+            }
+        }
+        assert_eq!(pool.stats().high_water, 5);
+        // One frame at a time on processors 1 and 2 in turn: never two out at once, but each
+        // shard's peak counts, so the figure is an upper bound.
+        for on in [1, 2] {
+            let _on = processor::bind(on);
+            let frame = pool.allocate().unwrap();
+            pool.free(frame).unwrap();
+        }
+        assert_eq!(pool.stats().high_water, 7);
+    }
+
+    #[test]
+    fn every_kind_of_bad_free_is_caught_in_every_shard() {
+        let _host = Session::begin();
+        processor::set_active(3);
+        let pool = big_pool(6);
+        assert_eq!(pool.shards(), 3);
+        let frames = take_all(&pool);
+        assert_eq!(frames.len(), 6);
+        for (n, frame) in frames.iter().enumerate() {
+            pool.free(*frame).unwrap();
+            assert_eq!(
+                pool.free(*frame),
+                Err(BadFree::Double { frame: u32::try_from(n).unwrap() })
+            );
+            let inside = NonNull::new(frame.as_ptr().wrapping_add(1)).unwrap();
+            assert!(matches!(pool.free(inside), Err(BadFree::Interior { offset: 1, .. })));
+        }
+        let past = NonNull::new(frames[5].as_ptr().wrapping_add(64)).unwrap();
+        assert!(matches!(pool.free(past), Err(BadFree::Foreign { .. })));
+        let stats = pool.stats();
+        assert_eq!(
+            (stats.frames_free, stats.bad_frees.double, stats.bad_frees.interior),
+            (6, 6, 6)
+        );
+        assert_eq!(stats.bad_frees.foreign, 1);
+    }
+
+    /// What a test does: allocate on a processor, or free the nth frame it holds.
+    #[derive(Clone, Debug)]
+    enum Op {
+        Allocate(u32),
+        Free(usize),
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Against a model of the documented spread, at any pool size and processor count:
+        /// each allocation gets the frame the model names (None exactly when every frame is
+        /// out), frees put frames back in their shards, and the counters agree.
+        #[test]
+        fn allocations_follow_the_home_shard_then_the_next(
+            frames in 1u32..300,
+            processors in 1u32..40,
+            ops in prop::collection::vec(
+                prop_oneof![3 => (0u32..64).prop_map(Op::Allocate), 2 => (0usize..10_000).prop_map(Op::Free)],
+                1..300,
+            ),
+        ) {
+            let _host = Session::begin();
+            processor::set_active(processors);
+            let pool = big_pool(frames);
+            let shape = spread(frames, processors);
+            prop_assert_eq!(pool.shards(), shape.0);
+            let base = {
+                let first = pool.allocate().unwrap();
+                pool.free(first).unwrap();
+                first.as_ptr() as usize
+            };
+            let index = |frame: NonNull<u8>| (frame.as_ptr() as usize - base) / 64;
+            let mut free: BTreeSet<usize> = (0..frames as usize).collect();
+            let mut held: Vec<NonNull<u8>> = Vec::new();
+            let (mut allocations, mut failed) = (1u64, 0u64);
+            for op in ops {
+                match op {
+                    Op::Allocate(on) => {
+                        let on = on % processors;
+                        let got = {
+                            let _on = processor::bind(on);
+                            pool.allocate()
+                        };
+                        prop_assert_eq!(got.map(index), expected(&free, shape, on));
+                        match got {
+                            Some(frame) => {
+                                free.remove(&index(frame));
+                                held.push(frame);
+                                allocations += 1;
+                            }
+                            None => failed += 1,
+                        }
+                    }
+                    Op::Free(n) if !held.is_empty() => {
+                        let frame = held.swap_remove(n % held.len());
+                        prop_assert!(pool.free(frame).is_ok());
+                        prop_assert_eq!(pool.free(frame), Err(BadFree::Double { frame: u32::try_from(index(frame)).unwrap() }));
+                        free.insert(index(frame));
+                    }
+                    Op::Free(_) => {}
+                }
+            }
+            let stats = pool.stats();
+            prop_assert_eq!(stats.frames_free as usize, free.len());
+            prop_assert_eq!((stats.allocations, stats.failed_allocations), (allocations, failed));
+            prop_assert!(stats.high_water <= frames);
+            for frame in held {
+                pool.free(frame).unwrap();
+            }
+            // Every frame taken back at once (a retired allocator's release) is found again.
+            let all = take_all(&pool);
+            prop_assert_eq!(all.len(), frames as usize);
+            // SAFETY: the frames are not used after this.
+            unsafe { pool.reclaim_outstanding() };
+            prop_assert_eq!(take_all(&pool).len(), frames as usize);
+            // SAFETY: as above.
+            unsafe { pool.reclaim_outstanding() };
+        }
+    }
+}

@@ -8,7 +8,7 @@
 
 extern crate ks_host;
 
-use ks_allocator::{FramePool, pool::BadFree};
+use ks_allocator::{FramePool, loom_processors, pool::BadFree};
 use loom::{sync::Arc, thread};
 
 mod common;
@@ -164,5 +164,89 @@ fn two_frees_racing_a_search_are_both_found() {
         for frame in &frames {
             pool.free(frame.get()).unwrap();
         }
+    });
+}
+
+/// A pool of two frames on a two-processor machine: one shard per frame.
+fn sharded_pool() -> Arc<FramePool> {
+    loom_processors::set_active(2);
+    let pool = pool(2);
+    assert_eq!(pool.shards(), 2);
+    pool
+}
+
+/// Threads on two processors take the frames of their own shards, and when a thread's shard is
+/// empty it takes from the other: of three allocations on two frames exactly two succeed,
+/// never with the same frame, whatever the interleaving.
+#[test]
+fn threads_on_two_shards_take_and_steal_distinct_frames() {
+    loom::model(|| {
+        let pool = sharded_pool();
+        let other = Arc::clone(&pool);
+        let handle = thread::spawn(move || {
+            loom_processors::run_on(1);
+            let first = other.allocate().map(Frame);
+            let second = other.allocate().map(Frame);
+            (first, second)
+        });
+        let mine = pool.allocate().map(Frame);
+        let (first, second) = handle.join().unwrap();
+        let got: Vec<Frame> = [mine, first, second].into_iter().flatten().collect();
+        assert_eq!(got.len(), 2, "two frames, three allocations: {got:?}");
+        assert_ne!(got[0], got[1], "a frame handed out twice");
+        let stats = pool.stats();
+        assert_eq!((stats.allocations, stats.failed_allocations, stats.frames_free), (2, 1, 0));
+        for frame in got {
+            pool.free(frame.get()).unwrap();
+        }
+        assert_eq!(pool.stats().frames_free, 2);
+    });
+}
+
+/// A free into shard 0 on processor 0 races an allocation on processor 1, whose home shard is
+/// empty: the allocation takes the freed frame from the other shard or finds none, and then the
+/// frame is free.
+#[test]
+fn a_free_on_one_processor_races_a_steal_on_another() {
+    loom::model(|| {
+        let pool = sharded_pool();
+        let frames: Vec<Frame> = (0..2).map(|_| Frame(pool.allocate().unwrap())).collect();
+        let other = Arc::clone(&pool);
+        let handle = thread::spawn(move || {
+            loom_processors::run_on(1);
+            other.allocate().map(Frame)
+        });
+        pool.free(frames[0].get()).unwrap();
+        let stolen = handle.join().unwrap();
+        match stolen {
+            Some(frame) => {
+                assert_eq!(frame, frames[0], "only frame 0 was free");
+                assert_eq!(pool.stats().frames_free, 0);
+                pool.free(frame.get()).unwrap();
+            }
+            None => assert_eq!(pool.stats().frames_free, 1),
+        }
+        pool.free(frames[1].get()).unwrap();
+        assert_eq!(pool.stats().frames_free, 2);
+    });
+}
+
+/// Two processors free the same frame at once: one free counts, the other is the double free,
+/// whichever shard the freeing threads call home.
+#[test]
+fn racing_double_frees_on_two_processors() {
+    loom::model(|| {
+        let pool = sharded_pool();
+        let frame = Frame(pool.allocate().unwrap());
+        let other = Arc::clone(&pool);
+        let handle = thread::spawn(move || {
+            loom_processors::run_on(1);
+            other.free(frame.get())
+        });
+        let mine = pool.free(frame.get());
+        let theirs = handle.join().unwrap();
+        assert!(mine.is_ok() != theirs.is_ok(), "exactly one free counts");
+        assert_eq!(mine.err().or(theirs.err()), Some(BadFree::Double { frame: 0 }));
+        assert_eq!(pool.stats().frames_free, 2);
     });
 }

@@ -1,6 +1,7 @@
 //! Several threads at DISPATCH_LEVEL on one pool: frames allocated on one thread and freed on
-//! another, and both threads allocating and freeing. A frame must never be handed out twice,
-//! and the counters must balance at the end.
+//! another, and both threads allocating and freeing, on one processor's shard or each on its
+//! own (the host's simulated processors). A frame must never be handed out twice, and the
+//! counters must balance at the end.
 
 extern crate ks_host;
 
@@ -15,7 +16,7 @@ use std::{
 };
 
 use ks_allocator::FramePool;
-use ks_host::Session;
+use ks_host::{Session, processor};
 
 mod common;
 use common::{Frame, system_pool};
@@ -85,11 +86,14 @@ impl Checked {
 #[test]
 fn frames_allocated_on_one_thread_are_freed_on_another() {
     let _host = Session::begin();
+    processor::set_active(2);
     let checked = Checked::new(FRAMES);
+    assert_eq!(checked.pool.shards(), 2);
     let (to_consumer, from_producer) = mpsc::sync_channel::<Frame>(4);
     thread::scope(|scope| {
         scope.spawn(|| {
             let _dispatch = ks_host::irql::raise(ks_host::irql::DISPATCH_LEVEL);
+            let _on = processor::bind(0);
             let mut sent = 0;
             while sent < rounds() {
                 match checked.allocate() {
@@ -104,6 +108,7 @@ fn frames_allocated_on_one_thread_are_freed_on_another() {
         });
         scope.spawn(|| {
             let _dispatch = ks_host::irql::raise(ks_host::irql::DISPATCH_LEVEL);
+            let _on = processor::bind(1);
             let mut received = 0;
             for Frame(frame) in from_producer {
                 checked.free(frame);
@@ -117,23 +122,22 @@ fn frames_allocated_on_one_thread_are_freed_on_another() {
     assert_eq!(checked.pool.stats().allocations, u64::from(FRAMES) + rounds() as u64);
 }
 
-#[test]
-fn threads_allocate_and_free_concurrently() {
-    let _host = Session::begin();
+/// Threads that each allocate and free, holding up to three frames so that they keep running
+/// the pool dry; each thread on processor `on(thread)`.
+fn allocate_and_free_concurrently(threads: usize, on: impl Fn(usize) -> u32 + Sync) {
     let checked = Checked::new(FRAMES);
-    let threads = thread::available_parallelism().map_or(2, usize::from).clamp(2, 4);
     thread::scope(|scope| {
         for seed in 0..threads {
-            let checked = &checked;
+            let (checked, on) = (&checked, &on);
             scope.spawn(move || {
                 let _dispatch = ks_host::irql::raise(ks_host::irql::DISPATCH_LEVEL);
+                let _on = processor::bind(on(seed));
                 let mut held = Vec::new();
                 let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ seed as u64;
                 for _ in 0..rounds() {
                     state ^= state << 13;
                     state ^= state >> 7;
                     state ^= state << 17;
-                    // Hold up to three frames, so threads keep running the pool dry.
                     if held.len() < 3 && !state.is_multiple_of(3) {
                         if let Some(frame) = checked.allocate() {
                             held.push(frame);
@@ -149,6 +153,36 @@ fn threads_allocate_and_free_concurrently() {
         }
     });
     checked.check_balanced();
+}
+
+fn threads() -> usize {
+    thread::available_parallelism().map_or(2, usize::from).clamp(2, 4)
+}
+
+#[test]
+fn threads_allocate_and_free_concurrently_in_one_shard() {
+    let _host = Session::begin();
+    processor::set_active(4);
+    allocate_and_free_concurrently(threads(), |_| 0);
+}
+
+#[test]
+fn threads_allocate_and_free_concurrently_each_on_its_own_processor() {
+    let _host = Session::begin();
+    let threads = threads();
+    // Two frames a shard for four threads: every thread also takes from the others' shards.
+    processor::set_active(u32::try_from(threads).unwrap());
+    allocate_and_free_concurrently(threads, |thread| u32::try_from(thread).unwrap());
+}
+
+/// A 16-processor machine, so the 8-frame pool has a shard per frame: processors 0 and 8 share
+/// home shard 0, processor 13 is at home in shard 5.
+#[test]
+fn threads_allocate_and_free_concurrently_more_processors_than_shards() {
+    let _host = Session::begin();
+    processor::set_active(16);
+    assert_eq!(Checked::new(FRAMES).pool.shards(), 8);
+    allocate_and_free_concurrently(3, |thread| [0, 8, 13][thread]);
 }
 
 #[test]

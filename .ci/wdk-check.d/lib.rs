@@ -19,7 +19,7 @@ pub mod glob_imports {
     use wdk_sys::*;
 
     /// Every name ks-sys shares with wdk-sys's root, used unqualified.
-    pub const SHARED_CONSTANTS: [u64; 44] = [
+    pub const SHARED_CONSTANTS: [u64; 45] = [
         FILE_BYTE_ALIGNMENT as u64,
         FILE_WORD_ALIGNMENT as u64,
         FILE_LONG_ALIGNMENT as u64,
@@ -64,6 +64,7 @@ pub mod glob_imports {
         DISPATCH_LEVEL as u64,
         DPFLTR_ERROR_LEVEL as u64 + DPFLTR_WARNING_LEVEL as u64,
         DPFLTR_TRACE_LEVEL as u64 + DPFLTR_INFO_LEVEL as u64,
+        ALL_PROCESSOR_GROUPS as u64,
     ];
 
     /// The shared type names, used unqualified.
@@ -95,6 +96,7 @@ pub mod same_types {
         n: wdk_sys::DEVICE_DESCRIPTION,
         o: wdk_sys::_DMA_OPERATIONS,
         p: wdk_sys::PHYSICAL_ADDRESS,
+        q: wdk_sys::PROCESSOR_NUMBER,
     ) -> (
         ks_sys::PIRP,
         ks_sys::PDEVICE_OBJECT,
@@ -112,8 +114,9 @@ pub mod same_types {
         ks_sys::DEVICE_DESCRIPTION,
         ks_sys::DMA_OPERATIONS,
         ks_sys::PHYSICAL_ADDRESS,
+        ks_sys::PROCESSOR_NUMBER,
     ) {
-        (a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p)
+        (a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p, q)
     }
 }
 
@@ -137,8 +140,10 @@ pub mod same_signatures {
         KdRefreshDebuggerNotPresent,
         KeCancelTimer,
         KeFlushQueuedDpcs,
+        KeGetCurrentProcessorNumberEx,
         KeInitializeDpc,
         KeInitializeTimerEx,
+        KeQueryActiveProcessorCountEx,
         KeSetTimerEx,
         MmGetSystemRoutineAddress,
         ObReferenceObjectByHandle,

@@ -9,7 +9,10 @@
 //! memory: the whole frame belongs to the consumer. After creation the pool never calls the
 //! system pool, so `allocate` and `free` are safe in a DPC whatever the frames are.
 //!
-//! Which frames are free is one bit each in a *free map* of 64-bit words.
+//! Which frames are free is one bit each in a *free map* of 64-bit words. On a machine of
+//! several processors a pool is *spread*: its frames are divided among *shards*, one per
+//! processor (see [Shards](#shards)); otherwise, and for pools too large to spread, it has one
+//! dense free map every processor shares.
 //!
 //! - **Allocate** loads a word, picks its lowest set bit and clears it with one atomic
 //!   `fetch_and`; if another CPU took that bit first, it looks again, at most 64 times per word
@@ -44,7 +47,47 @@
 //! that only the frame's current owner writes (a plain load and store, ordered by the free
 //! map's acquire/release), so allocations = the sum of the use counters, outstanding =
 //! total - free bits, frees = allocations - outstanding. Failed allocations and bad frees are
-//! counted on their own (rare) paths.
+//! counted on their own (rare) paths. Bookkeeping is 8 bytes and a bit per frame, a header of
+//! under 1 KiB and, for a spread pool, 128 bytes per shard beyond its use counters (at most
+//! [`MAX_SHARDS`] shards, so at most 2 KiB more, plus up to 112 bytes to align the first).
+//!
+//! # Shards
+//!
+//! Every CPU allocating and freeing through one free-map word makes that word's cache line
+//! move between them at each operation. A pool of at most 64 frames per processor is therefore
+//! spread over `min(processors, frames, MAX_SHARDS)` shards (fewer when rounding leaves one
+//! empty): each shard holds the same power of two of consecutive frames, at most 64 (the last
+//! shard the rest), and starts a 128-byte line of its own with its free-map word and its peak
+//! and failure counters, followed by the use counters of its frames. The processor count is
+//! `KeQueryActiveProcessorCountEx(ALL_PROCESSOR_GROUPS)` when the pool is created.
+//!
+//! - **Allocate** asks `KeGetCurrentProcessorNumberEx` which processor it runs on; the
+//!   processor's *home* shard is its index modulo the shards (a table in the header, so no
+//!   division). It takes the lowest free frame of its home shard, or of the next shard that has
+//!   one, in order, wrapping around: a frame is never refused while any shard has one (short of
+//!   the races above). The processor is only where the search starts, so correctness never
+//!   depends on it: a thread that moves to another processor in the middle (it can below
+//!   DISPATCH_LEVEL) only starts from a shard that is no longer its home. When two
+//!   processors share a home (more processors than shards) they share its line, as every
+//!   processor shares a dense map.
+//! - **Free** sets the frame's bit in the shard that holds the frame, with the same one
+//!   `fetch_or` as a dense map: a double free is still caught in the atomic operation that frees.
+//!   Frames go back to their own shard, not to the freeing processor's, since a frame's bit is
+//!   its identity.
+//! - With one thread per processor allocating and freeing its own frames (several pins of a
+//!   filter, each streaming on its processor) no cache line is shared. A producer on one
+//!   processor and a consumer on another still pass each frame's line between them once per
+//!   frame, as any free list does.
+//! - **High water** is kept per shard (the highest frame of the shard taken, plus one, written
+//!   in the shard's own line) and reported as the sum. On one processor that is exactly the
+//!   most frames out at once (a shard is only taken from when those before it in the search
+//!   are empty); with several processors it is an upper bound on it, never above the frame
+//!   count. A dense pool keeps the exact figure as before.
+//!
+//! On the user-mode host, `KeGetCurrentProcessorNumberEx` reports the processor a thread bound
+//! itself to (`ks_host::processor::bind`, processor 0 until then), and the active count is the
+//! machine's cores or `KS_HOST_PROCESSORS`: tests choose the processors, so results are the
+//! same on every machine.
 //!
 //! # Bad frees
 //!
@@ -199,17 +242,23 @@ impl<M: FrameMemory> FramePool<M> {
         let (block, block_bytes, base) =
             frame_block(&memory, span, align_mask).ok_or(Error::INSUFFICIENT_RESOURCES)?;
         let frames = request.frames();
-        let words = (frames as usize).div_ceil(64);
+        let spread = Spread::for_pool(frames, crate::sync::active_processors());
+        let words = if spread.shards == 0 { (frames as usize).div_ceil(64) } else { 0 };
         let header = Header {
             base,
             span,
             stride: request.stride(),
             divider: request.divider(),
             words,
+            shards: spread.shards,
+            shift: spread.shift,
+            home: spread.home(),
             group: words.div_ceil(64),
             summary: AtomicU64::new(summary_bits(words)),
             bitmap_offset: 0,
             uses_offset: 0,
+            shard_offset: 0,
+            shard_stride: 0,
             frames,
             high_water: AtomicU32::new(0),
             failed: AtomicU64::new(0),
@@ -241,14 +290,61 @@ impl<M: FrameMemory> FramePool<M> {
         self.bookkeeping.header()
     }
 
-    /// Takes the lowest free frame, or `None`.
+    /// Takes a free frame of a dense pool, the lowest, and counts its use; or `None`.
     #[inline]
-    fn take(&self) -> Option<u32> {
+    fn take_dense(&self) -> Option<u32> {
         let map = self.bookkeeping.free_map();
-        match map {
+        let frame = match map {
             [word] => take_from(word),
             _ => self.take_searching(map),
+        };
+        let header = self.header();
+        let Some(frame) = frame else {
+            header.failed.fetch_add(1, Ordering::Relaxed);
+            return None;
+        };
+        if let Some(uses) = self.bookkeeping.uses().get(frame as usize) {
+            count_use(uses);
         }
+        if frame >= header.high_water.load(Ordering::Relaxed) {
+            header.high_water.fetch_max(frame + 1, Ordering::Relaxed);
+        }
+        Some(frame)
+    }
+
+    /// Takes a free frame of a sharded pool and counts its use; or `None`. The lowest free
+    /// frame of the calling processor's home shard, or else of the next shard that has one, in
+    /// order, wrapping (module documentation). Which shard is home is only where the search
+    /// starts: a thread that moves to another processor meanwhile takes a frame all the same.
+    #[inline]
+    fn take_sharded(&self) -> Option<u32> {
+        let header = self.header();
+        let shards = header.shards;
+        let processor = crate::sync::current_processor() as usize;
+        let home = header.home.get(processor % 64).map_or(0, |home| usize::from(*home));
+        let mut index = home;
+        for _ in 0..shards {
+            let shard = self.bookkeeping.shard(index)?;
+            if let Some(bit) = take_from(&shard.free) {
+                if let Some(uses) = self.bookkeeping.shard_uses(index).get(bit as usize) {
+                    count_use(uses);
+                }
+                if bit >= shard.peak.load(Ordering::Relaxed) {
+                    shard.peak.fetch_max(bit + 1, Ordering::Relaxed);
+                }
+                #[expect(clippy::cast_possible_truncation, reason = "a frame index, below 2^32")]
+                let frame = (index << header.shift) as u32 | bit;
+                return Some(frame);
+            }
+            index += 1;
+            if index == shards {
+                index = 0;
+            }
+        }
+        if let Some(shard) = self.bookkeeping.shard(home) {
+            shard.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        None
     }
 
     /// [`take`](Self::take) for a free map of more than one word: the summary names the groups
@@ -313,18 +409,7 @@ impl<M: FrameMemory> FramePool<M> {
     #[must_use = "a frame that is not used should be freed"]
     pub fn allocate(&self) -> Option<core::ptr::NonNull<u8>> {
         let header = self.header();
-        let Some(frame) = self.take() else {
-            header.failed.fetch_add(1, Ordering::Relaxed);
-            return None;
-        };
-        if let Some(uses) = self.bookkeeping.uses().get(frame as usize) {
-            // ORDERING: only the frame's owner writes its counter; the free map's
-            // Acquire/Release orders successive owners, so a plain increment is exact.
-            uses.store(uses.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
-        }
-        if frame >= header.high_water.load(Ordering::Relaxed) {
-            header.high_water.fetch_max(frame + 1, Ordering::Relaxed);
-        }
+        let frame = if header.shards != 0 { self.take_sharded() } else { self.take_dense() }?;
         // INVARIANT: a set bit names an existing frame, so the address is inside the frames.
         core::ptr::NonNull::new((header.base + frame as usize * header.stride) as *mut u8)
     }
@@ -345,7 +430,24 @@ impl<M: FrameMemory> FramePool<M> {
     #[inline]
     pub fn free(&self, frame: core::ptr::NonNull<u8>) -> core::result::Result<(), BadFree> {
         let result = self.index_of(frame.as_ptr() as usize).and_then(|index| {
-            let (word, mask) = (index as usize / 64, 1u64 << (index % 64));
+            let header = self.header();
+            // Word (or shard) and bit of the frame: `shift` is 6 for a dense map.
+            let word = index as usize >> header.shift;
+            let mask = 1u64 << (index & ((1u32 << header.shift) - 1));
+            if header.shards != 0 {
+                let shard = self
+                    .bookkeeping
+                    .shard(word)
+                    .ok_or(BadFree::Foreign { address: frame.as_ptr() as usize })?;
+                // ORDERING: Release pairs with the Acquire `fetch_and` of the next allocation,
+                // so the consumer's writes to the frame happen before its next owner's use.
+                let previous = shard.free.fetch_or(mask, Ordering::Release);
+                return if previous & mask != 0 {
+                    Err(BadFree::Double { frame: index })
+                } else {
+                    Ok(())
+                };
+            }
             let word = self
                 .bookkeeping
                 .free_map()
@@ -354,7 +456,7 @@ impl<M: FrameMemory> FramePool<M> {
             // ORDERING: Release pairs with the Acquire `fetch_and` of the next allocation, so
             // the consumer's writes to the frame happen before its next owner's use; AcqRel
             // (the same instruction on x86-64) when a summary is kept (`take_searching`).
-            let searching = self.header().words > 1;
+            let searching = header.words > 1;
             let order = if searching { Ordering::AcqRel } else { Ordering::Release };
             let previous = word.fetch_or(mask, order);
             if previous & mask != 0 {
@@ -418,23 +520,28 @@ impl<M: FrameMemory> FramePool<M> {
     pub fn stats(&self) -> PoolStats {
         let header = self.header();
         let frames_total = header.frames;
-        let frames_free: u32 = self
-            .bookkeeping
-            .free_map()
-            .iter()
-            .map(|word| word.load(Ordering::Relaxed).count_ones())
-            .sum();
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let mut frames_free: u32 =
+            self.bookkeeping.free_map().iter().map(|word| load(word).count_ones()).sum();
+        let mut allocations: u64 = self.bookkeeping.uses().iter().map(load).sum();
+        let mut failed_allocations = load(&header.failed);
+        let mut high_water = header.high_water.load(Ordering::Relaxed);
+        for index in 0..header.shards {
+            let Some(shard) = self.bookkeeping.shard(index) else { break };
+            frames_free += load(&shard.free).count_ones();
+            allocations += self.bookkeeping.shard_uses(index).iter().map(load).sum::<u64>();
+            failed_allocations += load(&shard.failed);
+            high_water += shard.peak.load(Ordering::Relaxed);
+        }
         let frames_outstanding = frames_total.saturating_sub(frames_free);
-        let allocations: u64 =
-            self.bookkeeping.uses().iter().map(|uses| uses.load(Ordering::Relaxed)).sum();
         PoolStats {
             frames_total,
             frames_free,
             frames_outstanding,
-            high_water: header.high_water.load(Ordering::Relaxed),
+            high_water,
             allocations,
             frees: allocations.saturating_sub(u64::from(frames_outstanding)),
-            failed_allocations: header.failed.load(Ordering::Relaxed),
+            failed_allocations,
             bad_frees: BadFreeCounts {
                 foreign: header.bad_foreign.load(Ordering::Relaxed),
                 interior: header.bad_interior.load(Ordering::Relaxed),
@@ -519,18 +626,34 @@ impl<M: FrameMemory> FramePool<M> {
     ///
     /// <= DISPATCH_LEVEL.
     pub unsafe fn reclaim_outstanding(&self) {
-        let frames = self.header().frames as usize;
-        for (index, word) in self.bookkeeping.free_map().iter().enumerate() {
-            let set = frames - (index * 64).min(frames);
-            let bits = if set >= 64 { u64::MAX } else { (1u64 << set) - 1 };
-            // ORDERING: Release, as a free: the frames' last writes happen before any reuse.
-            word.store(bits, Ordering::Release);
-        }
         let header = self.header();
+        for (index, word) in self.bookkeeping.free_map().iter().enumerate() {
+            // ORDERING: Release, as a free: the frames' last writes happen before any reuse.
+            word.store(bookkeeping::free_bits(header.frames, index, 6), Ordering::Release);
+        }
+        for index in 0..header.shards {
+            if let Some(shard) = self.bookkeeping.shard(index) {
+                let bits = bookkeeping::free_bits(header.frames, index, header.shift);
+                // ORDERING: as above.
+                shard.free.store(bits, Ordering::Release);
+            }
+        }
         header.summary.store(summary_bits(header.words), Ordering::Release);
     }
 
-    /// Bytes of bookkeeping: the fixed header plus the per-frame free bit and use counter.
+    /// How many shards the free map is spread over: 1 for one free map every processor shares
+    /// (module documentation).
+    ///
+    /// # IRQL
+    ///
+    /// Any.
+    #[must_use]
+    pub fn shards(&self) -> usize {
+        self.header().shards.max(1)
+    }
+
+    /// Bytes of bookkeeping: the fixed header plus the per-frame free bit and use counter, and
+    /// for a pool spread over shards, a cache line or more per shard.
     ///
     /// # IRQL
     ///
@@ -546,6 +669,65 @@ impl<M: FrameMemory> FramePool<M> {
 /// contention (no unbounded retry loop) at the price of a rare spurious failure when other CPUs
 /// win 64 races running.
 const WORD_ATTEMPTS: u32 = 64;
+
+/// Counts one more use of a frame just taken.
+#[inline]
+fn count_use(uses: &AtomicU64) {
+    // ORDERING: only the frame's owner writes its counter; the free map's Acquire/Release
+    // orders successive owners, so a plain increment is exact.
+    uses.store(uses.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+}
+
+/// Most shards a pool is spread over: a failed allocation looks at each once, so this bounds
+/// its cost on a machine of many processors (which then share shards, processor `p` at home
+/// in shard `p % shards`).
+pub const MAX_SHARDS: usize = 16;
+
+/// How a pool's frames are spread over shards.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Spread {
+    /// Shards, or 0 for a dense free map.
+    shards: usize,
+    /// Frames per shard, as a power of two (6 for a dense free map).
+    shift: u32,
+}
+
+impl Spread {
+    /// The spread of a pool of `frames` frames on a machine of `processors` processors: a
+    /// shard per processor (at most [`MAX_SHARDS`], at most one per frame), each holding the
+    /// same power of two of frames, at most 64, the last shard the rest; dense when that makes
+    /// one shard, or when a shard would need more than 64 frames.
+    fn for_pool(frames: u32, processors: u32) -> Self {
+        const DENSE: Spread = Spread { shards: 0, shift: 6 };
+        let wanted = (processors as usize).min(MAX_SHARDS).min(frames as usize);
+        if wanted < 2 {
+            return DENSE;
+        }
+        let per_shard = (frames as usize).div_ceil(wanted).next_power_of_two();
+        if per_shard > 64 {
+            return DENSE;
+        }
+        let shards = (frames as usize).div_ceil(per_shard);
+        if shards < 2 {
+            return DENSE;
+        }
+        Self { shards, shift: per_shard.trailing_zeros() }
+    }
+
+    /// Home shard of processor index `p` (modulo 64): `p % shards`.
+    fn home(self) -> [u8; 64] {
+        let mut home = [0u8; 64];
+        if self.shards != 0 {
+            for (processor, shard) in home.iter_mut().enumerate() {
+                // NO-OVERFLOW: shards <= MAX_SHARDS < 256.
+                #[expect(clippy::cast_possible_truncation, reason = "see NO-OVERFLOW above")]
+                let index = (processor % self.shards) as u8;
+                *shard = index;
+            }
+        }
+        home
+    }
+}
 
 /// Takes the lowest free frame of one word of the free map: its bit, or `None`.
 #[inline]

@@ -70,8 +70,10 @@ pub struct PoolStats {
     pub frames_free: u32,
     /// Frames handed out now.
     pub frames_outstanding: u32,
-    /// Most frames outstanding at once so far (the highest frame handed out + 1; frames go
-    /// lowest-first, so this is the peak).
+    /// Most frames outstanding at once so far: exact when one processor allocates (frames go
+    /// lowest-first, so the highest frame handed out + 1 is the peak); for a pool spread over
+    /// processors the sum of each shard's peak, an upper bound when several processors
+    /// allocate (see [`pool`](crate::pool#shards)). Never more than `frames_total`.
     pub high_water: u32,
     /// Successful allocations.
     pub allocations: u64,

@@ -14,6 +14,9 @@
 //! - `MmGetSystemRoutineAddress` for the routines above, with a switch to pretend a routine does
 //!   not exist ([`routines`]);
 //! - [`ke`]: kernel timers and DPCs, run on host threads at DISPATCH_LEVEL;
+//! - [`processor`]: a simulated machine of several processors (`KeGetCurrentProcessorNumberEx`,
+//!   `KeQueryActiveProcessorCountEx`), each thread on processor 0 until it binds itself to
+//!   another;
 //! - [`dma`]: a physical address space (scattered pool pages, contiguous common buffers),
 //!   `IoGetDmaAdapter` with common buffers, the mappings a device may reach, and a bus-master
 //!   device's writes checked against them (`MmGetPhysicalAddress`, `MmGetVirtualForPhysical`);
@@ -48,6 +51,7 @@ pub mod ke;
 pub mod ks;
 pub mod object;
 pub mod pool;
+pub mod processor;
 pub mod property;
 pub mod routines;
 pub mod verifier;

@@ -7,8 +7,8 @@ static SESSION: Mutex<()> = Mutex::new(());
 /// Exclusive use of the host's global state for one test.
 ///
 /// Beginning a session waits for any other session to end, then clears the pool accounting,
-/// the DMA address space, the failure schedule, the debug output, the violations, the hidden routines and the handle
-/// table, and attaches the simulated debugger. Ending it (drop) checks that no pool allocation is
+/// the DMA address space, the failure schedule, the debug output, the violations, the hidden routines, the handle
+/// table and the processor count, and attaches the simulated debugger. Ending it (drop) checks that no pool allocation is
 /// outstanding, no DMA adapter, common buffer or mapping is left, no object reference taken by
 /// a driver is still held and no violation was recorded, and panics with a report naming each
 /// leaked tag and size or object otherwise (unless the test is already panicking). Call
@@ -68,6 +68,7 @@ fn reset_all() -> Leftovers {
     crate::debug::reset();
     crate::routines::unhide_all();
     crate::avstream::fail_leading_edge_locks(0);
+    crate::processor::reset();
     Leftovers { timers, retired, pool, dma, references, violations }
 }
 

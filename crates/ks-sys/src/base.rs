@@ -15,10 +15,10 @@ pub use wdk_sys::{
     KPROCESSOR_MODE, KTIMER, LARGE_INTEGER, LONG, LONG_PTR, LONGLONG, MDL, NTSTATUS,
     PCM_RESOURCE_LIST, PDEVICE_CAPABILITIES, PDEVICE_OBJECT, PDRIVER_OBJECT, PFILE_OBJECT, PHANDLE,
     PIO_STATUS_BLOCK, PIRP, PKDEFERRED_ROUTINE, PKDPC, PKTIMER, PLONGLONG, PMDL,
-    POBJECT_HANDLE_INFORMATION, POBJECT_TYPE, POOL_FLAGS, POOL_TYPE, POWER_ACTION, PRKDPC,
-    PSECURITY_DESCRIPTOR, PUCHAR, PULONG, PUNICODE_STRING, PVOID, PWCHAR, PWSTR, SIZE_T,
-    SYSTEM_POWER_STATE, TIMER_TYPE, UCHAR, ULONG, ULONG_PTR, ULONGLONG, UNICODE_STRING, USHORT,
-    WCHAR,
+    POBJECT_HANDLE_INFORMATION, POBJECT_TYPE, POOL_FLAGS, POOL_TYPE, POWER_ACTION,
+    PPROCESSOR_NUMBER, PRKDPC, PROCESSOR_NUMBER, PSECURITY_DESCRIPTOR, PUCHAR, PULONG,
+    PUNICODE_STRING, PVOID, PWCHAR, PWSTR, SIZE_T, SYSTEM_POWER_STATE, TIMER_TYPE, UCHAR, ULONG,
+    ULONG_PTR, ULONGLONG, UNICODE_STRING, USHORT, WCHAR,
 };
 
 // The DMA types: wdk-sys names the operations table only by its tag.
@@ -211,6 +211,21 @@ mod local {
     /// Pointer to an [`IO_STATUS_BLOCK`].
     pub type PIO_STATUS_BLOCK = *mut IO_STATUS_BLOCK;
 
+    /// A processor as its group and its number in the group (`PROCESSOR_NUMBER`), which
+    /// `KeGetCurrentProcessorNumberEx` fills.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct PROCESSOR_NUMBER {
+        /// The processor group.
+        pub Group: USHORT,
+        /// The processor's number within its group.
+        pub Number: UCHAR,
+        /// Reserved; zero.
+        pub Reserved: UCHAR,
+    }
+    /// Pointer to a [`PROCESSOR_NUMBER`].
+    pub type PPROCESSOR_NUMBER = *mut PROCESSOR_NUMBER;
+
     /// A physical or bus (logical) address, as a `LARGE_INTEGER`.
     pub type PHYSICAL_ADDRESS = LARGE_INTEGER;
     /// Pointer to a [`PHYSICAL_ADDRESS`].
@@ -360,6 +375,7 @@ const _: () = {
     assert!(size_of::<DMA_ADAPTER>() == 16 && align_of::<DMA_ADAPTER>() == 8);
     assert!(size_of::<DMA_OPERATIONS>() == 128 && align_of::<DMA_OPERATIONS>() == 8);
     assert!(size_of::<PHYSICAL_ADDRESS>() == 8);
+    assert!(size_of::<PROCESSOR_NUMBER>() == 4 && align_of::<PROCESSOR_NUMBER>() == 2);
 };
 
 // The local DEVICE_DESCRIPTION is the oracle's (DEVICE_DESCRIPTION_VERSION2, 40 bytes); a newer

@@ -13,7 +13,8 @@ use crate::{
     ACCESS_MASK, BOOLEAN, HANDLE, INTERFACE_TYPE, KPROCESSOR_MODE, LARGE_INTEGER, LONG, LONG_PTR,
     NTSTATUS, PDEVICE_DESCRIPTION, PDEVICE_OBJECT, PDMA_ADAPTER, PDRIVER_OBJECT, PHYSICAL_ADDRESS,
     PIRP, PKDEFERRED_ROUTINE, PKDPC, PKTIMER, POBJECT_HANDLE_INFORMATION, POBJECT_TYPE, POOL_FLAGS,
-    POOL_TYPE, PRKDPC, PULONG, PUNICODE_STRING, PVOID, SIZE_T, TIMER_TYPE, ULONG, ULONGLONG,
+    POOL_TYPE, PPROCESSOR_NUMBER, PRKDPC, PULONG, PUNICODE_STRING, PVOID, SIZE_T, TIMER_TYPE,
+    ULONG, ULONGLONG, USHORT,
 };
 
 /// Interrupt request level.
@@ -83,6 +84,14 @@ ks_imports! {
     /// The interrupt time (100 ns units since boot), not counting time the system slept: the
     /// clock relative timers run on. Any IRQL.
     pub fn KeQueryUnbiasedInterruptTime() -> ULONGLONG;
+    /// The system-wide index of the processor the caller runs on (0 up to the number of active
+    /// processors, across groups), and its group and number in `*ProcNumber` unless that is
+    /// NULL. Any IRQL; below DISPATCH_LEVEL the thread may move to another processor as soon as
+    /// this returns, so the answer is then only a hint.
+    pub fn KeGetCurrentProcessorNumberEx(ProcNumber: PPROCESSOR_NUMBER) -> ULONG;
+    /// The number of active processors in a group, or in all of them with
+    /// [`ALL_PROCESSOR_GROUPS`]. Any IRQL. Processors added while the system runs make it grow.
+    pub fn KeQueryActiveProcessorCountEx(GroupNumber: USHORT) -> ULONG;
     /// The DMA adapter of a device, for the DMA `DeviceDescription` describes; the number of map
     /// registers it may use in `*NumberOfMapRegisters`. NULL when there is none. PASSIVE_LEVEL.
     /// Its operations are called through `DMA_ADAPTER.DmaOperations`; `PutDmaAdapter` gives it
@@ -182,6 +191,9 @@ ks_consts! {
     DPFLTR_ERROR_LEVEL: ULONG = 0;
     /// Warnings.
     DPFLTR_WARNING_LEVEL: ULONG = 1;
+    /// `KeQueryActiveProcessorCountEx`'s group number for the processors of every group. Typed
+    /// as wdk-sys types the `#define` (`u32`); the parameter is a `USHORT`.
+    ALL_PROCESSOR_GROUPS: ULONG = 0xFFFF;
     /// Trace messages.
     DPFLTR_TRACE_LEVEL: ULONG = 2;
     /// Informational messages.

@@ -64,6 +64,10 @@ const CONSTANTS_NOT_IN_ORACLE: &[(&str, &str)] = &[
     ("DEVICE_DESCRIPTION_VERSION", "wdm.h; equal to wdk-sys's, asserted in the wdk build"),
     ("DEVICE_DESCRIPTION_VERSION1", "wdm.h; equal to wdk-sys's, asserted in the wdk build"),
     ("DEVICE_DESCRIPTION_VERSION2", "wdm.h; equal to wdk-sys's, asserted in the wdk build"),
+    (
+        "ALL_PROCESSOR_GROUPS",
+        "ntdef.h (0xffff in the mingw-w64 headers); equal to wdk-sys's, asserted in the wdk build",
+    ),
     ("PCIBus", "INTERFACE_TYPE enumerator of wdm.h; equal to wdk-sys's, asserted in the wdk build"),
     ("NonPagedPool", "POOL_TYPE enumerator of wdm.h"),
     ("PagedPool", "POOL_TYPE enumerator of wdm.h"),
@@ -497,6 +501,7 @@ fn nt_type_size(nt: &Value, c_type: &str) -> usize {
     }
     let by_name = match c_type {
         "ACCESS_MASK" | "ULONG" | "LONG" => Some(4),
+        "USHORT" | "WCHAR" => Some(2),
         "SIZE_T" | "ULONG_PTR" | "LONG_PTR" | "ULONG64" | "ULONGLONG" => Some(8),
         "BOOLEAN" | "UCHAR" | "CCHAR" => Some(1),
         // PVOID, PIRP, PUNICODE_STRING, POBJECT_TYPE, PCSTR, ...: pointer typedefs of wdm.h.
@@ -601,6 +606,11 @@ fn embedded_nt_types_match_the_nt_oracle() {
             size_of::<ks_sys::PHYSICAL_ADDRESS>(),
             align_of::<ks_sys::PHYSICAL_ADDRESS>(),
         ),
+        (
+            "PROCESSOR_NUMBER",
+            size_of::<ks_sys::PROCESSOR_NUMBER>(),
+            align_of::<ks_sys::PROCESSOR_NUMBER>(),
+        ),
     ] {
         assert_eq!(as_usize(&types[name]["size"]), size, "sizeof({name})");
         assert_eq!(as_usize(&types[name]["align"]), align, "alignof({name})");
@@ -660,6 +670,8 @@ fn embedded_nt_types_match_the_nt_oracle() {
         DEVICE_DESCRIPTION.DmaSpeed,
         DEVICE_DESCRIPTION.MaximumLength,
         DEVICE_DESCRIPTION.DmaPort,
+        PROCESSOR_NUMBER.Group,
+        PROCESSOR_NUMBER.Number,
     ] {
         assert_eq!(as_usize(&fields[name]["offset"]), ours, "{name} in nt-abi.json");
     }
