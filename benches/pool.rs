@@ -11,7 +11,14 @@
 //!   pair with one frame left free (the last: the worst place for a search), and a failed
 //!   allocation on an exhausted pool, each as a ratio to the idle pair of the same size.
 //!
-//! Contenders: our `FramePool` called directly, through the `KSALLOCATOR_DISPATCH` function
+//! Each thread of (b) and (c) is pinned to a core of its own and put on the matching simulated
+//! processor (the producer and the first thread on 0, the consumer and the second on 1), as
+//! threads on two CPUs are on Windows; the host simulates as many processors as the machine has
+//! cores, at least two here.
+//!
+//! Contenders: our `FramePool` called directly (spread over a shard per processor),
+//! `ours-shared` (the same pool built as on a one-processor machine: one free map all threads
+//! share), through the `KSALLOCATOR_DISPATCH` function
 //! pointers as KS calls them (`ours-table`), and through the host's model of AVStream calling
 //! them (`ours-dispatch`, with the host's IRQL checks); `crossbeam_queue::ArrayQueue` as a free list; the `heapless` object pool (a Treiber
 //! stack); a `Mutex<Vec>` free list; a Treiber stack on a 128-bit CAS (the model of the
@@ -346,11 +353,22 @@ fn ours(size: usize) -> Ours {
     Ours(FramePool::new(&request, SystemMemory::NON_PAGED).unwrap())
 }
 
+/// Our pool as a one-processor machine builds it: one free map every thread shares.
+fn ours_shared(size: usize) -> Ours {
+    let processors = ks_host::processor::active();
+    ks_host::processor::set_active(1);
+    let pool = ours(size);
+    ks_host::processor::set_active(processors);
+    assert_eq!(pool.0.shards(), 1);
+    pool
+}
+
 /// Every contender for frames of `size`, named.
 fn contenders(size: usize) -> Vec<(&'static str, Box<dyn FreeList>)> {
     vec![
         ("cas-pair", Box::new(CasPair(AtomicU64::new(0)))),
         ("ours", Box::new(ours(size))),
+        ("ours-shared", Box::new(ours_shared(size))),
         ("ours-table", Box::new(ViaTable::new(size))),
         ("ours-dispatch", Box::new(ViaDispatch::new(size))),
         ("array-queue", Box::new(Queue::new(size))),
@@ -361,10 +379,22 @@ fn contenders(size: usize) -> Vec<(&'static str, Box<dyn FreeList>)> {
     ]
 }
 
+/// Pins the calling thread to core `core` of this machine when it has one, so that the two
+/// threads of the hand-off and contention scenarios run on two cores and stay there (the
+/// scheduler moving them, or putting both on one core, is most of the spread between runs).
+fn pin_to_core(core: usize) {
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    if let Some(id) = cores.get(core) {
+        core_affinity::set_for_current(*id);
+    }
+}
+
 /// Raises the calling thread to DISPATCH_LEVEL on the host, as a DPC runs, so that
-/// `ours-dispatch` pays the host's IRQL bookkeeping once per thread, not once per call.
-fn as_a_dpc() -> ks_host::irql::IrqlGuard {
-    ks_host::irql::raise(ks_host::irql::DISPATCH_LEVEL)
+/// `ours-dispatch` pays the host's IRQL bookkeeping once per thread, not once per call; and
+/// puts it on the host's simulated processor `processor`, as a thread of its own CPU (our pool
+/// starts its allocations at that processor's shard).
+fn as_a_dpc_on(processor: u32) -> (ks_host::irql::IrqlGuard, ks_host::processor::Binding) {
+    (ks_host::irql::raise(ks_host::irql::DISPATCH_LEVEL), ks_host::processor::bind(processor))
 }
 
 fn single_thread(c: &mut Criterion) {
@@ -373,7 +403,7 @@ fn single_thread(c: &mut Criterion) {
         let contenders = contenders(size);
         // Created at PASSIVE_LEVEL above, used at DISPATCH_LEVEL, deleted at PASSIVE_LEVEL again
         // (the guard drops first).
-        let _dpc = as_a_dpc();
+        let _dpc = as_a_dpc_on(0);
         for (name, list) in &contenders {
             group.bench_function(*name, |b| {
                 b.iter(|| {
@@ -446,7 +476,8 @@ fn producer_consumer(c: &mut Criterion) {
                 let start = Instant::now();
                 thread::scope(|scope| {
                     scope.spawn(|| {
-                        let _dpc = as_a_dpc();
+                        pin_to_core(0);
+                        let _dpc = as_a_dpc_on(0);
                         for _ in 0..iters {
                             let frame = loop {
                                 if let Some(frame) = list.take() {
@@ -462,7 +493,8 @@ fn producer_consumer(c: &mut Criterion) {
                         }
                     });
                     scope.spawn(|| {
-                        let _dpc = as_a_dpc();
+                        pin_to_core(1);
+                        let _dpc = as_a_dpc_on(1);
                         for _ in 0..iters {
                             let address = loop {
                                 if let Some(address) = ring.pop() {
@@ -490,9 +522,10 @@ fn two_threads(c: &mut Criterion) {
                 let per_thread = iters.div_ceil(2);
                 let start = Instant::now();
                 thread::scope(|scope| {
-                    for _ in 0..2 {
-                        scope.spawn(|| {
-                            let _dpc = as_a_dpc();
+                    for processor in 0..2 {
+                        scope.spawn(move || {
+                            pin_to_core(processor as usize);
+                            let _dpc = as_a_dpc_on(processor);
                             for _ in 0..per_thread {
                                 if let Some(frame) = list.take() {
                                     black_box(frame);
@@ -611,6 +644,7 @@ fn report() {
     let names = [
         "cas-pair",
         "ours",
+        "ours-shared",
         "ours-table",
         "ours-dispatch",
         "array-queue",
@@ -663,15 +697,18 @@ fn report() {
         println!("{out}");
         return;
     }
-    if let (Some(one), Some(two)) =
-        (estimate("a-pair-4KiB", "ours"), estimate("c-two-threads", "ours"))
-    {
-        writeln!(
-            out,
-            "\nours: two contending threads keep {:.2}x of single-thread throughput",
-            one / two
-        )
-        .unwrap();
+    writeln!(out).unwrap();
+    for name in ["ours", "ours-shared", "array-queue"] {
+        if let (Some(one), Some(two)) =
+            (estimate("a-pair-4KiB", name), estimate("c-two-threads", name))
+        {
+            writeln!(
+                out,
+                "{name}: two threads on two CPUs do {:.2}x the pairs per second of one alone",
+                one / two
+            )
+            .unwrap();
+        }
     }
     if let (Some(ours), Some(queue)) =
         (estimate("b-producer-consumer", "ours"), estimate("b-producer-consumer", "array-queue"))
@@ -707,6 +744,8 @@ fn growth_report(out: &mut String) {
 }
 
 fn main() {
+    // Two threads need two processors, even on a one-core machine (whose rows are then marked).
+    ks_host::processor::set_active(ks_host::processor::active().max(2));
     let mut criterion = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2))

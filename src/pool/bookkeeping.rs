@@ -292,6 +292,20 @@ impl<M> Bookkeeping<M> {
         Some(unsafe { &*shard })
     }
 
+    /// The use counter of frame `bit` of `shard`, without a bounds check (the hot path).
+    ///
+    /// # Safety
+    ///
+    /// `shard` is one of this pool's shards and `bit` one of its frames (a bit its free map
+    /// has for a frame).
+    #[inline]
+    pub(super) unsafe fn shard_use<'a>(&'a self, shard: &'a Shard, bit: u32) -> &'a AtomicU64 {
+        let first: *const AtomicU64 = core::ptr::from_ref(shard).wrapping_add(1).cast();
+        // SAFETY: the type invariant puts the shard's frames' counters right after it, and the
+        // caller promises `bit` is one of its frames.
+        unsafe { &*first.add(bit as usize) }
+    }
+
     /// The use counters of shard `index`'s frames (empty past the last shard).
     #[inline]
     pub(super) fn shard_uses(&self, index: usize) -> &[AtomicU64] {

@@ -319,27 +319,37 @@ impl<M: FrameMemory> FramePool<M> {
     #[inline]
     fn take_sharded(&self) -> Option<u32> {
         let header = self.header();
-        let shards = header.shards;
         let processor = crate::sync::current_processor() as usize;
         let home = header.home.get(processor % 64).map_or(0, |home| usize::from(*home));
-        let mut index = home;
-        for _ in 0..shards {
-            let shard = self.bookkeeping.shard(index)?;
-            if let Some(bit) = take_from(&shard.free) {
-                if let Some(uses) = self.bookkeeping.shard_uses(index).get(bit as usize) {
-                    count_use(uses);
-                }
-                if bit >= shard.peak.load(Ordering::Relaxed) {
-                    shard.peak.fetch_max(bit + 1, Ordering::Relaxed);
-                }
-                #[expect(clippy::cast_possible_truncation, reason = "a frame index, below 2^32")]
-                let frame = (index << header.shift) as u32 | bit;
-                return Some(frame);
-            }
-            index += 1;
-            if index == shards {
-                index = 0;
-            }
+        match self.take_in_shard(home) {
+            Some(frame) => Some(frame),
+            None => self.take_elsewhere(home),
+        }
+    }
+
+    /// Takes the lowest free frame of shard `index`, counts its use and the shard's peak.
+    #[inline]
+    fn take_in_shard(&self, index: usize) -> Option<u32> {
+        let shard = self.bookkeeping.shard(index)?;
+        let bit = take_from(&shard.free)?;
+        // SAFETY: `bit` was set in the shard's free map, so it names a frame of the shard.
+        count_use(unsafe { self.bookkeeping.shard_use(shard, bit) });
+        if bit >= shard.peak.load(Ordering::Relaxed) {
+            shard.peak.fetch_max(bit + 1, Ordering::Relaxed);
+        }
+        #[expect(clippy::cast_possible_truncation, reason = "a frame index, below 2^32")]
+        let frame = (index << self.header().shift) as u32 | bit;
+        Some(frame)
+    }
+
+    /// The home shard had no free frame: the next shards in order, wrapping; a failure is
+    /// counted in the home shard.
+    #[cold]
+    fn take_elsewhere(&self, home: usize) -> Option<u32> {
+        let shards = self.header().shards;
+        let others = (home + 1..shards).chain(0..home);
+        if let Some(frame) = others.into_iter().find_map(|index| self.take_in_shard(index)) {
+            return Some(frame);
         }
         if let Some(shard) = self.bookkeeping.shard(home) {
             shard.failed.fetch_add(1, Ordering::Relaxed);
@@ -430,47 +440,55 @@ impl<M: FrameMemory> FramePool<M> {
     #[inline]
     pub fn free(&self, frame: core::ptr::NonNull<u8>) -> core::result::Result<(), BadFree> {
         let result = self.index_of(frame.as_ptr() as usize).and_then(|index| {
-            let header = self.header();
-            // Word (or shard) and bit of the frame: `shift` is 6 for a dense map.
-            let word = index as usize >> header.shift;
-            let mask = 1u64 << (index & ((1u32 << header.shift) - 1));
-            if header.shards != 0 {
-                let shard = self
-                    .bookkeeping
-                    .shard(word)
-                    .ok_or(BadFree::Foreign { address: frame.as_ptr() as usize })?;
-                // ORDERING: Release pairs with the Acquire `fetch_and` of the next allocation,
-                // so the consumer's writes to the frame happen before its next owner's use.
-                let previous = shard.free.fetch_or(mask, Ordering::Release);
-                return if previous & mask != 0 {
-                    Err(BadFree::Double { frame: index })
-                } else {
-                    Ok(())
-                };
+            if self.header().shards != 0 {
+                self.free_sharded(index)
+            } else {
+                self.free_dense(index)
             }
-            let word = self
-                .bookkeeping
-                .free_map()
-                .get(word)
-                .ok_or(BadFree::Foreign { address: frame.as_ptr() as usize })?;
-            // ORDERING: Release pairs with the Acquire `fetch_and` of the next allocation, so
-            // the consumer's writes to the frame happen before its next owner's use; AcqRel
-            // (the same instruction on x86-64) when a summary is kept (`take_searching`).
-            let searching = header.words > 1;
-            let order = if searching { Ordering::AcqRel } else { Ordering::Release };
-            let previous = word.fetch_or(mask, order);
-            if previous & mask != 0 {
-                return Err(BadFree::Double { frame: index });
-            }
-            if searching && previous == 0 {
-                self.mark_group(index as usize / 64);
-            }
-            Ok(())
         });
         if let Err(bad) = result {
             self.bad_free(bad);
         }
         result
+    }
+
+    /// Sets frame `index`'s bit in its shard, or says it was set.
+    #[inline]
+    fn free_sharded(&self, index: u32) -> core::result::Result<(), BadFree> {
+        let header = self.header();
+        let mask = 1u64 << (index & ((1u32 << header.shift) - 1));
+        let Some(shard) = self.bookkeeping.shard(index as usize >> header.shift) else {
+            // INVARIANT: `index_of` gave a frame of the pool, and every frame is in a shard.
+            return Err(BadFree::Foreign { address: header.base + index as usize * header.stride });
+        };
+        // ORDERING: Release pairs with the Acquire `fetch_and` of the next allocation, so the
+        // consumer's writes to the frame happen before its next owner's use.
+        let previous = shard.free.fetch_or(mask, Ordering::Release);
+        if previous & mask != 0 { Err(BadFree::Double { frame: index }) } else { Ok(()) }
+    }
+
+    /// Sets frame `index`'s bit in the dense free map, or says it was set.
+    #[inline]
+    fn free_dense(&self, index: u32) -> core::result::Result<(), BadFree> {
+        let header = self.header();
+        let (word, mask) = (index as usize / 64, 1u64 << (index % 64));
+        let Some(word) = self.bookkeeping.free_map().get(word) else {
+            // INVARIANT: `index_of` gave a frame of the pool, and every frame has a bit.
+            return Err(BadFree::Foreign { address: header.base + index as usize * header.stride });
+        };
+        // ORDERING: Release pairs with the Acquire `fetch_and` of the next allocation, so the
+        // consumer's writes to the frame happen before its next owner's use; AcqRel (the same
+        // instruction on x86-64) when a summary is kept (`take_searching`).
+        let searching = header.words > 1;
+        let order = if searching { Ordering::AcqRel } else { Ordering::Release };
+        let previous = word.fetch_or(mask, order);
+        if previous & mask != 0 {
+            return Err(BadFree::Double { frame: index });
+        }
+        if searching && previous == 0 {
+            self.mark_group(index as usize / 64);
+        }
+        Ok(())
     }
 
     /// A free made word `word` non-empty: its group's summary bit is set, unless it is.
