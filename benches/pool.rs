@@ -462,6 +462,88 @@ fn check_cores_idle(when: &str) {
     }
 }
 
+/// Scenario (b): `frames` frames allocated on core and processor 0 and handed through a 4-slot
+/// ring to core and processor 1, which frees them. The time it took.
+fn hand_off(list: &dyn FreeList, frames: u64) -> Duration {
+    let ring = ArrayQueue::<usize>::new(4);
+    let start = Instant::now();
+    thread::scope(|scope| {
+        scope.spawn(|| {
+            pin_to_core(0);
+            let _dpc = as_a_dpc_on(0);
+            for _ in 0..frames {
+                let frame = loop {
+                    if let Some(frame) = list.take() {
+                        break frame;
+                    }
+                    std::hint::spin_loop();
+                };
+                let mut address = frame.as_ptr() as usize;
+                while let Err(back) = ring.push(address) {
+                    address = back;
+                    std::hint::spin_loop();
+                }
+            }
+        });
+        scope.spawn(|| {
+            pin_to_core(1);
+            let _dpc = as_a_dpc_on(1);
+            for _ in 0..frames {
+                let address = loop {
+                    if let Some(address) = ring.pop() {
+                        break address;
+                    }
+                    std::hint::spin_loop();
+                };
+                list.give(NonNull::new(address as *mut u8).unwrap());
+            }
+        });
+    });
+    start.elapsed()
+}
+
+/// Scenario (c): `pairs` allocate + free pairs, half on core and processor 0, half on 1, at
+/// once. The time it took.
+fn contend(list: &dyn FreeList, pairs: u64) -> Duration {
+    let per_thread = pairs.div_ceil(2);
+    let start = Instant::now();
+    thread::scope(|scope| {
+        for processor in 0..2 {
+            scope.spawn(move || {
+                pin_to_core(processor as usize);
+                let _dpc = as_a_dpc_on(processor);
+                for _ in 0..per_thread {
+                    if let Some(frame) = list.take() {
+                        black_box(frame);
+                        list.give(frame);
+                    }
+                }
+            });
+        }
+    });
+    start.elapsed()
+}
+
+/// `pairs` allocate + free pairs on one thread, core and processor 0. The time it took.
+fn alone(list: &dyn FreeList, pairs: u64) -> Duration {
+    thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                pin_to_core(0);
+                let _dpc = as_a_dpc_on(0);
+                let start = Instant::now();
+                for _ in 0..pairs {
+                    let frame = list.take().unwrap();
+                    black_box(frame);
+                    list.give(frame);
+                }
+                start.elapsed()
+            })
+            .join()
+            .unwrap()
+    })
+}
+
 fn producer_consumer(c: &mut Criterion) {
     let mut group = c.benchmark_group("b-producer-consumer");
     for (name, list) in contenders(4096) {
@@ -469,46 +551,7 @@ fn producer_consumer(c: &mut Criterion) {
             // Its objects are held per thread here, so frames cannot cross threads.
             continue;
         }
-        group.bench_function(name, |b| {
-            b.iter_custom(|iters| {
-                let ring = ArrayQueue::<usize>::new(4);
-                let list = &*list;
-                let start = Instant::now();
-                thread::scope(|scope| {
-                    scope.spawn(|| {
-                        pin_to_core(0);
-                        let _dpc = as_a_dpc_on(0);
-                        for _ in 0..iters {
-                            let frame = loop {
-                                if let Some(frame) = list.take() {
-                                    break frame;
-                                }
-                                std::hint::spin_loop();
-                            };
-                            let mut address = frame.as_ptr() as usize;
-                            while let Err(back) = ring.push(address) {
-                                address = back;
-                                std::hint::spin_loop();
-                            }
-                        }
-                    });
-                    scope.spawn(|| {
-                        pin_to_core(1);
-                        let _dpc = as_a_dpc_on(1);
-                        for _ in 0..iters {
-                            let address = loop {
-                                if let Some(address) = ring.pop() {
-                                    break address;
-                                }
-                                std::hint::spin_loop();
-                            };
-                            list.give(NonNull::new(address as *mut u8).unwrap());
-                        }
-                    });
-                });
-                start.elapsed()
-            });
-        });
+        group.bench_function(name, |b| b.iter_custom(|iters| hand_off(&*list, iters)));
     }
     group.finish();
 }
@@ -516,30 +559,67 @@ fn producer_consumer(c: &mut Criterion) {
 fn two_threads(c: &mut Criterion) {
     let mut group = c.benchmark_group("c-two-threads");
     for (name, list) in contenders(4096) {
-        let list = &*list;
-        group.bench_function(name, |b| {
-            b.iter_custom(|iters| {
-                let per_thread = iters.div_ceil(2);
-                let start = Instant::now();
-                thread::scope(|scope| {
-                    for processor in 0..2 {
-                        scope.spawn(move || {
-                            pin_to_core(processor as usize);
-                            let _dpc = as_a_dpc_on(processor);
-                            for _ in 0..per_thread {
-                                if let Some(frame) = list.take() {
-                                    black_box(frame);
-                                    list.give(frame);
-                                }
-                            }
-                        });
-                    }
-                });
-                start.elapsed()
-            });
-        });
+        group.bench_function(name, |b| b.iter_custom(|iters| contend(&*list, iters)));
     }
     group.finish();
+}
+
+/// Rounds of the paired measurements.
+const PAIRED_ROUNDS: usize = 21;
+
+/// The median over [`PAIRED_ROUNDS`] rounds of `time(b) / time(a)`, the two timed back to back,
+/// in turns first (so neither always runs on the caches the other left).
+fn median_of(mut a: impl FnMut() -> Duration, mut b: impl FnMut() -> Duration) -> f64 {
+    let mut ratios: Vec<f64> = (0..PAIRED_ROUNDS)
+        .map(|round| {
+            let (a, b) = if round % 2 == 0 {
+                (a(), b())
+            } else {
+                let b = b();
+                (a(), b)
+            };
+            b.as_secs_f64() / a.as_secs_f64()
+        })
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    ratios[PAIRED_ROUNDS / 2]
+}
+
+/// The ratios of the goals measured in pairs: each round times the two things compared back to
+/// back (a few milliseconds each), and the median over the rounds is reported. On a shared
+/// machine whose speed changes from one second to the next (a VM's neighbours), criterion's
+/// means of each contender, taken seconds apart, can land in different regimes; a pair of
+/// back-to-back runs nearly always lands in one.
+fn paired(out: &mut String) {
+    // Long enough (about 10 ms a run) that starting the threads is noise.
+    const FRAMES_PER_RUN: u64 = 200_000;
+    const PAIRS_PER_RUN: u64 = 1_000_000;
+    let ours = ours(4096);
+    let shared = ours_shared(4096);
+    let queue = Queue::new(4096);
+    writeln!(out, "\npaired, median of {PAIRED_ROUNDS} back-to-back rounds:").unwrap();
+    let hand_off_ratio = |list: &dyn FreeList| {
+        median_of(|| hand_off(list, FRAMES_PER_RUN), || hand_off(&queue, FRAMES_PER_RUN))
+    };
+    for (name, list) in [("ours", &ours as &dyn FreeList), ("ours-shared", &shared)] {
+        writeln!(
+            out,
+            "{name}: producer/consumer throughput is {:.2}x that of ArrayQueue",
+            hand_off_ratio(list)
+        )
+        .unwrap();
+    }
+    for (name, list) in
+        [("ours", &ours as &dyn FreeList), ("ours-shared", &shared), ("array-queue", &queue)]
+    {
+        let scaling =
+            median_of(|| contend(list, PAIRS_PER_RUN), || alone(list, PAIRS_PER_RUN));
+        writeln!(
+            out,
+            "{name}: two threads on two CPUs do {scaling:.2}x the pairs per second of one alone"
+        )
+        .unwrap();
+    }
 }
 
 fn touch(frame: NonNull<u8>, size: usize) {
@@ -697,7 +777,7 @@ fn report() {
         println!("{out}");
         return;
     }
-    writeln!(out).unwrap();
+    writeln!(out, "\nfrom the means above:").unwrap();
     for name in ["ours", "ours-shared", "array-queue"] {
         if let (Some(one), Some(two)) =
             (estimate("a-pair-4KiB", name), estimate("c-two-threads", name))
@@ -721,6 +801,7 @@ fn report() {
         .unwrap();
     }
     growth_report(&mut out);
+    paired(&mut out);
     println!("{out}");
 }
 
