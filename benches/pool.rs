@@ -612,8 +612,7 @@ fn paired(out: &mut String) {
     for (name, list) in
         [("ours", &ours as &dyn FreeList), ("ours-shared", &shared), ("array-queue", &queue)]
     {
-        let scaling =
-            median_of(|| contend(list, PAIRS_PER_RUN), || alone(list, PAIRS_PER_RUN));
+        let scaling = median_of(|| contend(list, PAIRS_PER_RUN), || alone(list, PAIRS_PER_RUN));
         writeln!(
             out,
             "{name}: two threads on two CPUs do {scaling:.2}x the pairs per second of one alone"

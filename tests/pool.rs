@@ -323,6 +323,26 @@ fn bookkeeping_is_at_most_16_bytes_per_frame_plus_a_header() {
     assert!(small < 1024, "fixed header {small} bytes");
 }
 
+/// A pool spread over processors keeps its use counters in its shards and adds at most a line
+/// and the padding of its regions per shard (16 at most): under 4 KiB beyond 8 bytes a frame.
+#[test]
+fn spread_bookkeeping_is_bounded_whatever_the_processor_count() {
+    let _host = Session::begin();
+    for processors in [1, 2, 3, 16, 64, 1024] {
+        ks_host::processor::set_active(processors);
+        for frames in [1, 2, 5, 8, 33, 64, 100, 1000, 1024] {
+            let pool = big_pool(frames);
+            assert!(pool.shards() <= ks_allocator::pool::MAX_SHARDS);
+            let bytes = pool.bookkeeping_bytes();
+            assert!(
+                bytes <= 8 * frames as usize + 4096,
+                "{frames} frames on {processors} processors ({} shards): {bytes} bytes",
+                pool.shards()
+            );
+        }
+    }
+}
+
 /// A vendor backend: frames carved from one device buffer (a DMA common buffer, say).
 struct DeviceBuffer {
     base: NonNull<u8>,
@@ -553,16 +573,17 @@ mod shards {
     use super::*;
 
     /// The documented spread: (shards, frames per shard) of a pool of `frames` frames on
-    /// `processors` processors; (1, 64) for one shared free map.
+    /// `processors` processors; (1, frames) for one shared free map.
     fn spread(frames: u32, processors: u32) -> (usize, usize) {
         let frames = frames as usize;
+        let dense = (1, frames);
         let wanted = (processors as usize).min(ks_allocator::pool::MAX_SHARDS).min(frames);
         if wanted < 2 {
-            return (1, 64);
+            return dense;
         }
         let per = frames.div_ceil(wanted).next_power_of_two();
         let shards = frames.div_ceil(per);
-        if per > 64 || shards < 2 { (1, 64) } else { (shards, per) }
+        if per > 64 || shards < 2 { dense } else { (shards, per) }
     }
 
     /// The frame the model expects processor `on` to get: the lowest free frame of its home
@@ -657,6 +678,17 @@ mod shards {
         assert_eq!(stats.bad_frees.foreign, 1);
     }
 
+    /// Marks every frame free when dropped, so that a failed assertion ends the case with its
+    /// own message rather than with the pool's report of frames still out.
+    struct ReclaimOnDrop<'a>(&'a FramePool);
+
+    impl Drop for ReclaimOnDrop<'_> {
+        fn drop(&mut self) {
+            // SAFETY: the case is over; none of its frames is used after this.
+            unsafe { self.0.reclaim_outstanding() };
+        }
+    }
+
     /// What a test does: allocate on a processor, or free the nth frame it holds.
     #[derive(Clone, Debug)]
     enum Op {
@@ -682,6 +714,7 @@ mod shards {
             let _host = Session::begin();
             processor::set_active(processors);
             let pool = big_pool(frames);
+            let _clean = ReclaimOnDrop(&pool);
             let shape = spread(frames, processors);
             prop_assert_eq!(pool.shards(), shape.0);
             let base = {

@@ -296,14 +296,17 @@ impl<M> Bookkeeping<M> {
     ///
     /// # Safety
     ///
-    /// `shard` is one of this pool's shards and `bit` one of its frames (a bit its free map
-    /// has for a frame).
+    /// `shard` is a shard of a live bookkeeping block ([`Bookkeeping::shard`]) and `bit` one of
+    /// its frames (a bit its free map has for a frame).
     #[inline]
-    pub(super) unsafe fn shard_use<'a>(&'a self, shard: &'a Shard, bit: u32) -> &'a AtomicU64 {
+    pub(super) unsafe fn shard_use(shard: &Shard, bit: u32) -> &AtomicU64 {
         let first: *const AtomicU64 = core::ptr::from_ref(shard).wrapping_add(1).cast();
-        // SAFETY: the type invariant puts the shard's frames' counters right after it, and the
-        // caller promises `bit` is one of its frames.
-        unsafe { &*first.add(bit as usize) }
+        // SAFETY: the type invariant of the bookkeeping that holds `shard` puts the use counters
+        // of its frames right after it, and the caller promises `bit` is one of its frames, so
+        // the counter is inside the block.
+        let counter = unsafe { first.add(bit as usize) };
+        // SAFETY: as above: an initialised counter, alive as long as the shard.
+        unsafe { &*counter }
     }
 
     /// The use counters of shard `index`'s frames (empty past the last shard).

@@ -333,7 +333,7 @@ impl<M: FrameMemory> FramePool<M> {
         let shard = self.bookkeeping.shard(index)?;
         let bit = take_from(&shard.free)?;
         // SAFETY: `bit` was set in the shard's free map, so it names a frame of the shard.
-        count_use(unsafe { self.bookkeeping.shard_use(shard, bit) });
+        count_use(unsafe { Bookkeeping::<M>::shard_use(shard, bit) });
         if bit >= shard.peak.load(Ordering::Relaxed) {
             shard.peak.fetch_max(bit + 1, Ordering::Relaxed);
         }
