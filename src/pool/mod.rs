@@ -347,8 +347,8 @@ impl<M: FrameMemory> FramePool<M> {
     #[cold]
     fn take_elsewhere(&self, home: usize) -> Option<u32> {
         let shards = self.header().shards;
-        let others = (home + 1..shards).chain(0..home);
-        if let Some(frame) = others.into_iter().find_map(|index| self.take_in_shard(index)) {
+        let mut others = (home + 1..shards).chain(0..home);
+        if let Some(frame) = others.find_map(|index| self.take_in_shard(index)) {
             return Some(frame);
         }
         if let Some(shard) = self.bookkeeping.shard(home) {
@@ -357,7 +357,7 @@ impl<M: FrameMemory> FramePool<M> {
         None
     }
 
-    /// [`take`](Self::take) for a free map of more than one word: the summary names the groups
+    /// [`take_dense`](Self::take_dense) for a free map of more than one word: the summary names the groups
     /// of words that may have a free frame, lowest first. A group found empty has its summary
     /// bit cleared, then is looked at once more, and the bit set again if a free refilled it
     /// meanwhile (module documentation). At most 64 groups are visited, each once or twice.
