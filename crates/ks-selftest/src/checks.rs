@@ -4,7 +4,8 @@
 //! 1. the `ExAllocatePool2` lookup (present, or absent and the `ExAllocatePoolWithTag` fallback
 //!    serving) and a [`PoolBox`] in system pool;
 //! 2. frame pools over non-paged and paged system memory: distinct writable frames, exhaustion
-//!    returning `None` at once, counters that balance;
+//!    returning `None` at once, counters that balance; a pool spread over the machine's
+//!    processors (`KeQueryActiveProcessorCountEx`, `KeGetCurrentProcessorNumberEx`);
 //! 3. every alignment mask from 0 to 0xFFF;
 //! 4. every kind of bad free (foreign, interior, double) caught and counted, the pool intact;
 //! 5. `DEFAULT_DISPATCH` through its four C pointers, as AVStream calls them: initialise with a
@@ -49,6 +50,7 @@ pub fn run(mut report: Report<'_>) -> Summary {
     let baseline = live_allocations();
     system(&mut report);
     pools(&mut report);
+    spread_pool(&mut report);
     alignments(&mut report);
     bad_frees(&mut report);
     dispatch(&mut report);
@@ -198,6 +200,45 @@ fn pools(report: &mut Report<'_>) {
             outcome,
         );
     }
+}
+
+/// A pool spread over the machine's processors (`KeQueryActiveProcessorCountEx`, and
+/// `KeGetCurrentProcessorNumberEx` at every allocation): as many shards as the documented rule
+/// gives, every frame handed out once from wherever the thread runs, a double free caught in
+/// each shard.
+fn spread_pool(report: &mut Report<'_>) {
+    // SAFETY: a plain-value argument (0xFFFF, ALL_PROCESSOR_GROUPS, a USHORT by definition).
+    let processors = unsafe { ks_sys::KeQueryActiveProcessorCountEx(0xFFFF) };
+    let outcome = (|| {
+        let pool = pool(8, 256, 0xF, false)?;
+        // The rule of the pool's module documentation for 8 frames.
+        let wanted = (processors as usize).clamp(1, 8);
+        let per = 8_usize.div_ceil(wanted).next_power_of_two();
+        let expected = if wanted < 2 { 1 } else { 8_usize.div_ceil(per) };
+        equal("shards", expected as u64, pool.shards() as u64)?;
+        let frames = take::<9>(&pool);
+        holds(
+            "8 frames, then None",
+            frames[..8].iter().all(Option::is_some) && frames[8].is_none(),
+        )?;
+        frames_are_sound(&frames[..8], 256, 0xF)?;
+        give_back(&pool, &frames)?;
+        for frame in frames.iter().flatten() {
+            holds(
+                "a second free is a double free",
+                matches!(pool.free(*frame), Err(BadFree::Double { .. })),
+            )?;
+        }
+        let stats = pool.stats();
+        equal("frames free", 8, u64::from(stats.frames_free))?;
+        equal("double frees", 8, stats.bad_frees.double)?;
+        // Every frame was out at once: whatever the processors, the peak is the frame count.
+        equal("high water", 8, u64::from(stats.high_water))
+    })();
+    report.check(
+        format_args!("frame pool spread over the machine's {processors} processor(s)"),
+        outcome,
+    );
 }
 
 fn alignments(report: &mut Report<'_>) {
