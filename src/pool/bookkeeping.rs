@@ -126,8 +126,8 @@ struct Arrays {
     bytes: usize,
     bitmap_offset: usize,
     uses_offset: usize,
-    /// Shard 0's offset from an aligned block start; the block may need `SHARD_ALIGN - 16`
-    /// more bytes to align it (`bytes` includes them).
+    /// Shard 0's offset from the block start before alignment; up to `SHARD_ALIGN - 1` more
+    /// bytes align it (`bytes` includes them).
     shard_offset: usize,
     shard_stride: usize,
 }
@@ -231,10 +231,11 @@ impl<M> Bookkeeping<M> {
             .ok()?
             .pad_to_align();
         let shards = frames.div_ceil(per_shard);
-        // The block is 16-byte aligned: up to SHARD_ALIGN - 16 bytes to reach shard 0's line.
+        // Up to SHARD_ALIGN - 1 bytes to reach shard 0's line, whatever the block's alignment
+        // (16 on Windows; the shards must not depend on it).
         let bytes = layout
             .size()
-            .checked_add(SHARD_ALIGN - 16)?
+            .checked_add(SHARD_ALIGN - 1)?
             .checked_add(shard.size().checked_mul(shards)?)?;
         Some(Arrays {
             bytes,

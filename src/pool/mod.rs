@@ -49,7 +49,7 @@
 //! total - free bits, frees = allocations - outstanding. Failed allocations and bad frees are
 //! counted on their own (rare) paths. Bookkeeping is 8 bytes and a bit per frame, a header of
 //! under 1 KiB and, for a spread pool, 128 bytes per shard beyond its use counters (at most
-//! [`MAX_SHARDS`] shards, so at most 2 KiB more, plus up to 112 bytes to align the first).
+//! [`MAX_SHARDS`] shards, so at most 2 KiB more, plus up to 127 bytes to align the first).
 //!
 //! # Shards
 //!

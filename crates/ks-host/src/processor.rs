@@ -39,20 +39,24 @@ pub const PROCESSORS_VARIABLE: &str = "KS_HOST_PROCESSORS";
 
 /// The default number of processors: `KS_HOST_PROCESSORS`, or the real core count.
 ///
-/// # Panics
-///
-/// If `KS_HOST_PROCESSORS` is set to anything but a number from 1 to 1024.
+/// Ends the process with status 2 and a message naming the variable if `KS_HOST_PROCESSORS`
+/// is set to anything but a number from 1 to 1024.
 fn default_count() -> u32 {
     static DEFAULT: OnceLock<u32> = OnceLock::new();
-    *DEFAULT.get_or_init(|| match std::env::var(PROCESSORS_VARIABLE) {
-        Ok(text) => match text.trim().parse::<u32>() {
-            Ok(count @ 1..=1024) => count,
-            _ => {
-                panic!("{PROCESSORS_VARIABLE}={text:?}: expected a number of processors, 1 to 1024")
-            }
-        },
-        Err(_) => std::thread::available_parallelism()
-            .map_or(1, |cores| u32::try_from(cores.get()).unwrap_or(1024).min(1024)),
+    *DEFAULT.get_or_init(|| {
+        let Ok(text) = std::env::var(PROCESSORS_VARIABLE) else {
+            return std::thread::available_parallelism()
+                .map_or(1, |cores| u32::try_from(cores.get()).unwrap_or(1024).min(1024));
+        };
+        if let Ok(count @ 1..=1024) = text.trim().parse::<u32>() {
+            return count;
+        }
+        // A misconfigured run, reached from `extern "system"` routines that must not unwind:
+        // said plainly and ended, rather than an abort on a panic.
+        eprintln!(
+            "ks-host: {PROCESSORS_VARIABLE}={text:?}: expected a number of processors, 1 to 1024"
+        );
+        std::process::exit(2)
     })
 }
 
