@@ -16,6 +16,7 @@
 
 use std::{
     cell::Cell,
+    io::Write as _,
     sync::{
         OnceLock,
         atomic::{AtomicU32, Ordering},
@@ -53,7 +54,10 @@ fn default_count() -> u32 {
         }
         // A misconfigured run, reached from `extern "system"` routines that must not unwind:
         // said plainly and ended, rather than an abort on a panic.
-        eprintln!(
+        // Written to the process's stderr directly: a test harness would hold `eprintln!`
+        // output back, and the process ends now.
+        let _ = writeln!(
+            std::io::stderr(),
             "ks-host: {PROCESSORS_VARIABLE}={text:?}: expected a number of processors, 1 to 1024"
         );
         std::process::exit(2)
